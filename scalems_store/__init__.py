@@ -1,0 +1,84 @@
+"""scalems_store: a content-addressed artifact store named by BLAKE3.
+
+Objects are files named by the BLAKE3-256 of their bytes; directories are
+stored as deterministic tar archives ("trees"); a sqlite index caches metadata.
+Names are imported lazily so that command-line tools start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousPrefix",
+    "ArchiveError",
+    "CorruptObject",
+    "FileReference",
+    "FileStore",
+    "FingerprintMismatch",
+    "GcReport",
+    "InvalidFingerprint",
+    "InvalidLabel",
+    "InvalidPath",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "StoreError",
+    "StoreNotFound",
+    "StoreNotWritable",
+    "UnsafeArchive",
+    "UnsupportedFormat",
+    "VerifyReport",
+    "__version__",
+    "default_root",
+    "get_file_reference",
+    "hash_bytes",
+    "hash_file",
+]
+
+_WHERE = {
+    "FileReference": "reference",
+    "get_file_reference": "reference",
+    "FileStore": "store",
+    "GcReport": "store",
+    "ObjectInfo": "store",
+    "VerifyReport": "store",
+    "default_root": "store",
+    "hash_bytes": "fingerprint",
+    "hash_file": "fingerprint",
+}
+
+if TYPE_CHECKING:
+    from .errors import (
+        AmbiguousPrefix,
+        ArchiveError,
+        CorruptObject,
+        FingerprintMismatch,
+        InvalidFingerprint,
+        InvalidLabel,
+        InvalidPath,
+        ObjectNotFound,
+        StoreError,
+        StoreNotFound,
+        StoreNotWritable,
+        UnsafeArchive,
+        UnsupportedFormat,
+    )
+    from .fingerprint import hash_bytes, hash_file
+    from .reference import FileReference, get_file_reference
+    from .store import FileStore, GcReport, ObjectInfo, VerifyReport, default_root
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'scalems_store' has no attribute {name!r}")
+    module = importlib.import_module(f".{_WHERE.get(name, 'errors')}", __name__)
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

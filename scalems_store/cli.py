@@ -1,0 +1,337 @@
+"""``scalems-store``: the command-line face of :class:`scalems_store.FileStore`.
+
+Results go to stdout, diagnostics to stderr. A :class:`StoreError` is printed
+as one line ``ErrorName: message`` with exit status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .errors import StoreError
+
+if TYPE_CHECKING:
+    from .store import FileStore
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class _Group(click.Group):
+    """A click group that turns the library's errors into one line and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StoreError as exc:
+            fail(exc)
+        except BrokenPipeError:
+            # the reader went away (``ls | head``): not an error worth a traceback
+            sys.stderr.close()
+            ctx.exit(0)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def fail(exc: Exception, status: int = 1) -> None:
+    """Print ``ErrorName: message`` on stderr and exit with *status*."""
+    click.echo(f"{type(exc).__name__}: {exc}", err=True)
+    sys.exit(status)
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``90``, ``30s``, ``10m``, ``2h``, ``7d`` or ``2w`` into seconds."""
+    text = text.strip().lower()
+    scale = _UNITS.get(text[-1:])
+    number = text[:-1] if scale else text
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration like 30s, 10m, 2h, 7d") from None
+    if value < 0:
+        raise click.BadParameter("a duration cannot be negative")
+    return value
+
+
+def open_store(ctx: click.Context, *, create: bool = False) -> FileStore:
+    """Open the store chosen by ``--store``, ``$SCALEMS_STORE`` or ``./.scalems``."""
+    from .store import FileStore
+
+    store = FileStore(ctx.obj, create=create)
+    ctx.call_on_close(store.close)
+    return store
+
+
+@contextmanager
+def progress_bar(label: str, length: int | None) -> Iterator[Callable[[int], None] | None]:
+    """Yield a callback advancing a progress bar on stderr (None when not a terminal)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=length or 0, label=label, file=sys.stderr) as bar:
+        last = [0]
+
+        def advance(done: int) -> None:
+            bar.update(done - last[0])
+            last[0] = done
+
+        yield advance
+
+
+def echo_json(value: Any) -> None:
+    """Print *value* as JSON on stdout."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    "store_path",
+    metavar="PATH",
+    envvar="SCALEMS_STORE",
+    show_envvar=True,
+    help="Store directory. Default: ./.scalems (created on first write).",
+)
+@click.version_option(package_name="scalems-store", prog_name="scalems-store")
+@click.pass_context
+def cli(ctx: click.Context, store_path: str | None) -> None:
+    """A content-addressed store: files and directories named by their BLAKE3.
+
+    Fingerprints may be given in full, as blake3:<hex>, or as a unique prefix
+    of at least 4 hex digits.
+    """
+    ctx.obj = store_path
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the store (if it does not exist) and print its path."""
+    click.echo(open_store(ctx, create=True).root)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH... | -")
+@click.option("--label", metavar="NAME", help="Point this label at the (last) added object.")
+@click.option("--expect", metavar="FP", help="Refuse content whose fingerprint is not FP.")
+@click.pass_context
+def add(ctx: click.Context, paths: tuple[str, ...], label: str | None, expect: str | None) -> None:
+    """Add files (as blobs) and directories (as trees); print one fingerprint per line.
+
+    '-' reads a blob from standard input. Adding content that is already
+    stored is not an error: the same fingerprint is printed.
+    """
+    if expect and len(paths) > 1:
+        raise click.UsageError("--expect takes a single PATH")
+    for path in paths:
+        if path != "-" and not os.path.lexists(path):
+            raise click.BadParameter(f"no such file or directory: {path!r}", param_hint="PATH")
+    store = open_store(ctx, create=True)
+    for number, path in enumerate(paths, 1):
+        this_label = label if number == len(paths) else None
+        if path == "-":
+            fp = store.add_stream(sys.stdin.buffer, label=this_label, expect=expect)
+        elif os.path.isdir(path):
+            with progress_bar(f"archiving {path}", None) as advance:
+                fp = store.add_tree(path, label=this_label, expect=expect, progress=advance)
+        else:
+            with progress_bar(f"adding {path}", os.path.getsize(path)) as advance:
+                fp = store.add_file(path, label=this_label, expect=expect, progress=advance)
+        click.echo(fp)
+
+
+@cli.command()
+@click.argument("fingerprint", metavar="FP")
+@click.option(
+    "-o", "--output", metavar="DEST", help="Write a blob to DEST or extract a tree into DEST."
+)
+@click.pass_context
+def get(ctx: click.Context, fingerprint: str, output: str | None) -> None:
+    """Write an object out, checked against its fingerprint.
+
+    A blob goes to DEST or standard output; a tree is extracted into DEST,
+    which must be new or an empty directory (without -o, the tree's tar
+    archive goes to standard output).
+    """
+    store = open_store(ctx)
+    if output is not None:
+        store.materialize(fingerprint, output)
+        return
+    if sys.stdout.isatty() and store.kind(store.resolve(fingerprint)) == "tree":
+        raise click.UsageError("FP is a tree: give -o DIR to extract it (or redirect stdout)")
+    sys.stdout.flush()
+    store.write_to(fingerprint, sys.stdout.buffer)
+
+
+@cli.command(name="ls")
+@click.option(
+    "--kind",
+    type=click.Choice(["blob", "tree", "call", "result"]),
+    help="Only objects of this kind.",
+)
+@click.option("--label", metavar="NAME", help="Only the object this label points at.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON records (fingerprint, kind, size, created)."
+)
+@click.pass_context
+def list_objects(ctx: click.Context, kind: str | None, label: str | None, as_json: bool) -> None:
+    """List objects, one full fingerprint a line, sorted."""
+    store = open_store(ctx)
+    if as_json:
+        echo_json([info.as_dict() for info in store.list(kind, label)])
+        return
+    fingerprints = (
+        store.index.fingerprints()
+        if kind is None and label is None
+        else [info.fingerprint for info in store.list(kind, label)]
+    )
+    if fingerprints:
+        sys.stdout.write("\n".join(fingerprints) + "\n")
+
+
+@cli.command()
+@click.argument("fingerprint", metavar="FP")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON record.")
+@click.pass_context
+def info(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
+    """Show an object's kind, size, creation time, labels and references."""
+    import time
+
+    details = open_store(ctx).info(fingerprint)
+    if as_json:
+        echo_json(details.as_dict())
+        return
+    created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(details.created))
+    click.echo(f"fingerprint  {details.fingerprint}")
+    click.echo(f"kind         {details.kind}")
+    click.echo(f"size         {details.size}")
+    click.echo(f"created      {created}")
+    click.echo(f"labels       {' '.join(details.labels) or '-'}")
+    for ref in details.refs:
+        click.echo(f"refers to    {ref}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("fingerprint", metavar="[FP]", required=False)
+@click.option("--remove", is_flag=True, help="Remove label NAME.")
+@click.pass_context
+def label(ctx: click.Context, name: str | None, fingerprint: str | None, remove: bool) -> None:
+    """Point label NAME at object FP (labels are gc roots).
+
+    With NAME only, print what it points at; with nothing, list every label.
+    """
+    store = open_store(ctx, create=fingerprint is not None)
+    if remove:
+        if name is None or fingerprint is not None:
+            raise click.UsageError("--remove takes NAME only")
+        store.remove_label(name)
+    elif fingerprint is not None and name is not None:
+        click.echo(store.set_label(name, fingerprint))
+    else:
+        labels = store.labels()
+        if name is not None:
+            if name not in labels:
+                from .errors import ObjectNotFound
+
+                raise ObjectNotFound(f"no label {name!r}")
+            click.echo(labels[name])
+        for other, fp in labels.items() if name is None else ():
+            click.echo(f"{other}\t{fp}")
+
+
+@cli.command()
+@click.argument("fingerprints", nargs=-1, metavar="[FP...]")
+@click.option(
+    "--sample", type=click.FloatRange(0, 1, min_open=True), help="Check a random fraction only."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@click.pass_context
+def verify(
+    ctx: click.Context, fingerprints: tuple[str, ...], sample: float | None, as_json: bool
+) -> None:
+    """Re-hash objects and check labels and refs; exit 1 if anything is corrupt or missing."""
+    store = open_store(ctx)
+    targets = list(fingerprints) or None
+    with progress_bar(
+        "verifying", len(targets) if targets else sum(1 for _ in store.iter_fingerprints())
+    ) as bar:
+        report = store.verify(targets, sample=sample, progress=bar)
+    if as_json:
+        echo_json(
+            {
+                "checked": report.checked,
+                "problems": [{"fingerprint": f, "problem": p} for f, p in report.problems],
+            }
+        )
+    else:
+        for fp, problem in report.problems:
+            click.echo(f"{fp}  {problem}")
+        click.echo(f"checked {report.checked} objects, {len(report.problems)} problems", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
+@click.option(
+    "--grace",
+    default="14d",
+    show_default=True,
+    metavar="DURATION",
+    help="Keep anything younger (30s, 10m, 2h, 7d).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool, grace: str, as_json: bool) -> None:
+    """Delete objects that no label or ref reaches, and stale temporary files."""
+    seconds = parse_duration(grace)
+    report = open_store(ctx).gc(grace=seconds, dry_run=dry_run)
+    if as_json:
+        echo_json(
+            {
+                "removed": report.removed,
+                "freed": report.freed,
+                "kept_young": report.kept_young,
+                "temp_removed": report.temp_removed,
+                "dry_run": dry_run,
+            }
+        )
+        return
+    for fp in report.removed:
+        click.echo(fp)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {len(report.removed)} objects ({report.freed} bytes) and {report.temp_removed} "
+        f"temporary files; kept {report.kept_young} unreferenced objects younger than {grace}",
+        err=True,
+    )
+
+
+@cli.command()
+@click.pass_context
+def reindex(ctx: click.Context) -> None:
+    """Rebuild the metadata index from the objects and labels.
+
+    The index (index.sqlite) only caches what the object, meta and label files
+    say; a missing or corrupt index is rebuilt automatically. Run this after a
+    writer crashed between publishing an object and indexing it.
+    """
+    count = open_store(ctx).reindex()
+    click.echo(f"indexed {count} objects", err=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="scalems-store")
+
+
+if __name__ == "__main__":
+    main()

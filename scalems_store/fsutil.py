@@ -1,0 +1,70 @@
+"""Small crash-safe filesystem helpers shared by the store's writers."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+
+from .errors import StoreNotWritable
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename or link inside directory *path* durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def new_temp(directory: str, prefix: str) -> tuple[int, str]:
+    """Create a unique empty file in *directory*; return ``(fd, path)``."""
+    path = os.path.join(directory, f"{prefix}{os.urandom(16).hex()}")
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), path
+    except OSError as exc:
+        raise not_writable(directory, exc) from exc
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte of *data* to *fd*."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def replace_atomic(path: str, data: bytes, temp_dir: str, *, durable: bool) -> None:
+    """Replace the file at *path* with *data* so readers see the old or the new, never half."""
+    fd, temp = new_temp(temp_dir, "ref-")
+    try:
+        write_all(fd, data)
+        if durable:
+            os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.replace(temp, path)
+        if durable:
+            fsync_dir(os.path.dirname(path))
+    except OSError as exc:
+        raise not_writable(path, exc) from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+
+
+def not_writable(path: str, exc: OSError) -> StoreNotWritable:
+    """Translate an ``OSError`` met while writing *path* into the store's error."""
+    reason = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system"}.get(
+        exc.errno or 0, exc.strerror or str(exc)
+    )
+    return StoreNotWritable(f"cannot write {path!r}: {reason}")
+
+
+def unlink_quietly(path: str) -> None:
+    """Remove *path* if it exists."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

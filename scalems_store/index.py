@@ -1,0 +1,181 @@
+"""The metadata index: a rebuildable sqlite cache of what the objects and refs say.
+
+Nothing here is the record. Objects, ``meta/`` files and ``refs/`` are; if the
+index is missing, corrupt or of an older schema, it is rebuilt from them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .errors import StoreNotWritable
+from .fsutil import unlink_quietly
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    fingerprint TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_kind ON objects (kind);
+CREATE TABLE IF NOT EXISTS labels (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One object as the index knows it."""
+
+    fingerprint: str
+    kind: str
+    size: int
+    created: float
+
+
+Scan = Callable[[], tuple[Iterable[Row], Iterable[tuple[str, str]]]]
+
+
+class Index:
+    """The sqlite index of one store.
+
+    Args:
+        path: Location of ``index.sqlite``.
+        scan: Called to rebuild: returns the rows of every object and every
+            ``(label, fingerprint)`` pair, read from the store's files.
+    """
+
+    def __init__(self, path: str, scan: Scan) -> None:
+        self.path = path
+        self._scan = scan
+        self._db: sqlite3.Connection | None = None
+        # one connection, shared with worker threads of the async face, one statement at a time
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        """Close the connection, if open."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open connection; the index is created or rebuilt on first use."""
+        with self._lock:
+            return self._connection()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError:
+                # corrupt or not a database: it is only a cache, so start afresh
+                self._discard()
+                self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.OperationalError as exc:
+            raise StoreNotWritable(f"cannot open index {self.path!r}: {exc}") from exc
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            if db.execute("PRAGMA user_version").fetchone()[
+                0
+            ] != SCHEMA_VERSION or not self._complete(db):
+                self._rebuild(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _discard(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            unlink_quietly(self.path + suffix)
+
+    @staticmethod
+    def _complete(db: sqlite3.Connection) -> bool:
+        row = db.execute("SELECT value FROM state WHERE key = 'complete'").fetchone()
+        return row is not None
+
+    def rebuild(self) -> int:
+        """Rebuild the index from the store's files; return the number of objects."""
+        with self._lock:
+            self._rebuild(self.db)
+            return int(self.db.execute("SELECT count(*) FROM objects").fetchone()[0])
+
+    def _rebuild(self, db: sqlite3.Connection) -> None:
+        rows, labels = self._scan()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM objects")
+            db.execute("DELETE FROM labels")
+            db.executemany(
+                "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
+                ((r.fingerprint, r.kind, r.size, r.created) for r in rows),
+            )
+            db.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?)", labels)
+            db.execute("INSERT OR REPLACE INTO state VALUES ('complete', '1')")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def add(self, row: Row) -> None:
+        """Record one object (a newer non-blob kind replaces ``blob``)."""
+        self._execute(
+            "INSERT INTO objects VALUES (?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE "
+            "SET kind = excluded.kind WHERE excluded.kind != 'blob'",
+            (row.fingerprint, row.kind, row.size, row.created),
+        )
+
+    def _execute(self, sql: str, args: Iterable[object] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            return self.db.execute(sql, tuple(args)).fetchall()
+
+    def set_label(self, name: str, fingerprint: str | None) -> None:
+        """Point label *name* at *fingerprint*, or remove it when None."""
+        if fingerprint is None:
+            self._execute("DELETE FROM labels WHERE name = ?", (name,))
+        else:
+            self._execute("INSERT OR REPLACE INTO labels VALUES (?, ?)", (name, fingerprint))
+
+    def remove(self, fingerprints: Iterable[str]) -> None:
+        """Forget objects that were deleted."""
+        with self._lock:
+            self.db.executemany(
+                "DELETE FROM objects WHERE fingerprint = ?", ((fp,) for fp in fingerprints)
+            )
+
+    def rows(self, kind: str | None = None, label: str | None = None) -> list[Row]:
+        """Return the objects, sorted by fingerprint, optionally of one kind or label."""
+        query = "SELECT o.fingerprint, o.kind, o.size, o.created FROM objects o"
+        args: list[str] = []
+        if label is not None:
+            query += " JOIN labels l ON l.fingerprint = o.fingerprint AND l.name = ?"
+            args.append(label)
+        if kind is not None:
+            query += " WHERE o.kind = ?"
+            args.append(kind)
+        query += " ORDER BY o.fingerprint"
+        return [Row(*r) for r in self._execute(query, args)]  # type: ignore[arg-type]
+
+    def fingerprints(self) -> list[str]:
+        """Return every fingerprint, sorted: the fast path of ``ls``."""
+        return [
+            str(r[0]) for r in self._execute("SELECT fingerprint FROM objects ORDER BY fingerprint")
+        ]

@@ -1,0 +1,79 @@
+"""Shared fixtures: a fresh store, a store factory, and the installed entry points."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from scalems_store import FileStore
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep tests away from a user's store; make test helper modules importable by children."""
+    monkeypatch.delenv("SCALEMS_STORE", raising=False)
+    monkeypatch.setenv("SCALEMS_STORE_FSYNC", "0")
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), path])))
+
+
+@pytest.fixture
+def make_store(tmp_path: Path) -> Callable[..., FileStore]:
+    """Return a factory of fresh stores under tmp_path."""
+    made: list[FileStore] = []
+
+    def make(name: str = "store", **kwargs: object) -> FileStore:
+        store = FileStore(tmp_path / name, **kwargs)  # type: ignore[arg-type]
+        made.append(store)
+        return store
+
+    yield make  # type: ignore[misc]
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., FileStore]) -> FileStore:
+    """A fresh, empty store."""
+    return make_store()
+
+
+def entry_point(name: str) -> list[str]:
+    """The command line of an installed console script (falling back to ``python -m``)."""
+    found = shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
+    if found:
+        return [found]
+    module = {"scalems-store": "scalems_store", "scalems-call": "scalems_call.commands"}[name]
+    return [sys.executable, "-m", module]
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[bytes]]:
+    """Run an installed entry point in a subprocess in tmp_path; return the completed process."""
+
+    def run(
+        name: str,
+        *args: str,
+        input: bytes | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*entry_point(name), *args],
+            input=input,
+            capture_output=True,
+            cwd=cwd or tmp_path,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
+        )
+
+    return run

@@ -1,0 +1,229 @@
+"""Deterministic tree archives: format, determinism, and safe extraction."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from scalems_store import archive
+from scalems_store.errors import ArchiveError, InvalidPath, UnsafeArchive
+from scalems_store.fingerprint import hash_bytes
+from tests.strategies import trees
+from tests.treeutil import build, snapshot
+
+_SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+GOLDEN_TREE = {
+    "README": b"hello\n",
+    "bin": {"run.sh": ("x", b"#!/bin/sh\necho hi\n")},
+    "data": {"empty": b"", "caf\u00e9.txt": b"utf-8 name\n", "n" * 120: b"long name\n"},
+    "empty-dir": {},
+}
+# Pinned: any change to the archive format must change this on purpose.
+GOLDEN_FINGERPRINT = "15ca019c008e8e4dbc93cd3aa6cc8acdf081785df7a6be7cdfeb582d12d099d6"
+
+
+def tar_bytes(root: Path) -> bytes:
+    return b"".join(archive.iter_tree(root))
+
+
+def reference_archive(root: Path) -> bytes:
+    """The same tree written by tarfile from normalized TarInfo records."""
+    buffer = io.BytesIO()
+    rels = sorted(
+        os.path.relpath(os.path.join(d, n), root) for d, ds, fs in os.walk(root) for n in ds + fs
+    )
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for rel in rels:
+            info = tar.gettarinfo(root / rel, rel)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = 0o755 if info.isdir() or (info.isreg() and info.mode & 0o100) else 0o644
+            if info.isreg():
+                with open(root / rel, "rb") as stream:
+                    tar.addfile(info, stream)
+            else:
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def make_golden(root: Path) -> Path:
+    build(root, GOLDEN_TREE)
+    os.symlink("../README", root / "bin" / "readme-link")
+    return root
+
+
+def test_golden_fingerprint(tmp_path: Path) -> None:
+    """A fixed tree archives to a pinned fingerprint."""
+    assert hash_bytes(tar_bytes(make_golden(tmp_path / "t"))) == GOLDEN_FINGERPRINT
+
+
+def test_matches_tarfile_pax_output(tmp_path: Path) -> None:
+    """Our headers are byte-identical to tarfile's PAX_FORMAT for normalized entries."""
+    root = make_golden(tmp_path / "t")
+    assert tar_bytes(root) == reference_archive(root)
+
+
+def test_gnu_tar_lists_it(tmp_path: Path) -> None:
+    """GNU tar reads the archive with the normalized metadata."""
+    if shutil.which("tar") is None:
+        pytest.skip("GNU tar is not installed")
+    path = tmp_path / "t.tar"
+    path.write_bytes(tar_bytes(make_golden(tmp_path / "t")))
+    listing = subprocess.run(
+        ["tar", "-tvf", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "bin/run.sh" in listing and "rwxr-xr-x 0/0" in listing and "1970-01-01" in listing
+
+
+@_SETTINGS
+@given(tree=trees())
+def test_property_matches_tarfile(
+    tmp_path_factory: pytest.TempPathFactory, tree: dict[str, object]
+) -> None:
+    """For any tree, the archive equals tarfile's normalized PAX archive."""
+    root = build(tmp_path_factory.mktemp("t"), tree)
+    assert tar_bytes(root) == reference_archive(root)
+
+
+@_SETTINGS
+@given(tree=trees())
+def test_property_deterministic(
+    tmp_path_factory: pytest.TempPathFactory, tree: dict[str, object]
+) -> None:
+    """Creation order, mtimes and non-exec permission bits do not change the archive."""
+    first = build(tmp_path_factory.mktemp("a"), tree, seed=1, mtime=1_000_000)
+    second = build(tmp_path_factory.mktemp("b"), tree, seed=2, mtime=2_000_000_000)
+    assert tar_bytes(first) == tar_bytes(second)
+
+
+@_SETTINGS
+@given(tree=trees())
+def test_property_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, tree: dict[str, object]
+) -> None:
+    """Extracting an archive recreates the files, directories and executable bits."""
+    base = tmp_path_factory.mktemp("rt")
+    root = build(base / "src", tree)
+    path = base / "t.tar"
+    path.write_bytes(tar_bytes(root))
+    archive.extract(path, base / "out")
+    assert snapshot(base / "out") == snapshot(root)
+
+
+def test_special_file_refused_or_skipped(tmp_path: Path) -> None:
+    """A fifo is refused with a clear error, or skipped and reported when asked."""
+    root = tmp_path / "t"
+    root.mkdir()
+    (root / "ok").write_bytes(b"x")
+    os.mkfifo(root / "pipe")
+    with pytest.raises(UnsafeArchive, match="pipe"):
+        tar_bytes(root)
+    skipped: list[tuple[str, str]] = []
+    data = b"".join(archive.iter_tree(root, skip=lambda p, why: skipped.append((p, why))))
+    assert [p for p, _ in skipped] == ["pipe"]
+    assert [e.path for e in archive.iter_entries(data)] == ["ok"]
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../outside", "sub/../../x", "a/../b"])
+def test_unsafe_symlink_refused_when_archiving(tmp_path: Path, target: str) -> None:
+    """Absolute, escaping, and '..'-after-name symlinks are not archived."""
+    root = tmp_path / "t"
+    (root / "sub").mkdir(parents=True)
+    os.symlink(target, root / "link")
+    with pytest.raises(UnsafeArchive, match="link"):
+        tar_bytes(root)
+
+
+def test_hardlinks_stored_as_files(tmp_path: Path) -> None:
+    """Two hardlinked names become two regular files with the same content."""
+    root = tmp_path / "t"
+    root.mkdir()
+    (root / "a").write_bytes(b"shared")
+    os.link(root / "a", root / "b")
+    entries = list(archive.iter_entries(tar_bytes(root)))
+    assert [(e.path, e.type, e.size) for e in entries] == [("a", b"0", 6), ("b", b"0", 6)]
+
+
+# -- hostile archives -------------------------------------------------------
+
+
+def hostile(*members: tuple[str, bytes, str]) -> bytes:
+    """A tar written by tarfile: (name, type, linkname or data)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, extra in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind == tarfile.REGTYPE:
+                info.size = len(extra)
+                tar.addfile(info, io.BytesIO(extra.encode()))
+            else:
+                info.linkname = extra
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+HOSTILE = {
+    "absolute": hostile(("/tmp/evil", tarfile.REGTYPE, "x")),
+    "dotdot": hostile(("a/../../evil", tarfile.REGTYPE, "x")),
+    "escaping symlink": hostile(("link", tarfile.SYMTYPE, "../../etc")),
+    "absolute symlink": hostile(("link", tarfile.SYMTYPE, "/etc")),
+    "write through symlink": hostile(("d", tarfile.SYMTYPE, "."), ("d/x", tarfile.REGTYPE, "x")),
+    "hardlink": hostile(("a", tarfile.REGTYPE, "x"), ("b", tarfile.LNKTYPE, "a")),
+    "device": hostile(("dev", tarfile.CHRTYPE, "")),
+    "fifo": hostile(("fifo", tarfile.FIFOTYPE, "")),
+    "duplicate": hostile(("a", tarfile.REGTYPE, "x"), ("a", tarfile.REGTYPE, "y")),
+    "dotdot after link": hostile(("p", tarfile.SYMTYPE, "."), ("q", tarfile.SYMTYPE, "p/../x")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_archive_refused_and_nothing_written(tmp_path: Path, name: str) -> None:
+    """Each hostile archive is refused before anything is written."""
+    path = tmp_path / "evil.tar"
+    path.write_bytes(HOSTILE[name])
+    with pytest.raises(UnsafeArchive):
+        archive.extract(path, tmp_path / "out")
+    assert sorted(os.listdir(tmp_path)) == ["evil.tar"]
+
+
+def test_truncated_archive_refused(tmp_path: Path) -> None:
+    """A truncated archive is an ArchiveError, and the destination is untouched."""
+    root = make_golden(tmp_path / "t")
+    path = tmp_path / "cut.tar"
+    path.write_bytes(tar_bytes(root)[:1500])
+    with pytest.raises(ArchiveError, match="truncated"):
+        archive.extract(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_header_refused(tmp_path: Path) -> None:
+    """A flipped byte in a header fails the header checksum."""
+    data = bytearray(tar_bytes(make_golden(tmp_path / "t")))
+    data[10] ^= 0x01
+    with pytest.raises(ArchiveError, match="checksum"):
+        list(archive.iter_entries(bytes(data)))
+
+
+def test_extract_needs_empty_destination(tmp_path: Path) -> None:
+    """Extraction refuses a non-empty directory and accepts an empty one."""
+    path = tmp_path / "t.tar"
+    path.write_bytes(tar_bytes(make_golden(tmp_path / "t")))
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep").write_bytes(b"mine")
+    with pytest.raises(InvalidPath, match="not an empty directory"):
+        archive.extract(path, tmp_path / "full")
+    assert os.listdir(tmp_path / "full") == ["keep"]
+    (tmp_path / "empty").mkdir()
+    archive.extract(path, tmp_path / "empty")
+    assert (tmp_path / "empty" / "README").read_bytes() == b"hello\n"
+    assert os.readlink(tmp_path / "empty" / "bin" / "readme-link") == "../README"
