@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -75,12 +76,25 @@ class Index:
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             try:
-                self._db = self._open()
-            except sqlite3.DatabaseError:
+                self._db = self._open_retrying()
+            except sqlite3.DatabaseError as exc:
+                if not _corrupt(exc):
+                    raise StoreNotWritable(f"cannot use index {self.path!r}: {exc}") from exc
                 # corrupt or not a database: it is only a cache, so start afresh
                 self._discard()
-                self._db = self._open()
+                self._db = self._open_retrying()
         return self._db
+
+    def _open_retrying(self) -> sqlite3.Connection:
+        """Open the index, waiting out locks held by other processes (e.g. one creating it)."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return self._open()
+            except sqlite3.OperationalError as exc:
+                if _corrupt(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -88,15 +102,15 @@ class Index:
                 self.path, timeout=60, isolation_level=None, check_same_thread=False
             )
         except sqlite3.OperationalError as exc:
-            raise StoreNotWritable(f"cannot open index {self.path!r}: {exc}") from exc
+            if "unable to open" in str(exc):
+                raise StoreNotWritable(f"cannot open index {self.path!r}: {exc}") from exc
+            raise
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
-            if db.execute("PRAGMA user_version").fetchone()[
-                0
-            ] != SCHEMA_VERSION or not self._complete(db):
-                self._rebuild(db)
+            if not self._current(db):
+                self._rebuild(db, only_if_stale=True)
         except BaseException:
             db.close()
             raise
@@ -107,9 +121,10 @@ class Index:
             unlink_quietly(self.path + suffix)
 
     @staticmethod
-    def _complete(db: sqlite3.Connection) -> bool:
-        row = db.execute("SELECT value FROM state WHERE key = 'complete'").fetchone()
-        return row is not None
+    def _current(db: sqlite3.Connection) -> bool:
+        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            return False
+        return db.execute("SELECT value FROM state WHERE key = 'complete'").fetchone() is not None
 
     def rebuild(self) -> int:
         """Rebuild the index from the store's files; return the number of objects."""
@@ -117,10 +132,15 @@ class Index:
             self._rebuild(self.db)
             return int(self.db.execute("SELECT count(*) FROM objects").fetchone()[0])
 
-    def _rebuild(self, db: sqlite3.Connection) -> None:
-        rows, labels = self._scan()
+    def _rebuild(self, db: sqlite3.Connection, *, only_if_stale: bool = False) -> None:
+        # Scan inside the write lock: a writer that publishes an object after the scan
+        # then waits for the lock and indexes it after this commit, so nothing is lost.
         db.execute("BEGIN IMMEDIATE")
         try:
+            if only_if_stale and self._current(db):
+                db.execute("COMMIT")
+                return  # another process rebuilt it while we waited
+            rows, labels = self._scan()
             db.execute("DELETE FROM objects")
             db.execute("DELETE FROM labels")
             db.executemany(
@@ -179,3 +199,9 @@ class Index:
         return [
             str(r[0]) for r in self._execute("SELECT fingerprint FROM objects ORDER BY fingerprint")
         ]
+
+
+def _corrupt(exc: sqlite3.DatabaseError) -> bool:
+    """True for a damaged or foreign file, as opposed to a busy or locked database."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
