@@ -23,13 +23,15 @@ if TYPE_CHECKING:
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-class _Group(click.Group):
+class ErrorGroup(click.Group):
     """A click group that turns the library's errors into one line and exit 1."""
+
+    error_roots: tuple[type[Exception], ...] = (StoreError,)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except StoreError as exc:
+        except self.error_roots as exc:
             fail(exc)
         except BrokenPipeError:
             # the reader went away (``ls | head``): not an error worth a traceback
@@ -38,6 +40,23 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+
+
+def run_main(group: click.Group, prog_name: str) -> None:
+    """Run a CLI group: usage errors are one line and exit 2, as other errors are exit 1."""
+    try:
+        status = group.main(prog_name=prog_name, standalone_mode=False)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else prog_name
+        click.echo(f"Usage error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 def fail(exc: Exception, status: int = 1) -> None:
@@ -90,7 +109,7 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True))
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--store",
     "store_path",
@@ -330,7 +349,7 @@ def reindex(ctx: click.Context) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="scalems-store")
+    run_main(cli, "scalems-store")
 
 
 if __name__ == "__main__":

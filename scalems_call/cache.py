@@ -1,0 +1,86 @@
+"""Find calls and their recorded results in a store, cheaply (no dill, no subprocess).
+
+Results are recorded under ``refs/calls/<call-fp>``, newest first. A call has
+a cache hit when its newest result succeeded and the result record and every
+object it references are present.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scalems_store import FileStore, layout
+
+from .errors import InvalidCall, NoResult
+from .records import SUCCESS, parse_call, parse_result
+
+CALLS = "calls"
+URI_FIELDS = ("stdout", "stderr", "directory")
+
+
+def resolve_call(store: FileStore, text: str) -> str:
+    """Return the full fingerprint of a call record given a fingerprint or prefix.
+
+    Raises:
+        InvalidCall: the object is not a call record.
+    """
+    fp = store.resolve(text)
+    kind = store.kind(fp)
+    if kind != "call":
+        raise InvalidCall(f"object {fp} is a {kind}, not a call")
+    return fp
+
+
+def load_call(store: FileStore, fp: str) -> dict[str, Any]:
+    """Read and check the call record *fp*."""
+    return parse_call(store.read_bytes(fp))
+
+
+def load_result(store: FileStore, fp: str) -> dict[str, Any]:
+    """Read and check the result record *fp*."""
+    return parse_result(store.read_bytes(fp))
+
+
+def results(store: FileStore, call_fp: str) -> list[str]:
+    """Return the fingerprints of the call's recorded results, newest first."""
+    return store.get_ref(CALLS, call_fp)
+
+
+def referenced(record: dict[str, Any]) -> list[str]:
+    """Return the fingerprints a result record points at."""
+    found = [record["call"]] if record.get("call") else []
+    for field in URI_FIELDS:
+        uri = record.get(field)
+        if uri:
+            found.append(layout.normalize(uri))
+    return found
+
+
+def hit(store: FileStore, call_fp: str) -> tuple[str, dict[str, Any]] | None:
+    """Return ``(result fp, record)`` when the call's newest result can be served, else None."""
+    recorded = results(store, call_fp)
+    if not recorded or recorded[0] not in store:
+        return None
+    try:
+        record = load_result(store, recorded[0])
+    except (InvalidCall, OSError, ValueError):
+        return None
+    if record.get("status") != SUCCESS or not all(fp in store for fp in referenced(record)):
+        return None
+    return recorded[0], record
+
+
+def latest(store: FileStore, text: str) -> tuple[str, dict[str, Any]]:
+    """Return the newest result of a call, or the result named directly by *text*.
+
+    Raises:
+        NoResult: the call has not been run (or its result is gone).
+    """
+    fp = store.resolve(text)
+    if store.kind(fp) == "result":
+        return fp, load_result(store, fp)
+    call_fp = resolve_call(store, fp)
+    for result_fp in results(store, call_fp):
+        if result_fp in store:
+            return result_fp, load_result(store, result_fp)
+    raise NoResult(f"call {call_fp} has no recorded result (run it with 'scalems-call exec')")

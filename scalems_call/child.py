@@ -1,0 +1,79 @@
+"""The child side of ``scalems-call exec``: run one call record in this process.
+
+Usage: ``python -m scalems_call.child CALL_RECORD OUTCOME_JSON``. The working
+directory, environment and stdout/stderr redirection are set up by the parent.
+The outcome (status, return value, exception, traceback) is written atomically
+to OUTCOME_JSON, outside the working directory. Under MPI every rank runs the
+call and rank 0 writes the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import traceback
+from typing import Any
+
+
+def _rank() -> int:
+    if "mpi4py" in sys.modules or "mpi4py.MPI" in sys.modules:
+        from mpi4py import MPI  # type: ignore[import-not-found]  # optional, only under MPI
+
+        return int(MPI.COMM_WORLD.Get_rank())
+    return 0
+
+
+def run(call_path: str) -> dict[str, Any]:
+    """Load and run the call at *call_path*; return its outcome."""
+    from .compat import deserialize_call, invoke
+    from .errors import CallError
+    from .serialize import to_bytes
+
+    try:
+        with open(call_path, "rb") as stream:
+            call = deserialize_call(stream.read())
+    except (CallError, OSError) as unloadable:
+        return {
+            "status": "error",
+            "exception": repr(unloadable),
+            "traceback": traceback.format_exc(),
+        }
+    value, raised, text = invoke(call)
+    if raised is not None:
+        return {"status": "failed", "exception": repr(raised), "traceback": text}
+    try:
+        encoded = None if value is None else to_bytes(value, "return value").hex()
+    except CallError as problem:
+        return {"status": "failed", "exception": repr(problem), "traceback": traceback.format_exc()}
+    return {"status": "success", "return_value": encoded}
+
+
+def main(argv: list[str]) -> int:
+    """Run the call; write the outcome; exit 0 on success, 1 otherwise."""
+    call_path, outcome_path = argv
+    outcome = run(call_path)
+    import dill
+
+    outcome["provenance"] = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "dill": dill.__version__,
+    }
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if _rank() == 0:
+        temp = f"{outcome_path}.{os.getpid()}"
+        with open(temp, "w", encoding="utf-8") as stream:
+            json.dump(outcome, stream)
+        os.replace(temp, outcome_path)
+    return 0 if outcome["status"] == "success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

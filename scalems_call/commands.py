@@ -1,0 +1,335 @@
+"""``scalems-call``: pack, run, inspect and rerun calls by fingerprint.
+
+Exit status: 0 success; 1 a call raised, timed out or could not be loaded, or
+an error (one line on stderr); 2 usage errors; 3 ``rerun --check`` found differences.
+
+The cache-hit path of ``exec`` imports neither dill nor subprocess nor tarfile.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from scalems_store.cli import ErrorGroup, echo_json, run_main
+from scalems_store.errors import StoreError
+
+from .errors import CallError
+
+if TYPE_CHECKING:
+    from scalems_store import FileStore
+
+
+class _CallGroup(ErrorGroup):
+    error_roots = (StoreError, CallError)
+
+
+def _store(ctx: click.Context, *, create: bool = False) -> FileStore:
+    from scalems_store.store import FileStore
+
+    store = FileStore(ctx.obj, create=create)
+    ctx.call_on_close(store.close)
+    return store
+
+
+def _pairs(values: tuple[str, ...], option: str, parse_json: bool) -> dict[str, Any]:
+    pairs: dict[str, Any] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint=option)
+        if parse_json:
+            try:
+                pairs[name] = json.loads(value)
+            except ValueError:
+                pairs[name] = value
+        else:
+            pairs[name] = value
+    return pairs
+
+
+def _json_option(text: str | None, option: str, kind: type) -> Any:
+    if text is None:
+        return kind()
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=option) from None
+    if not isinstance(value, kind):
+        raise click.BadParameter(
+            f"must be a JSON {'array' if kind is list else 'object'}", param_hint=option
+        )
+    return value
+
+
+@click.group(cls=_CallGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    "store_path",
+    metavar="PATH",
+    envvar="SCALEMS_STORE",
+    show_envvar=True,
+    help="Store directory. Default: ./.scalems.",
+)
+@click.version_option(package_name="scalems-store", prog_name="scalems-call")
+@click.pass_context
+def cli(ctx: click.Context, store_path: str | None) -> None:
+    """Pack Python function calls into a store and run them by fingerprint.
+
+    The same call (function, its code, arguments, skeleton directory,
+    environment overrides, requirements) always has the same fingerprint;
+    running it again serves the recorded result.
+    """
+    ctx.obj = store_path
+
+
+@cli.command(name="pack")
+@click.argument("target", metavar="MODULE:FUNC")
+@click.option("--args-json", metavar="JSON", help="Positional arguments as a JSON array.")
+@click.option("--kwargs-json", metavar="JSON", help="Keyword arguments as a JSON object.")
+@click.option(
+    "--skeleton",
+    metavar="DIR|FP",
+    help="Initial work directory: a directory or a tree fingerprint.",
+)
+@click.option(
+    "--env", "env", multiple=True, metavar="NAME=VALUE", help="Environment override (repeatable)."
+)
+@click.option(
+    "--require",
+    "require",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Requirement, e.g. ranks=2 (repeatable).",
+)
+@click.pass_context
+def pack_command(
+    ctx: click.Context,
+    target: str,
+    args_json: str | None,
+    kwargs_json: str | None,
+    skeleton: str | None,
+    env: tuple[str, ...],
+    require: tuple[str, ...],
+) -> None:
+    """Pack a call of MODULE:FUNC into the store and print its fingerprint.
+
+    MODULE is imported as Python would from the current directory; it must
+    also be importable where the call runs.
+    """
+    args = _json_option(args_json, "--args-json", list)
+    kwargs = _json_option(kwargs_json, "--kwargs-json", dict)
+    environment = _pairs(env, "--env", parse_json=False)
+    requirements = _pairs(require, "--require", parse_json=True)
+    from .runner import pack
+    from .targets import import_target
+
+    func = import_target(target)
+    store = _store(ctx, create=True)
+    click.echo(
+        pack(
+            func,
+            args,
+            kwargs,
+            store=store,
+            skeleton=skeleton,
+            environment=environment,
+            requirements=requirements,
+        )
+    )
+
+
+@cli.command(name="exec")
+@click.argument("fingerprints", nargs=-1, required=True, metavar="FP...")
+@click.option("--force", is_flag=True, help="Run even if a result is cached.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop the call after this long.",
+)
+@click.option(
+    "--keep-workdir", is_flag=True, help="Keep the work directory and print its path on stderr."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON record per call.")
+@click.pass_context
+def exec_command(
+    ctx: click.Context,
+    fingerprints: tuple[str, ...],
+    force: bool,
+    timeout: float | None,
+    keep_workdir: bool,
+    as_json: bool,
+) -> None:
+    """Run calls by fingerprint (prefixes accepted); print each result fingerprint.
+
+    A call whose latest run succeeded, with every object present, is not run
+    again (unless --force). Exit status 0 when every call succeeded, 1 when
+    any raised, timed out or could not be loaded.
+    """
+    from . import cache
+
+    store = _store(ctx)
+    calls = [cache.resolve_call(store, fp) for fp in fingerprints]
+    failed = False
+    for call_fp in calls:
+        hit = None if force else cache.hit(store, call_fp)
+        if hit is not None:
+            result_fp, record, cached, workdir = hit[0], hit[1], True, None
+        else:
+            from .execute import execute
+
+            done = execute(store, call_fp, force=force, timeout=timeout, keep_workdir=keep_workdir)
+            result_fp, record, cached, workdir = done.result, done.record, done.cached, done.workdir
+        status = record.get("status")
+        failed = failed or status != "success"
+        if workdir:
+            click.echo(f"work directory kept: {workdir}", err=True)
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {"call": call_fp, "result": result_fp, "status": status, "cached": cached}
+                )
+            )
+        else:
+            click.echo(result_fp)
+        if status != "success" and not as_json:
+            click.echo(f"call {call_fp[:12]} {status}: {_exception_line(record)}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+def _exception_line(record: dict[str, Any]) -> str:
+    text = record.get("traceback") or ""
+    last = [line for line in text.splitlines() if line.strip()]
+    if last:
+        return last[-1]
+    from .serialize import from_hex
+
+    return (
+        str(from_hex(record["exception"])) if record.get("exception") else "(no exception recorded)"
+    )
+
+
+@cli.command(name="result")
+@click.argument("fingerprint", metavar="FP")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result record (and the decoded return value).",
+)
+@click.option("--stdout", "show", flag_value="stdout", help="Print the captured stdout only.")
+@click.option("--stderr", "show", flag_value="stderr", help="Print the captured stderr only.")
+@click.option("-o", "--output", metavar="DIR", help="Extract the output directory into DIR.")
+@click.pass_context
+def result_command(
+    ctx: click.Context, fingerprint: str, as_json: bool, show: str | None, output: str | None
+) -> None:
+    """Show the latest result of a call (or a result given by fingerprint)."""
+    from . import cache, display
+
+    store = _store(ctx)
+    result_fp, record = cache.latest(store, fingerprint)
+    if output is not None:
+        if not record.get("directory"):
+            raise CallError(f"result {result_fp} recorded no output directory")
+        store.materialize(record["directory"], output)
+    if show is not None:
+        uri = record.get(show)
+        if uri is None:
+            raise CallError(f"result {result_fp} recorded no {show}")
+        sys.stdout.flush()
+        store.write_to(uri, sys.stdout.buffer)
+    elif as_json:
+        echo_json(display.as_json(store, result_fp, record))
+    elif output is None:
+        for line in display.lines(store, result_fp, record):
+            click.echo(line)
+
+
+@cli.command(name="rerun")
+@click.argument("fingerprint", metavar="FP")
+@click.option(
+    "--check", is_flag=True, required=True, help="Compare the rerun with the recorded result."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop the call after this long.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@click.pass_context
+def rerun_command(
+    ctx: click.Context, fingerprint: str, check: bool, timeout: float | None, as_json: bool
+) -> None:
+    """Run a call again and compare with its recorded result; exit 3 if anything differs.
+
+    Compared: status, return value, exception, stdout, stderr, and every file
+    of the output directory. The rerun's result is stored but does not
+    replace the recorded one.
+    """
+    from . import cache
+    from .check import differences
+    from .execute import execute
+
+    store = _store(ctx)
+    call_fp = cache.resolve_call(store, fingerprint)
+    recorded_fp, recorded = cache.latest(store, call_fp)
+    fresh = execute(store, call_fp, force=True, timeout=timeout, publish=False)
+    found = differences(store, recorded, fresh.record)
+    if as_json:
+        echo_json(
+            {"call": call_fp, "recorded": recorded_fp, "rerun": fresh.result, "differences": found}
+        )
+    else:
+        for line in found:
+            click.echo(line)
+        verdict = "reproduced" if not found else f"{len(found)} difference(s)"
+        click.echo(f"{verdict}: recorded {recorded_fp[:12]}, rerun {fresh.result[:12]}", err=True)
+    sys.exit(3 if found else 0)
+
+
+@cli.command(name="ls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
+@click.pass_context
+def ls_command(ctx: click.Context, as_json: bool) -> None:
+    """List calls with the status and time of their latest result."""
+    from . import display
+
+    rows = display.call_rows(_store(ctx))
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['call']}  {row['status']:<8}  {row['time'] or '-'}")
+
+
+@cli.command(name="command")
+@click.argument("fingerprint", metavar="FP")
+@click.pass_context
+def command_command(ctx: click.Context, fingerprint: str) -> None:
+    """Print the command line that runs this call (for batch systems, job arrays)."""
+    import shlex
+
+    from . import cache
+
+    store = _store(ctx)
+    call_fp = cache.resolve_call(store, fingerprint)
+    click.echo(
+        shlex.join(
+            [sys.executable, "-m", "scalems_call.commands", "--store", store.root, "exec", call_fp]
+        )
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run_main(cli, "scalems-call")
+
+
+if __name__ == "__main__":
+    main()

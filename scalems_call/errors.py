@@ -1,0 +1,51 @@
+"""Errors raised by :mod:`scalems_call`.
+
+Every error the runner raises on purpose derives from :class:`CallError`::
+
+    CallError
+    ├── InvalidCall          (ValueError)    a malformed call or result record, or the wrong kind
+    ├── SerializationError   (ValueError)    a value that cannot be serialized deterministically
+    ├── ImportFailed         (ImportError)   a MODULE:FUNC that cannot be imported
+    ├── NoResult             (LookupError)   a call that has no recorded result
+    └── LaunchError          (RuntimeError)  the call could not be started (e.g. no MPI launcher)
+
+Errors from the store (:class:`scalems_store.StoreError`) pass through unchanged.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CallError",
+    "ImportFailed",
+    "InvalidCall",
+    "LaunchError",
+    "NoResult",
+    "SerializationError",
+]
+
+
+class CallError(Exception):
+    """Root of every error raised on purpose by scalems_call."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidCall(CallError, ValueError):
+    """A call or result record is malformed, or an object is not of the expected kind."""
+
+
+class SerializationError(CallError, ValueError):
+    """A function or value cannot be serialized, or not deterministically."""
+
+
+class ImportFailed(CallError, ImportError):
+    """A function reference cannot be imported."""
+
+
+class NoResult(CallError, LookupError):
+    """The call has no recorded result."""
+
+
+class LaunchError(CallError, RuntimeError):
+    """The call could not be started where it was to run."""

@@ -1,0 +1,319 @@
+"""Run a call by fingerprint: the one execution path, wherever a call runs.
+
+1. take the call's lease (a concurrent runner of the same call is waited for,
+   and its result served);
+2. make a fresh work directory, extract the skeleton, apply the environment;
+3. run the call in a child Python process (cwd = work directory) with stdout
+   and stderr redirected to files at the file-descriptor level, so output of
+   subprocesses and C libraries is captured too; optional timeout;
+4. archive the work directory as a tree, store stdout and stderr as blobs,
+   store the result record, and publish ``refs/calls/<fp>`` last, so that a
+   crash never leaves a ref to a missing result.
+
+This module does not import dill: the child decodes the call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from scalems_store import FileStore, layout
+
+from . import cache
+from .errors import LaunchError
+from .lease import Lease
+from .records import OUTPUTS, canonical
+
+_KILL_GRACE = 5.0
+_HEARTBEAT = 30.0
+
+
+@dataclass
+class Execution:
+    """What one run of a call produced."""
+
+    call: str
+    result: str
+    record: dict[str, Any]
+    cached: bool = False
+    workdir: str | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the call returned normally."""
+        return self.record.get("status") == "success"
+
+
+def workdir_root(store: FileStore) -> str:
+    """Where run directories are made: ``$SCALEMS_CALL_WORKDIR``, else the store's ``tmp/``."""
+    return os.environ.get("SCALEMS_CALL_WORKDIR") or os.path.join(store.root, layout.TMP)
+
+
+def lease_for(store: FileStore, call_fp: str) -> Lease:
+    """The lease file of a call (inside the store, so that every worker sees it)."""
+    return Lease(os.path.join(store.root, layout.TMP, "leases", call_fp))
+
+
+def execute(
+    store: FileStore,
+    call_fp: str,
+    *,
+    force: bool = False,
+    timeout: float | None = None,
+    keep_workdir: bool = False,
+    publish: bool = True,
+) -> Execution:
+    """Serve the call from the cache or run it; return what was recorded.
+
+    Args:
+        store: The store holding the call.
+        call_fp: Full fingerprint of the call record.
+        force: Run even if a result is cached.
+        timeout: Seconds after which the call is stopped and recorded as ``timeout``.
+        keep_workdir: Leave the work directory in place (its path is returned).
+        publish: Record the result under ``refs/calls`` (``rerun --check`` does not).
+
+    Raises:
+        InvalidCall: the record is malformed.
+        LaunchError: the call needs something this host does not have.
+    """
+    record = cache.load_call(store, call_fp)
+    if not force and (found := cache.hit(store, call_fp)):
+        return Execution(call_fp, found[0], found[1], cached=True)
+    lease = lease_for(store, call_fp)
+    while not lease.try_acquire():
+        lease.wait_free()
+        if not force and (found := cache.hit(store, call_fp)):
+            return Execution(call_fp, found[0], found[1], cached=True)
+    try:
+        if not force and (found := cache.hit(store, call_fp)):
+            return Execution(call_fp, found[0], found[1], cached=True)
+        return _run(store, call_fp, record, timeout, keep_workdir, publish)
+    finally:
+        lease.release()
+
+
+def _run(
+    store: FileStore,
+    call_fp: str,
+    record: dict[str, Any],
+    timeout: float | None,
+    keep_workdir: bool,
+    publish: bool,
+) -> Execution:
+    command = child_command(store.object_path(call_fp), "", record.get("requirements") or {})
+    root = workdir_root(store)
+    os.makedirs(root, exist_ok=True)
+    rundir = os.path.join(root, f"run-{call_fp[:12]}-{os.urandom(6).hex()}")
+    os.mkdir(rundir)
+    work = os.path.join(rundir, "work")
+    try:
+        skeleton = record.get("skeleton")
+        if skeleton:
+            store.materialize(layout.normalize(skeleton), work)
+        else:
+            os.mkdir(work)
+        outcome, times = _spawn(command, rundir, work, record.get("environment") or {}, timeout)
+        execution = _record(store, call_fp, record, rundir, work, outcome, times, publish)
+    except BaseException:
+        if not keep_workdir:
+            shutil.rmtree(rundir, ignore_errors=True)
+        raise
+    if keep_workdir:
+        execution.workdir = work
+    else:
+        shutil.rmtree(rundir, ignore_errors=True)
+    return execution
+
+
+def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any]) -> list[str]:
+    """The command line that runs a call record in a child Python (under MPI for ``ranks``).
+
+    Raises:
+        LaunchError: ranks are required but no MPI launcher or mpi4py is available.
+    """
+    command = [sys.executable, "-m", "scalems_call.child", call_path, outcome_path]
+    ranks = requirements.get("ranks")
+    if ranks is None:
+        return command
+    if not isinstance(ranks, int) or ranks < 1:
+        raise LaunchError(f"requirement ranks={ranks!r} must be a positive integer")
+    launcher = (
+        os.environ.get("SCALEMS_MPIEXEC") or shutil.which("mpiexec") or shutil.which("mpirun")
+    )
+    if launcher is None:
+        raise LaunchError(
+            f"the call requires {ranks} MPI ranks but no MPI launcher (mpiexec) is on PATH"
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("mpi4py") is None:
+        raise LaunchError(f"the call requires {ranks} MPI ranks but mpi4py is not installed")
+    return [launcher, "-n", str(ranks), sys.executable, "-m", "mpi4py", *command[1:]]
+
+
+def _spawn(
+    command: list[str], rundir: str, work: str, environment: dict[str, str], timeout: float | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the child; return its outcome and the timing."""
+    outcome_path = os.path.join(rundir, "outcome.json")
+    command = [outcome_path if arg == "" else arg for arg in command]
+    env = {**os.environ, **environment}
+    started = time.time()
+    with (
+        open(os.path.join(rundir, "stdout"), "wb") as out,
+        open(os.path.join(rundir, "stderr"), "wb") as err,
+    ):
+        try:
+            child = subprocess.Popen(
+                command,
+                cwd=work,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise LaunchError(f"cannot start {command[0]!r}: {exc.strerror}") from exc
+        status = _wait(child, rundir, timeout)
+    ended = time.time()
+    outcome = _read_outcome(outcome_path, status, child.returncode, timeout)
+    return outcome, {"start": started, "end": ended, "exit_code": child.returncode}
+
+
+def _wait(child: subprocess.Popen[bytes], rundir: str, timeout: float | None) -> str | None:
+    """Wait for the child, touching *rundir* so gc sees it is alive; return 'timeout' if killed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            step = _HEARTBEAT if deadline is None else min(_HEARTBEAT, deadline - time.monotonic())
+            try:
+                child.wait(timeout=max(step, 0))
+                return None
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    _stop(child)
+                    return "timeout"
+                os.utime(rundir)
+    except BaseException:
+        _stop(child)
+        raise
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """Terminate the child's whole process group, then kill it if it lingers."""
+    for sig, grace in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, sig)
+        try:
+            child.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _read_outcome(
+    path: str, status: str | None, code: int | None, timeout: float | None
+) -> dict[str, Any]:
+    import json
+
+    if status == "timeout":
+        exc: BaseException = TimeoutError(f"the call did not finish within {timeout} seconds")
+        return {"status": "timeout", "exception": repr(exc), "traceback": None}
+    try:
+        with open(path, encoding="utf-8") as stream:
+            outcome: dict[str, Any] = json.load(stream)
+            return outcome
+    except (FileNotFoundError, ValueError):
+        how = (
+            f"was killed by signal {-code}"
+            if code is not None and code < 0
+            else f"exited with status {code}"
+        )
+        exc = ChildProcessError(f"the call's process {how} without reporting a result")
+        return {"status": "killed", "exception": repr(exc), "traceback": None}
+
+
+def _record(
+    store: FileStore,
+    call_fp: str,
+    call: dict[str, Any],
+    rundir: str,
+    work: str,
+    outcome: dict[str, Any],
+    times: dict[str, Any],
+    publish: bool,
+) -> Execution:
+    """Store the outputs and the result record; publish the ref last."""
+    outputs = set(call.get("outputs") or OUTPUTS)
+    skipped: list[str] = []
+    refs: list[str] = []
+
+    def stored(name: str, add: Any) -> str | None:
+        if name not in outputs:
+            return None
+        fp = str(add())
+        refs.append(fp)
+        return layout.to_uri(fp)
+
+    directory = stored(
+        "directory",
+        lambda: store.add_tree(work, skip=lambda path, why: skipped.append(f"{path}: {why}")),
+    )
+    stdout = stored("stdout", lambda: store.add_file(os.path.join(rundir, "stdout")))
+    stderr = stored("stderr", lambda: store.add_file(os.path.join(rundir, "stderr")))
+    exception = outcome.get("exception")
+    provenance = {
+        **outcome.get("provenance", {}),
+        "runner_host": socket.gethostname(),
+        "runner_python": platform.python_version(),
+        "scalems": _version(),
+        "start": _iso(times["start"]),
+        "end": _iso(times["end"]),
+        "duration": round(times["end"] - times["start"], 6),
+        "exit_code": times["exit_code"],
+        "skipped": skipped,
+    }
+    record = {
+        "call": call_fp,
+        "status": outcome["status"],
+        # the exception is the dill/pickle of its repr, as SCALE-MS's ResultPack has it
+        "exception": None if exception is None else pickle.dumps(exception, protocol=4).hex(),
+        "traceback": outcome.get("traceback"),
+        "return_value": outcome.get("return_value") if "return_value" in outputs else None,
+        "stdout": stdout,
+        "stderr": stderr,
+        "directory": directory,
+        "encoder": "dill",
+        "decoder": "dill",
+        "provenance": provenance,
+    }
+    result_fp = store.add_bytes(canonical(record), kind="result", refs=[call_fp, *refs])
+    if publish:
+        previous = [fp for fp in cache.results(store, call_fp) if fp != result_fp]
+        store.set_ref(cache.CALLS, call_fp, [result_fp, *previous])
+    return Execution(call_fp, result_fp, record, skipped=skipped)
+
+
+def _iso(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds")
+
+
+def _version() -> str:
+    from scalems_store import __version__
+
+    return __version__

@@ -1,0 +1,100 @@
+"""Per-call leases: one runner at a time per call fingerprint, safe on a shared filesystem.
+
+A lease is a file created with ``O_EXCL`` (atomic on local and NFSv3+
+filesystems) and kept fresh by a heartbeat that touches its mtime. A lease
+whose mtime is older than its time-to-live belongs to a runner that died; it
+is taken over by renaming it aside (only one taker's rename can succeed) and
+creating a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+DEFAULT_TTL = float(os.environ.get("SCALEMS_CALL_LEASE_TTL", "60"))
+
+
+class Lease:
+    """The lease on one call, held while it runs."""
+
+    def __init__(self, path: str, ttl: float = DEFAULT_TTL) -> None:
+        self.path = path
+        self.ttl = ttl
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lease if it is free or stale; return whether we hold it."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if self._create():
+            return True
+        try:
+            age = time.time() - os.stat(self.path).st_mtime
+        except FileNotFoundError:
+            return self._create()
+        if age <= self.ttl:
+            return False
+        aside = f"{self.path}.stale-{os.urandom(6).hex()}"
+        try:
+            os.rename(self.path, aside)  # only one taker's rename of the stale lease succeeds
+        except FileNotFoundError:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(aside)
+        return self._create()
+
+    def _create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        os.write(fd, json.dumps(holder).encode())
+        os.close(fd)
+        self._start_heartbeat()
+        return True
+
+    def _start_heartbeat(self) -> None:
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._heartbeat, name="scalems-lease", daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(max(self.ttl / 4, 0.05)):
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self.path)
+
+    def release(self) -> None:
+        """Stop the heartbeat and remove the lease."""
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    def wait_free(self, poll: float = 0.2) -> None:
+        """Block until nobody holds the lease (or it went stale)."""
+        while True:
+            try:
+                age = time.time() - os.stat(self.path).st_mtime
+            except FileNotFoundError:
+                return
+            if age > self.ttl:
+                return
+            time.sleep(poll)
+
+
+@contextlib.contextmanager
+def held(lease: Lease) -> Iterator[Lease]:
+    """Release *lease* (which the caller acquired) when the block ends."""
+    try:
+        yield lease
+    finally:
+        lease.release()

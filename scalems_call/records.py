@@ -1,0 +1,122 @@
+"""Call and result records: the SCALE-MS ``CallPack`` / ``ResultPack`` fields as canonical JSON.
+
+This module does not import dill, so that reading records (a cache hit) stays cheap.
+
+A call's identity is the BLAKE3 of its canonical record. What is in it:
+``func`` (the function, by reference), ``func_code`` (a fingerprint of its
+source), ``args`` and ``kwargs`` (deterministic pickles), ``skeleton`` (the tree
+of input files), ``environment`` (variable overrides), ``requirements`` (ranks
+and the like), ``outputs``, ``encoder`` and ``decoder``. What is deliberately
+not in it: the host, the time, the store's location, the Python hash seed and
+the user: the same call anywhere is the same call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypedDict
+
+from .errors import InvalidCall
+
+OUTPUTS = ("return_value", "exception", "directory", "stdout", "stderr")
+CALL_KEYS = frozenset(
+    (
+        "func",
+        "args",
+        "kwargs",
+        "outputs",
+        "requirements",
+        "skeleton",
+        "environment",
+        "encoder",
+        "decoder",
+    )
+)
+RESULT_KEYS = frozenset(
+    ("return_value", "exception", "stdout", "stderr", "directory", "encoder", "decoder")
+)
+SUCCESS = "success"
+STATUSES = ("success", "failed", "error", "timeout", "killed")
+
+
+class CallPack(TypedDict, total=False):
+    """Trivially serializable representation of a function call (SCALE-MS format).
+
+    ``func``, ``args`` and ``kwargs`` values are hex-encoded *encoder* output;
+    ``skeleton`` is a ``blake3:<hex>`` tree URI or None; ``func_code`` is added
+    by scalems_call and makes editing the function change the call's identity.
+    """
+
+    func: str
+    args: list[str]
+    kwargs: dict[str, str]
+    outputs: list[str]
+    requirements: dict[str, Any]
+    skeleton: str | None
+    environment: dict[str, str] | None
+    encoder: str
+    decoder: str
+    func_code: str
+
+
+class ResultPack(TypedDict, total=False):
+    """Trivially serializable representation of a call's result (SCALE-MS format).
+
+    ``stdout``, ``stderr`` and ``directory`` are URIs: ``blake3:<hex>`` in a
+    store (location independent), ``file://`` from the legacy entry point.
+    scalems_call adds ``call``, ``status``, ``traceback`` and ``provenance``.
+    """
+
+    return_value: str | None
+    exception: str | None
+    stdout: str | None
+    stderr: str | None
+    directory: str | None
+    encoder: str
+    decoder: str
+    call: str
+    status: str
+    traceback: str | None
+    provenance: dict[str, Any]
+
+
+def canonical(record: Any) -> bytes:
+    """Encode *record* as canonical JSON: sorted keys, compact separators, UTF-8."""
+    # sorted keys and fixed separators so that the same record always hashes the same
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def parse(data: bytes | str, keys: frozenset[str], what: str) -> dict[str, Any]:
+    """Decode a JSON record and check that it has the *keys* of a *what* record.
+
+    Raises:
+        InvalidCall: the data is not JSON or lacks required fields.
+    """
+    try:
+        record = json.loads(data)
+    except ValueError as exc:
+        raise InvalidCall(f"malformed {what} record: not JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise InvalidCall(f"malformed {what} record: not a JSON object")
+    missing = sorted(keys - record.keys())
+    if missing:
+        raise InvalidCall(f"malformed {what} record: missing {', '.join(missing)}")
+    for field in ("encoder", "decoder"):
+        if record[field] != "dill":
+            raise InvalidCall(
+                f"unsupported {field} {record[field]!r} in {what} record (only 'dill')"
+            )
+    return record
+
+
+def parse_call(data: bytes | str) -> dict[str, Any]:
+    """Decode and check a call record."""
+    record = parse(data, CALL_KEYS, "call")
+    if not isinstance(record["args"], list) or not isinstance(record["kwargs"], dict):
+        raise InvalidCall("malformed call record: args must be a list and kwargs an object")
+    return record
+
+
+def parse_result(data: bytes | str) -> dict[str, Any]:
+    """Decode and check a result record."""
+    return parse(data, RESULT_KEYS, "result")

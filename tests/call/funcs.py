@@ -1,0 +1,74 @@
+"""Functions that tests pack into calls (importable by the child through PYTHONPATH)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def count_runs(ledger: str, value: object = None) -> object:
+    """Append a line to *ledger* (outside the work directory): a visible side effect."""
+    with open(ledger, "a") as stream:
+        stream.write("ran\n")
+    return value
+
+
+def fail_and_count(ledger: str) -> None:
+    with open(ledger, "a") as stream:
+        stream.write("ran\n")
+    raise ValueError("deliberate failure")
+
+
+def read_environment(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def use_skeleton() -> list[str]:
+    """Read the skeleton's input, write outputs, and list the work directory."""
+    text = Path("input.txt").read_text()
+    Path("results").mkdir()
+    Path("results", "upper.txt").write_text(text.upper())
+    return sorted(os.listdir("."))
+
+
+def talk() -> str:
+    print("python stdout")
+    sys.stdout.flush()
+    subprocess.run(["echo", "subprocess stdout"], check=True)
+    os.write(2, b"fd-level stderr\n")
+    return "done"
+
+
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def write_time() -> int:
+    Path("stamp.txt").write_text(repr(time.time_ns()))
+    return 1
+
+
+def write_fixed() -> int:
+    Path("fixed.txt").write_text("always the same\n")
+    print("same output")
+    return 42
+
+
+def hard_exit() -> None:
+    os._exit(7)
+
+
+def mpi_rank_info() -> tuple[int, int]:
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    print(f"rank {comm.Get_rank()} of {comm.Get_size()}", flush=True)
+    return comm.Get_rank(), comm.Get_size()

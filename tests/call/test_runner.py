@@ -1,0 +1,134 @@
+"""Running calls by fingerprint: cache hits, capture, failures, timeouts, reruns."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from scalems_call import CallResult, InvalidCall, pack, run, submit
+from scalems_call import cache as call_cache
+from scalems_store import FileStore, layout
+from tests.call import funcs
+
+
+def ledger_lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_cache_hit_does_not_run_again(store: FileStore, tmp_path: Path) -> None:
+    """The second run of a call is served from the store: the side effect happens once."""
+    ledger = tmp_path / "ledger"
+    fp = pack(funcs.count_runs, (str(ledger), {"answer": 42}), store=store)
+    first = run(fp, store=store)
+    second = run(fp[:10], store=store)
+    assert first.return_value == second.return_value == {"answer": 42}
+    assert (first.cached, second.cached) == (False, True)
+    assert first.fingerprint == second.fingerprint
+    assert ledger_lines(ledger) == 1
+    forced = run(fp, store=store, force=True)
+    assert ledger_lines(ledger) == 2 and not forced.cached
+    assert call_cache.results(store, fp)[0] == forced.fingerprint
+
+
+def test_failed_run_recorded_but_not_a_hit(store: FileStore, tmp_path: Path) -> None:
+    """A call that raises records exception and traceback, and runs again next time."""
+    ledger = tmp_path / "ledger"
+    fp = pack(funcs.fail_and_count, (str(ledger),), store=store)
+    result = run(fp, store=store)
+    assert result.status == "failed"
+    assert result.exception == "ValueError('deliberate failure')"
+    assert "Traceback" in result.traceback and "deliberate failure" in result.traceback
+    run(fp, store=store)
+    assert ledger_lines(ledger) == 2
+
+
+def test_environment_overrides_visible(store: FileStore) -> None:
+    """Environment overrides of the call record are set in the child."""
+    result = submit(
+        funcs.read_environment,
+        ("SCALEMS_TEST_VAR",),
+        store=store,
+        environment={"SCALEMS_TEST_VAR": "from-record"},
+    )
+    assert result.return_value == "from-record"
+
+
+def test_skeleton_in_and_outputs_archived(store: FileStore, tmp_path: Path) -> None:
+    """Skeleton files are in the work directory; files the call writes are in the archived tree."""
+    skeleton = tmp_path / "skel"
+    skeleton.mkdir()
+    (skeleton / "input.txt").write_text("md input\n")
+    result = submit(funcs.use_skeleton, store=store, skeleton=skeleton)
+    assert result.return_value == ["input.txt", "results"]
+    tree = layout.normalize(store.list(kind="result")[0].fingerprint)
+    record = json.loads(store.read_bytes(tree))
+    store.materialize(record["directory"], tmp_path / "out")
+    assert (tmp_path / "out" / "results" / "upper.txt").read_text() == "MD INPUT\n"
+    assert (tmp_path / "out" / "input.txt").read_text() == "md input\n"
+    assert result.directory.startswith("file://")
+
+
+def test_output_of_subprocesses_and_fd_writes_captured(store: FileStore) -> None:
+    """stdout/stderr are captured at the descriptor level: children and os.write included."""
+    result = submit(funcs.talk, store=store)
+    assert result.return_value == "done"
+    stdout = Path(result.stdout.removeprefix("file://")).read_text()
+    stderr = Path(result.stderr.removeprefix("file://")).read_text()
+    assert stdout == "python stdout\nsubprocess stdout\n"
+    assert stderr == "fd-level stderr\n"
+
+
+def test_timeout(store: FileStore) -> None:
+    """A call past its timeout is stopped and recorded as timed out."""
+    started = time.monotonic()
+    result = submit(funcs.sleep, (60,), store=store, timeout=1)
+    assert time.monotonic() - started < 30
+    assert result.status == "timeout" and "TimeoutError" in result.exception
+
+
+def test_child_that_dies_is_recorded(store: FileStore) -> None:
+    """A child that exits without reporting is recorded as killed, with its exit status."""
+    result = submit(funcs.hard_exit, store=store)
+    assert result.status == "killed" and "status 7" in result.exception
+
+
+def test_missing_object_makes_a_miss(store: FileStore, tmp_path: Path) -> None:
+    """A hit needs every referenced object: deleting the stdout blob forces a new run."""
+    ledger = tmp_path / "ledger"
+    fp = pack(funcs.count_runs, (str(ledger),), store=store)
+    first = run(fp, store=store)
+    os.unlink(first.stdout.removeprefix("file://"))
+    again = run(fp, store=store)
+    assert not again.cached and ledger_lines(ledger) == 2
+
+
+def test_not_a_call(store: FileStore) -> None:
+    """Running a blob, or a malformed call record, is an InvalidCall."""
+    blob = store.add_bytes(b"just data")
+    with pytest.raises(InvalidCall, match="not a call"):
+        run(blob, store=store)
+    bad = store.add_bytes(b"{not json", kind="call")
+    with pytest.raises(InvalidCall, match="malformed"):
+        run(bad, store=store)
+
+
+def test_result_record_format(store: FileStore) -> None:
+    """The result record is canonical JSON with ResultPack fields, blake3 URIs and provenance."""
+    result = submit(funcs.add, (2, 3), store=store)
+    assert isinstance(result, CallResult) and result.return_value == 5
+    data = store.read_bytes(result.fingerprint)
+    record = json.loads(data)
+    assert data == json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    for field in ("stdout", "stderr", "directory"):
+        assert record[field].startswith("blake3:")
+    assert record["call"] == result.call and record["status"] == "success"
+    assert set(record["provenance"]) >= {"host", "python", "dill", "start", "end", "duration"}
+    assert store.kind(result.fingerprint) == "result"
+    assert set(store.object_refs(result.fingerprint)) >= {
+        result.call,
+        layout.normalize(record["directory"]),
+    }

@@ -1,0 +1,211 @@
+"""``scalems-call`` through the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from scalems_call import cache as call_cache
+from scalems_call import pack
+from scalems_store import FileStore
+from tests.call import funcs
+from tests.cli.test_store_cli import one_line_error, store_listing
+from tests.conftest import entry_point
+
+
+def packed(tmp_path: Path, func: object, *args: object, **options: object) -> str:
+    with FileStore(tmp_path / ".scalems") as store:
+        return pack(func, args, store=store, **options)  # type: ignore[arg-type]
+
+
+def test_pack_exec_result_ls(run_cli, tmp_path: Path) -> None:
+    """pack prints a fingerprint; exec runs once then hits the cache; result and ls show it."""
+    (tmp_path / "ledger").touch()
+    fp = (
+        run_cli(
+            "scalems-call",
+            "pack",
+            "tests.call.funcs:count_runs",
+            "--args-json",
+            json.dumps([str(tmp_path / "ledger"), [1, 2]]),
+        )
+        .stdout.decode()
+        .strip()
+    )
+    first = run_cli("scalems-call", "exec", fp[:8])
+    assert first.returncode == 0, first.stderr
+    second = run_cli("scalems-call", "exec", fp, "--json")
+    record = json.loads(second.stdout)
+    assert record["cached"] is True and record["result"] == first.stdout.decode().strip()
+    assert (tmp_path / "ledger").read_text() == "ran\n"
+    shown = run_cli("scalems-call", "result", fp).stdout.decode()
+    assert "status      success" in shown and "return      [1, 2]" in shown and "duration" in shown
+    as_json = json.loads(run_cli("scalems-call", "result", fp, "--json").stdout)
+    assert as_json["return_value_repr"] == "[1, 2]" and as_json["provenance"]["host"]
+    listing = run_cli("scalems-call", "ls").stdout.decode()
+    assert fp in listing and "success" in listing
+
+
+def test_pack_options(run_cli, tmp_path: Path) -> None:
+    """--kwargs-json, --env, --require and --skeleton go into the record; env reaches the call."""
+    (tmp_path / "skel").mkdir()
+    (tmp_path / "skel" / "input.txt").write_text("x")
+    fp = (
+        run_cli(
+            "scalems-call",
+            "pack",
+            "tests.call.funcs:read_environment",
+            "--kwargs-json",
+            '{"name": "V"}',
+            "--env",
+            "V=hello",
+            "--require",
+            "walltime=60",
+            "--skeleton",
+            "skel",
+        )
+        .stdout.decode()
+        .strip()
+    )
+    with FileStore(tmp_path / ".scalems") as store:
+        record = json.loads(store.read_bytes(fp))
+    assert record["environment"] == {"V": "hello"} and record["requirements"] == {"walltime": 60}
+    assert record["skeleton"].startswith("blake3:")
+    assert run_cli("scalems-call", "exec", fp).returncode == 0
+    assert "'hello'" in run_cli("scalems-call", "result", fp).stdout.decode()
+
+
+def test_exec_failure_exit_1_and_stdout_stderr(run_cli, tmp_path: Path) -> None:
+    """A raising call exits 1 and records the traceback; --stdout prints captured output."""
+    fp = packed(tmp_path, funcs.fail_and_count, str(tmp_path / "ledger"))
+    proc = run_cli("scalems-call", "exec", fp)
+    assert proc.returncode == 1 and "ValueError: deliberate failure" in proc.stderr.decode()
+    assert "Traceback" in run_cli("scalems-call", "result", fp).stdout.decode()
+    talk = packed(tmp_path, funcs.talk)
+    run_cli("scalems-call", "exec", talk)
+    assert (
+        run_cli("scalems-call", "result", talk, "--stdout").stdout
+        == b"python stdout\nsubprocess stdout\n"
+    )
+    assert run_cli("scalems-call", "result", talk, "--stderr").stdout == b"fd-level stderr\n"
+
+
+def test_timeout_and_keep_workdir(run_cli, tmp_path: Path) -> None:
+    """--timeout stops a call (exit 1); --keep-workdir leaves the work directory."""
+    fp = packed(tmp_path, funcs.sleep, 60)
+    proc = run_cli("scalems-call", "exec", fp, "--timeout", "1")
+    assert proc.returncode == 1 and "timeout" in proc.stderr.decode()
+    fixed = packed(tmp_path, funcs.write_fixed)
+    kept = run_cli("scalems-call", "exec", fixed, "--keep-workdir")
+    workdir = kept.stderr.decode().split("work directory kept: ")[1].strip()
+    assert (Path(workdir) / "fixed.txt").read_text() == "always the same\n"
+
+
+def test_result_output_directory(run_cli, tmp_path: Path) -> None:
+    """result -o DIR materializes the output directory."""
+    fp = packed(tmp_path, funcs.write_fixed)
+    run_cli("scalems-call", "exec", fp)
+    assert run_cli("scalems-call", "result", fp, "-o", "out").returncode == 0
+    assert (tmp_path / "out" / "fixed.txt").read_text() == "always the same\n"
+
+
+def test_rerun_check(run_cli, tmp_path: Path) -> None:
+    """rerun --check: 0 for a deterministic call, 3 naming the file for one writing the time."""
+    same = packed(tmp_path, funcs.write_fixed)
+    run_cli("scalems-call", "exec", same)
+    proc = run_cli("scalems-call", "rerun", same, "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    varying = packed(tmp_path, funcs.write_time)
+    run_cli("scalems-call", "exec", varying)
+    proc = run_cli("scalems-call", "rerun", varying, "--check")
+    assert proc.returncode == 3
+    assert proc.stdout.decode().splitlines() == ["file stamp.txt differs"]
+    report = json.loads(run_cli("scalems-call", "rerun", varying, "--check", "--json").stdout)
+    assert report["differences"] == ["file stamp.txt differs"]
+
+
+def test_command_line_for_batch_systems(run_cli, tmp_path: Path) -> None:
+    """command prints a command line that runs the call when executed elsewhere."""
+    fp = packed(tmp_path, funcs.add, 4, 5)
+    line = run_cli("scalems-call", "command", fp[:10]).stdout.decode().strip()
+    argv = shlex.split(line)
+    assert argv[-2:] == ["exec", fp]
+    proc = subprocess.run(argv, capture_output=True, cwd="/", env=os.environ)
+    assert proc.returncode == 0, proc.stderr
+    assert "return      9" in run_cli("scalems-call", "result", fp).stdout.decode()
+
+
+def test_user_errors_one_line(run_cli, tmp_path: Path) -> None:
+    """Unknown fingerprints, bad modules, malformed records, bad JSON: one line, store intact."""
+    with FileStore(tmp_path / ".scalems") as store:
+        blob = store.add_bytes(b"data")
+        malformed = store.add_bytes(b'{"func": 1}', kind="call")
+    before = store_listing(tmp_path / ".scalems")
+    cases = [
+        (["exec", "0000"], 1, "ObjectNotFound"),
+        (["exec", blob], 1, "InvalidCall"),
+        (["exec", malformed], 1, "InvalidCall"),
+        (["pack", "no_such_module:f"], 1, "ImportFailed"),
+        (["pack", "tests.call.funcs:nothing"], 1, "ImportFailed"),
+        (["pack", "tests.call.funcs"], 1, "InvalidCall"),
+        (["pack", "tests.call.funcs:add", "--args-json", "[1,"], 2, "Usage error"),
+        (["pack", "tests.call.funcs:add", "--kwargs-json", "[1]"], 2, "Usage error"),
+        (["result", blob], 1, "InvalidCall"),
+    ]
+    for args, status, error in cases:
+        proc = run_cli("scalems-call", *args)
+        assert proc.returncode == status, (args, proc.stderr)
+        assert one_line_error(proc).startswith(error), args
+    assert store_listing(tmp_path / ".scalems") == before
+
+
+def test_module_missing_where_call_runs(run_cli, tmp_path: Path) -> None:
+    """A call whose module cannot be imported by the runner fails with one line and exit 1."""
+    (tmp_path / "localmod.py").write_text("def f():\n    return 1\n")
+    fp = run_cli("scalems-call", "pack", "localmod:f").stdout.decode().strip()
+    proc = run_cli("scalems-call", "exec", fp)
+    assert proc.returncode == 1
+    assert one_line_error(proc).startswith(f"call {fp[:12]} error:")
+    assert "localmod" in proc.stderr.decode()
+
+
+def test_concurrent_duplicate_exec_runs_once(tmp_path: Path) -> None:
+    """Two runners of the same call at once: it runs once and both print the same result."""
+    fp = packed(tmp_path, funcs.count_runs, str(tmp_path / "ledger"), "slow")
+    slow = packed(tmp_path, funcs.sleep, 1.5)
+    procs = [
+        subprocess.Popen(
+            [*entry_point("scalems-call"), "exec", fp, slow], cwd=tmp_path, stdout=subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    assert len(set(outputs)) == 1
+    assert (tmp_path / "ledger").read_text() == "ran\n"
+
+
+def test_killed_runner_leaves_no_ref(tmp_path: Path) -> None:
+    """SIGKILL of a runner mid-call leaves no result ref; the call simply runs again later."""
+    fp = packed(tmp_path, funcs.sleep, 30)
+    proc = subprocess.Popen(
+        [*entry_point("scalems-call"), "exec", fp],
+        cwd=tmp_path,
+        env={**os.environ, "SCALEMS_CALL_LEASE_TTL": "1"},
+    )
+    time.sleep(2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with FileStore(tmp_path / ".scalems") as store:
+        assert call_cache.results(store, fp) == []
+        assert store.list(kind="result") == []
+    quick = packed(tmp_path, funcs.add, 1, 1)
+    done = subprocess.run(
+        [*entry_point("scalems-call"), "exec", quick], cwd=tmp_path, capture_output=True
+    )
+    assert done.returncode == 0
