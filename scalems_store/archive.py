@@ -25,7 +25,7 @@ import mmap
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import ArchiveError, InvalidPath, UnsafeArchive
 
@@ -46,10 +46,11 @@ _PAD12 = bytes(12)
 _CHKSUM_BLANK = 8 * 0x20
 _TAIL_SUM = sum(_TAIL)
 _PAX_NAME = b"././@PaxHeader"
+_ZERO_BLOCK = bytes(BLOCK)
+_PADDING = [bytes(-n % BLOCK) for n in range(BLOCK)]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One member of a tree archive, as read back by :func:`iter_entries`."""
 
     path: str
@@ -67,12 +68,30 @@ class Entry:
 # Writing
 
 
+_MODE_SUMS = {mode: sum(field) for mode, field in _MODES.items()}
+# every byte of a header but the name, mode, size, type and link is fixed: sum those once
+_FIXED_SUM = 2 * sum(_ZERO8) + sum(_MTIME0) + _TAIL_SUM + _CHKSUM_BLANK
+
+
 def _header(name: bytes, mode: int, size: int, typeflag: bytes, link: bytes = b"") -> bytes:
     """Return one 512-byte ustar header with the normalized fields."""
-    head = name.ljust(100, b"\0") + _MODES[mode] + _ZERO8 + _ZERO8 + b"%011o\0" % size + _MTIME0
-    rest = typeflag + link.ljust(100, b"\0")
-    checksum = sum(head) + sum(rest) + _TAIL_SUM + _CHKSUM_BLANK
-    return head + b"%06o\0 " % checksum + rest + _TAIL + _PAD12
+    size_field = b"%011o\0" % size
+    checksum = _FIXED_SUM + sum(name) + _MODE_SUMS[mode] + sum(size_field) + typeflag[0] + sum(link)
+    return b"".join(
+        (
+            name.ljust(100, b"\0"),
+            _MODES[mode],
+            _ZERO8,
+            _ZERO8,
+            size_field,
+            _MTIME0,
+            b"%06o\0 " % checksum,
+            typeflag,
+            link.ljust(100, b"\0"),
+            _TAIL,
+            _PAD12,
+        )
+    )
 
 
 def _pax_records(records: list[tuple[bytes, bytes]]) -> bytes:
@@ -229,10 +248,16 @@ def iter_tree(
                     total += buffered + len(head) + size + (-size % BLOCK)
                     buffer, buffered = [], 0
                     continue
-                data = _read_exact(fd, path, size)
+                data = os.read(fd, size) if size else b""
+                if len(data) != size:
+                    data = _read_exact(fd, path, size, data)
             finally:
                 os.close(fd)
-            block = entry_header(rel, mode, size, FILE) + _padded(data)
+            if len(rel) <= 100 and rel.isascii():
+                # the common case, inlined: a short ASCII name needs no pax header
+                block = _header(rel.encode(), mode, size, FILE) + data + _PADDING[size % BLOCK]
+            else:
+                block = entry_header(rel, mode, size, FILE) + _padded(data)
         buffer.append(block)
         buffered += len(block)
         if buffered >= FLUSH:
@@ -267,8 +292,7 @@ def _open_file(path: str) -> tuple[int, int, int]:
     return fd, info.st_size, 0o755 if info.st_mode & 0o100 else 0o644
 
 
-def _read_exact(fd: int, path: str, size: int) -> bytes:
-    data = os.read(fd, size) if size else b""
+def _read_exact(fd: int, path: str, size: int, data: bytes = b"") -> bytes:
     while len(data) < size:
         more = os.read(fd, size - len(data))
         if not more:
@@ -292,21 +316,18 @@ def _stream(fd: int, path: str, size: int) -> Iterator[bytes]:
 # Reading
 
 
-def _octal(field: bytes, where: str) -> int:
-    text = field.rstrip(b"\0 ").lstrip(b" ")
-    if not text:
-        return 0
+def _octal(field: bytes, offset: int) -> int:
     try:
-        return int(text, 8)
+        return int(field.rstrip(b"\0 ") or b"0", 8)
     except ValueError:
-        raise ArchiveError(f"corrupt tar header at {where}: bad number {field!r}") from None
+        raise ArchiveError(f"corrupt tar header at offset {offset}: bad number {field!r}") from None
 
 
 def _text(field: bytes) -> str:
     return field.split(b"\0", 1)[0].decode("utf-8", "strict")
 
 
-def _parse_pax(payload: bytes, where: str) -> dict[str, str]:
+def _parse_pax(payload: bytes, offset: int) -> dict[str, str]:
     records: dict[str, str] = {}
     pos = 0
     while pos < len(payload):
@@ -316,15 +337,17 @@ def _parse_pax(payload: bytes, where: str) -> dict[str, str]:
             key, _, value = payload[space + 1 : pos + length - 1].partition(b"=")
             records[key.decode()] = value.decode("utf-8", "strict")
         except (ValueError, UnicodeDecodeError):
-            raise ArchiveError(f"corrupt pax header at {where}") from None
+            raise ArchiveError(f"corrupt pax header at offset {offset}") from None
         if length <= 0:
-            raise ArchiveError(f"corrupt pax header at {where}")
+            raise ArchiveError(f"corrupt pax header at offset {offset}")
         pos += length
     return records
 
 
 def _clean_name(name: str) -> str:
     """Return a member name as a safe relative path, or raise :class:`UnsafeArchive`."""
+    if name and name[0] not in "/." and "/." not in name and "//" not in name:
+        return name.rstrip("/")  # already clean: the common case, written by us
     if name.startswith("/"):
         raise UnsafeArchive(f"archive member {name!r} has an absolute path")
     parts = [part for part in name.split("/") if part not in ("", ".")]
@@ -347,8 +370,13 @@ _REFUSED_TYPES = {
 }
 
 
-def iter_entries(data: bytes | mmap.mmap) -> Iterator[Entry]:
+def iter_entries(data: bytes | mmap.mmap, *, checked: bool = False) -> Iterator[Entry]:
     """Parse a tree archive and yield its members, refusing anything unsafe.
+
+    Args:
+        data: The archive's bytes.
+        checked: The caller verified the archive's fingerprint, so the per-header
+            checksums (which guard against the same corruption) are skipped.
 
     Raises:
         ArchiveError: the archive is truncated or a header is corrupt.
@@ -364,28 +392,33 @@ def iter_entries(data: bytes | mmap.mmap) -> Iterator[Entry]:
         if pos + BLOCK > end:
             raise ArchiveError("truncated archive: no end-of-archive marker")
         block = data[pos : pos + BLOCK]
-        if block == bytes(BLOCK):
+        if block == _ZERO_BLOCK:
             return
-        where = f"offset {pos}"
-        stored = _octal(block[148:156], where)
-        if stored != sum(block[:148]) + _CHKSUM_BLANK + sum(block[156:]):
-            raise ArchiveError(f"corrupt tar header at {where}: checksum mismatch")
+        if (
+            not checked
+            and _octal(block[148:156], pos) != sum(block) - sum(block[148:156]) + _CHKSUM_BLANK
+        ):
+            raise ArchiveError(f"corrupt tar header at offset {pos}: checksum mismatch")
         if block[257:263] != b"ustar\0":
-            raise ArchiveError(f"unsupported tar header at {where}: not POSIX ustar/pax")
+            raise ArchiveError(f"unsupported tar header at offset {pos}: not POSIX ustar/pax")
         typeflag = block[156:157]
-        size = int(pax["size"]) if "size" in pax else _octal(block[124:136], where)
+        size = int(pax["size"]) if "size" in pax else _octal(block[124:136], pos)
         data_at = pos + BLOCK
         pos = data_at + size + (-size % BLOCK)
         if pos > end:
-            raise ArchiveError(f"truncated archive: member at {where} runs past the end")
+            raise ArchiveError(
+                f"truncated archive: member at offset {data_at - BLOCK} runs past the end"
+            )
         if typeflag == PAX:
-            pax = _parse_pax(bytes(data[data_at : data_at + size]), where)
+            pax = _parse_pax(bytes(data[data_at : data_at + size]), data_at - BLOCK)
             continue
         try:
             name = pax.get("path") or _joined_name(block)
-            link = pax.get("linkpath") or _text(block[157:257])
+            link = (pax.get("linkpath") or _text(block[157:257])) if typeflag == SYMLINK else ""
         except UnicodeDecodeError:
-            raise ArchiveError(f"archive member at {where} has a name that is not UTF-8") from None
+            raise ArchiveError(
+                f"archive member at offset {data_at - BLOCK} has a name that is not UTF-8"
+            ) from None
         pax = {}
         if typeflag == b"\0":
             typeflag = FILE
@@ -397,14 +430,13 @@ def iter_entries(data: bytes | mmap.mmap) -> Iterator[Entry]:
         _check_parents(path, typeflag, seen)
         if typeflag == SYMLINK:
             check_link(path, link)
-        mode = 0o755 if _octal(block[100:108], where) & 0o100 or typeflag == DIR else 0o644
+        mode = 0o755 if typeflag == DIR or _octal(block[100:108], pos) & 0o100 else 0o644
         yield Entry(path, typeflag, mode, size if typeflag == FILE else 0, data_at, link)
 
 
 def _joined_name(block: bytes) -> str:
     name = _text(block[0:100])
-    prefix = _text(block[345:500])
-    return f"{prefix}/{name}" if prefix else name
+    return f"{_text(block[345:500])}/{name}" if block[345] else name
 
 
 def _check_parents(path: str, typeflag: bytes, seen: dict[str, bytes]) -> None:
@@ -425,10 +457,10 @@ def _check_parents(path: str, typeflag: bytes, seen: dict[str, bytes]) -> None:
     seen[path] = typeflag
 
 
-def list_entries(path: str | os.PathLike[str]) -> list[Entry]:
+def list_entries(path: str | os.PathLike[str], *, checked: bool = False) -> list[Entry]:
     """Return the members of the tree archive at *path* (validated)."""
     with _mapped(path) as data:
-        return list(iter_entries(data))
+        return list(iter_entries(data, checked=checked))
 
 
 class _mapped:
@@ -466,7 +498,9 @@ def prepare_destination(dest: str | os.PathLike[str]) -> str:
     return dest
 
 
-def extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> int:
+def extract(
+    archive: str | os.PathLike[str], dest: str | os.PathLike[str], *, checked: bool = False
+) -> int:
     """Extract the tree archive at *archive* into the new or empty directory *dest*.
 
     Every member is validated before anything is written, the tree is built in a
@@ -482,7 +516,7 @@ def extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> in
     """
     dest = prepare_destination(dest)
     with _mapped(archive) as data:
-        entries = list(iter_entries(data))
+        entries = list(iter_entries(data, checked=checked))
         parent = os.path.dirname(os.path.abspath(dest))
         staging = os.path.join(parent, f".{os.path.basename(dest)}.{os.urandom(6).hex()}.tmp")
         try:
@@ -509,29 +543,47 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _write_entries(data: bytes | mmap.mmap, entries: list[Entry], root: str) -> None:
+    """Create directories and symlinks as they come, then write the files."""
     made = {""}
+    files = []
+    for entry in entries:
+        parent = entry.path.rpartition("/")[0]
+        if parent not in made:
+            os.makedirs(f"{root}/{parent}", exist_ok=True)
+            made.add(parent)
+        if entry.type == DIR:
+            if entry.path not in made:
+                os.makedirs(f"{root}/{entry.path}", exist_ok=True)
+                made.add(entry.path)
+        elif entry.type == SYMLINK:
+            os.symlink(entry.linkname, f"{root}/{entry.path}")
+        else:
+            files.append(entry)
     view = memoryview(data)
     try:
-        for entry in entries:
-            target = f"{root}/{entry.path}"
-            parent = entry.path.rpartition("/")[0]
-            if parent not in made:
-                os.makedirs(f"{root}/{parent}", exist_ok=True)
-                made.add(parent)
-            if entry.type == DIR:
-                if entry.path not in made:
-                    os.makedirs(target, exist_ok=True)
-                    made.add(entry.path)
-            elif entry.type == SYMLINK:
-                os.symlink(entry.linkname, target)
-            else:
-                fd = os.open(target, _CREATE, entry.mode)
-                try:
-                    _write_all(fd, view[entry.offset : entry.offset + entry.size])
-                finally:
-                    os.close(fd)
+        _write_files(view, files, root)
     finally:
         view.release()
+
+
+def _write_files(view: memoryview, files: list[Entry], root: str) -> None:
+    dirs: dict[str, int] = {}
+    try:
+        for entry in files:
+            parent, _, name = entry.path.rpartition("/")
+            dir_fd = dirs.get(parent)
+            if dir_fd is None:
+                dir_fd = dirs[parent] = os.open(f"{root}/{parent}", os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(name, _CREATE, entry.mode, dir_fd=dir_fd)
+            try:
+                chunk = view[entry.offset : entry.offset + entry.size]
+                if os.write(fd, chunk) != entry.size:
+                    _write_all(fd, chunk[os.lseek(fd, 0, os.SEEK_CUR) :])
+            finally:
+                os.close(fd)
+    finally:
+        for dir_fd in dirs.values():
+            os.close(dir_fd)
 
 
 def _write_all(fd: int, chunk: memoryview) -> None:

@@ -12,13 +12,11 @@ import contextlib
 import json
 import os
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-from . import archive, layout
+from . import layout
 from .errors import (
     AmbiguousPrefix,
     CorruptObject,
@@ -34,6 +32,9 @@ from .fingerprint import CHUNK, MMAP_THRESHOLD, hash_bytes, hash_file, new_hashe
 from .fsutil import fsync_dir, new_temp, not_writable, replace_atomic, unlink_quietly, write_all
 
 if TYPE_CHECKING:
+    import threading
+
+    from . import archive
     from .index import Index, Row
 
 FORMAT = {"format": "scalems-store", "version": 1, "hash": "blake3"}
@@ -50,8 +51,7 @@ def default_root() -> str:
     return os.environ.get("SCALEMS_STORE") or ".scalems"
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
+class ObjectInfo(NamedTuple):
     """What the store knows of one object."""
 
     fingerprint: str
@@ -73,13 +73,13 @@ class ObjectInfo:
         }
 
 
-@dataclass
 class VerifyReport:
     """Outcome of :meth:`FileStore.verify`."""
 
-    checked: int = 0
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    """``(fingerprint, what is wrong)`` for every corrupt or missing object."""
+    def __init__(self) -> None:
+        self.checked = 0
+        self.problems: list[tuple[str, str]] = []
+        """``(fingerprint, what is wrong)`` for every corrupt or missing object."""
 
     @property
     def ok(self) -> bool:
@@ -87,14 +87,14 @@ class VerifyReport:
         return not self.problems
 
 
-@dataclass
 class GcReport:
     """Outcome of :meth:`FileStore.gc`."""
 
-    removed: list[str] = field(default_factory=list)
-    freed: int = 0
-    kept_young: int = 0
-    temp_removed: int = 0
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+        self.freed = 0
+        self.kept_young = 0
+        self.temp_removed = 0
 
 
 class FileStore:
@@ -345,9 +345,11 @@ class FileStore:
         fp = self.resolve(fingerprint)
         dest = os.fspath(dest)
         if self.kind(fp) == "tree":
+            from . import archive
+
             archive.prepare_destination(dest)
             self.check(fp)
-            archive.extract(self.object_path(fp), dest)
+            archive.extract(self.object_path(fp), dest, checked=True)
             return fp
         if os.path.lexists(dest):
             raise InvalidPath(f"destination {dest!r} already exists")
@@ -372,7 +374,10 @@ class FileStore:
 
     def tree_entries(self, fingerprint: str) -> builtins.list[archive.Entry]:
         """Return the validated members of a tree object."""
-        return archive.list_entries(self.object_path(self.resolve(fingerprint)))
+        from . import archive
+
+        fp = self.check(fingerprint)
+        return archive.list_entries(self.object_path(fp), checked=True)
 
     # -- writing -----------------------------------------------------------
 
@@ -488,6 +493,8 @@ class FileStore:
             InvalidPath: *directory* is not a directory.
             ArchiveError, UnsafeArchive: see :func:`scalems_store.archive.iter_tree`.
         """
+        from . import archive
+
         chunks = archive.iter_tree(directory, skip=skip, progress=progress)
         return self._add_chunks(chunks, kind="tree", label=label, expect=expect)
 
@@ -542,6 +549,8 @@ class FileStore:
         self, path: str, src: int, size: int, progress: Progress | None
     ) -> tuple[str, str | None]:
         """Copy a large file into ``tmp/`` while hashing it; return ``(fp, temp or None)``."""
+        import threading
+
         found: dict[str, Any] = {}
         present = threading.Event()
 

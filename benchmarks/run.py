@@ -1,0 +1,295 @@
+"""Benchmarks: scalems-store / scalems-call against their peers, measured in one run.
+
+Usage (from an environment where the project is installed, ideally not editable)::
+
+    python benchmarks/run.py [--quick] [--only store,index,call,scale] [--workdir DIR]
+
+Every figure is the median of several runs; each target is printed as a ratio
+against the peer measured in the same run (cp, b3sum, GNU tar, git,
+``python -c 'import click'``, joblib.Memory, a bare executor). Nothing here is
+asserted: tests check behaviour, this measures speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+PY = sys.executable
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    if not found:
+        raise SystemExit(f"benchmark needs {name!r} on PATH")
+    return found
+
+
+def timed(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    before: Callable[[], None] | None = None,
+    repeat: int = 5,
+    stdout: int | None = subprocess.DEVNULL,
+) -> float:
+    """Median wall time of a whole command, in seconds."""
+    times = []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, env={**os.environ, **(env or {})}, cwd=cwd, stdout=stdout)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def in_process(func: Callable[[], object], repeat: int = 2000) -> float:
+    """Median per-call time of *func* over batches, in seconds."""
+    batches = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            func()
+        batches.append((time.perf_counter() - start) / repeat)
+    return statistics.median(batches)
+
+
+def report(
+    what: str, ours: float, peer: float, peer_name: str, target: str, unit: str = "s"
+) -> None:
+    ratio = ours / peer if peer else float("inf")
+    scale, suffix = (1000, "ms") if unit == "s" and max(ours, peer) < 1 else (1, unit)
+    ROWS.append(
+        (
+            what,
+            f"{ours * scale:.2f} {suffix}",
+            f"{peer_name} {peer * scale:.2f} {suffix}",
+            f"{ratio:.2f}x  (target {target})",
+        )
+    )
+    print(
+        f"{what:<48} {ours * scale:9.2f} {suffix:<3} vs {peer_name:<28} {peer * scale:9.2f}"
+        f" {suffix:<3} ratio {ratio:5.2f}  (target {target})",
+        flush=True,
+    )
+
+
+def fresh(path: Path) -> Callable[[], None]:
+    def clear() -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    return clear
+
+
+def bench_store(work: Path, quick: bool) -> None:
+    store_cli = tool("scalems-store")
+    size = (128 if quick else 1024) << 20
+    big = work / "big.bin"
+    if not big.exists() or big.stat().st_size != size:
+        with open(big, "wb") as out:
+            for _ in range(size >> 20):
+                out.write(os.urandom(1 << 20))
+    subprocess.run(["cat", str(big)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
+    copy = work / "copy.bin"
+    store = work / "store-big"
+    cp = timed(["cp", str(big), str(copy)], before=lambda: copy.unlink(missing_ok=True), repeat=3)
+    cp_sync = timed(
+        ["sh", "-c", f"cp {big} {copy} && sync {copy}"],
+        before=lambda: copy.unlink(missing_ok=True),
+        repeat=3,
+    )
+    add_nosync = timed(
+        [store_cli, "--store", str(store), "add", str(big)],
+        env={"SCALEMS_STORE_FSYNC": "0"},
+        before=fresh(store),
+        repeat=3,
+    )
+    add_sync = timed(
+        [store_cli, "--store", str(store), "add", str(big)], before=fresh(store), repeat=3
+    )
+    label = f"add {size >> 20} MiB file"
+    report(f"{label} (no fsync)", add_nosync, cp, "cp", "<= 1.1x")
+    report(f"{label} (fsync, the default)", add_sync, cp_sync, "cp && sync", "<= 1.1x cp")
+    fp = subprocess.run(
+        [store_cli, "--store", str(store), "add", str(big)],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout.strip()
+    if shutil.which("b3sum"):
+        b3 = timed(["b3sum", str(big)])
+        verify = timed([store_cli, "--store", str(store), "verify", fp])
+        report(
+            f"verify {size >> 20} MiB (throughput ratio = b3sum/ours)",
+            b3,
+            verify,
+            "ours",
+            ">= 1.0x",
+        )
+        ROWS[-1] = (
+            ROWS[-1][0],
+            f"{size / verify / 1e9:.2f} GB/s",
+            f"b3sum {size / b3 / 1e9:.2f} GB/s",
+            ROWS[-1][3],
+        )
+    else:
+        print("b3sum not installed: skipping the verify comparison")
+
+    files = 2000 if quick else 10_000
+    tree = work / "tree"
+    if not tree.exists():
+        for i in range(files):
+            sub = tree / f"d{i % 100:03d}"
+            sub.mkdir(parents=True, exist_ok=True)
+            (sub / f"f{i:05d}.dat").write_bytes(os.urandom(4096))
+    tarball = work / "tree.tar"
+    tar = timed(["tar", "--sort=name", "-cf", str(tarball), "-C", str(tree), "."], repeat=5)
+    tstore = work / "store-tree"
+    add_tree = timed(
+        [store_cli, "--store", str(tstore), "add", str(tree)],
+        env={"SCALEMS_STORE_FSYNC": "0"},
+        before=fresh(tstore),
+        repeat=5,
+    )
+    report(f"add tree of {files} x 4 KiB files", add_tree, tar, "tar --sort=name -cf", "<= 1.5x")
+    tfp = subprocess.run(
+        [store_cli, "--store", str(tstore), "add", str(tree)],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout.strip()
+    out = work / "out"
+    untar = timed(
+        ["sh", "-c", f"mkdir {out} && tar -xf {tarball} -C {out}"], before=fresh(out), repeat=5
+    )
+    get = timed(
+        [store_cli, "--store", str(tstore), "get", tfp, "-o", str(out)], before=fresh(out), repeat=5
+    )
+    report(f"get (extract) tree of {files} files", get, untar, "tar -xf", "<= 1.0x")
+
+
+def bench_index(work: Path, quick: bool) -> None:
+    from scalems_store import FileStore
+
+    store_cli = tool("scalems-store")
+    count = 10_000 if quick else 100_000
+    root = work / f"store-{count}"
+    if not (root / "store.json").exists():
+        start = time.perf_counter()
+        with FileStore(root, durable=False) as store:
+            for i in range(count):
+                store.add_bytes(b"object %d\n" % i)
+        print(f"(filled a store with {count} objects in {time.perf_counter() - start:.1f} s)")
+    with FileStore(root) as store:
+        fps = store.index.fingerprints()
+        prefixes = [fp[:8] for fp in fps[:: max(1, len(fps) // 1000)]]
+        it = iter(prefixes * 10)
+        resolve = in_process(lambda: store.resolve(next(it)), repeat=len(prefixes))
+    report(f"resolve an 8-digit prefix among {count}", resolve, 0.005, "target", "< 5 ms")
+    click_import = timed([PY, "-c", "import click"], repeat=15)
+    ls = timed([store_cli, "--store", str(root), "ls"], repeat=5)
+    report(f"scalems-store ls of {count} objects (process)", ls, 1.0, "target", "< 1 s")
+    get = timed([store_cli, "--store", str(root), "get", fps[0]], repeat=15)
+    report(
+        "scalems-store get small blob (process)",
+        get,
+        click_import,
+        "python -c 'import click'",
+        "<= 1.3x",
+    )
+    if shutil.which("git"):
+        repo = work / "gitrepo"
+        if not repo.exists():
+            subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        small = work / "small.txt"
+        small.write_bytes(os.urandom(100))
+        git = timed(["git", "hash-object", "-w", str(small)], cwd=repo, repeat=15)
+        add = timed([store_cli, "--store", str(root), "add", str(small)], repeat=15)
+        report("scalems-store add small file (process)", add, git, "git hash-object -w", "info")
+
+
+def bench_call(work: Path, quick: bool) -> None:
+    import joblib
+
+    from scalems_call import pack, run
+    from scalems_store import FileStore
+
+    call_cli = tool("scalems-call")
+    root = work / "store-call"
+    shutil.rmtree(root, ignore_errors=True)
+    with FileStore(root) as store:
+        fp = pack(_square, (12,), store=store)
+        run(fp, store=store)
+        hit = in_process(lambda: run(fp, store=store), repeat=500)
+    memory = joblib.Memory(str(work / "joblib"), verbose=0)
+    cached = memory.cache(_square)
+    cached(12)
+    joblib_hit = in_process(lambda: cached(12), repeat=500)
+    report("run() cache hit, in process", hit, joblib_hit, "joblib.Memory hit", "<= 1.0x")
+    click_import = timed([PY, "-c", "import click"], repeat=15)
+    exec_hit = timed([call_cli, "--store", str(root), "exec", fp], repeat=15)
+    report(
+        "scalems-call exec, cache hit (process)",
+        exec_hit,
+        click_import,
+        "python -c 'import click'",
+        "<= 1.3x",
+    )
+    click_dill = timed([PY, "-c", "import click, dill"], repeat=10)
+    uncached = timed([call_cli, "--store", str(root), "exec", "--force", fp], repeat=10)
+    report(
+        "scalems-call exec, uncached trivial call",
+        uncached,
+        click_dill,
+        "python -c 'import click, dill'",
+        "<= 3x",
+    )
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller inputs (for a smoke run)")
+    parser.add_argument(
+        "--only", default="store,index,call,scale", help="comma-separated groups to run"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where to put inputs (default: a temporary directory)"
+    )
+    options = parser.parse_args()
+    work = options.workdir or Path(tempfile.mkdtemp(prefix="scalems-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    groups = {"store": bench_store, "index": bench_index, "call": bench_call}
+    try:
+        from scale import bench_scale
+
+        groups["scale"] = bench_scale
+    except ImportError:
+        pass
+    for name in options.only.split(","):
+        if name in groups:
+            print(f"== {name}", flush=True)
+            groups[name](work, options.quick)
+    print("\n| benchmark | ours | peer | ratio |\n|---|---|---|---|")
+    for row in ROWS:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
