@@ -20,7 +20,7 @@ from typing import Any
 
 def _rank() -> int:
     if "mpi4py" in sys.modules or "mpi4py.MPI" in sys.modules:
-        from mpi4py import MPI  # type: ignore[import-not-found]  # optional, only under MPI
+        from mpi4py import MPI  # optional, only under MPI
 
         return int(MPI.COMM_WORLD.Get_rank())
     return 0
@@ -51,8 +51,23 @@ def run(call_path: str) -> dict[str, Any]:
     return {"status": "success", "return_value": encoded}
 
 
+def _die_with_runner() -> None:
+    """Ask Linux to kill this process if the runner that started it dies (no orphaned calls)."""
+    runner = os.environ.pop("SCALEMS_RUNNER_PID", None)
+    if runner is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != int(runner):
+        os._exit(1)  # the runner died before we got here
+
+
 def main(argv: list[str]) -> int:
     """Run the call; write the outcome; exit 0 on success, 1 otherwise."""
+    _die_with_runner()
     call_path, outcome_path = argv
     outcome = run(call_path)
     import dill

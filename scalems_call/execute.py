@@ -151,6 +151,15 @@ def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any
         return command
     if not isinstance(ranks, int) or ranks < 1:
         raise LaunchError(f"requirement ranks={ranks!r} must be a positive integer")
+    import importlib.util
+    import shlex
+
+    if importlib.util.find_spec("mpi4py") is None:
+        raise LaunchError(f"the call requires {ranks} MPI ranks but mpi4py is not installed")
+    python = [sys.executable, "-m", "mpi4py", *command[1:]]
+    prefix = os.environ.get("PARSL_MPI_PREFIX")  # set by Parsl's MPI mode for this task's ranks
+    if prefix:
+        return [*shlex.split(prefix), *python]
     launcher = (
         os.environ.get("SCALEMS_MPIEXEC") or shutil.which("mpiexec") or shutil.which("mpirun")
     )
@@ -158,11 +167,7 @@ def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any
         raise LaunchError(
             f"the call requires {ranks} MPI ranks but no MPI launcher (mpiexec) is on PATH"
         )
-    import importlib.util
-
-    if importlib.util.find_spec("mpi4py") is None:
-        raise LaunchError(f"the call requires {ranks} MPI ranks but mpi4py is not installed")
-    return [launcher, "-n", str(ranks), sys.executable, "-m", "mpi4py", *command[1:]]
+    return [*shlex.split(launcher), "-n", str(ranks), *python]
 
 
 def _spawn(
@@ -172,6 +177,11 @@ def _spawn(
     outcome_path = os.path.join(rundir, "outcome.json")
     command = [outcome_path if arg == "" else arg for arg in command]
     env = {**os.environ, **environment}
+    if command[1:3] == [
+        "-m",
+        "scalems_call.child",
+    ]:  # started directly, not through an MPI launcher
+        env["SCALEMS_RUNNER_PID"] = str(os.getpid())
     started = time.time()
     with (
         open(os.path.join(rundir, "stdout"), "wb") as out,

@@ -334,6 +334,60 @@ def gc(ctx: click.Context, dry_run: bool, grace: str, as_json: bool) -> None:
     )
 
 
+@cli.command(name="export")
+@click.argument("fingerprints", nargs=-1, required=True, metavar="FP...")
+@click.option(
+    "-o", "--output", required=True, metavar="BUNDLE", help="Bundle file to write ('-' for stdout)."
+)
+@click.pass_context
+def export_command(ctx: click.Context, fingerprints: tuple[str, ...], output: str) -> None:
+    """Write the closure of objects to one bundle file, to import into another store.
+
+    A call travels with its skeleton and its recorded results (with their
+    stdout, stderr and directory objects); a blob or tree travels alone.
+    """
+    from .bundle import export, open_output
+
+    store = open_store(ctx)
+    targets = [store.resolve(fp) for fp in fingerprints]
+    if output == "-":
+        count = export(store, targets, sys.stdout.buffer)
+    else:
+        stream = open_output(output)  # refuses an existing file, which is never touched
+        try:
+            with stream:
+                count = export(store, targets, stream)
+        except BaseException:
+            os.unlink(output)  # ours, and incomplete
+            raise
+    click.echo(f"exported {count} objects", err=True)
+
+
+@cli.command(name="import")
+@click.argument("bundle", metavar="BUNDLE")
+@click.pass_context
+def import_command(ctx: click.Context, bundle: str) -> None:
+    """Verify and add every object of a bundle ('-' for stdin); print their fingerprints.
+
+    Each object is checked against its fingerprint before it is published; a
+    corrupt or truncated bundle names the object that failed. Importing the
+    same bundle twice is harmless.
+    """
+    from .bundle import import_bundle
+
+    if bundle != "-" and not os.path.isfile(bundle):
+        raise click.BadParameter(f"no such file: {bundle!r}", param_hint="BUNDLE")
+    store = open_store(ctx, create=True)
+    if bundle == "-":
+        imported = import_bundle(store, sys.stdin.buffer)
+    else:
+        with open(bundle, "rb") as stream:
+            imported = import_bundle(store, stream)
+    for fp in imported:
+        click.echo(fp)
+    click.echo(f"imported {len(imported)} objects", err=True)
+
+
 @cli.command()
 @click.pass_context
 def reindex(ctx: click.Context) -> None:

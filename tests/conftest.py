@@ -23,6 +23,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SCALEMS_STORE_FSYNC", "0")
     path = os.environ.get("PYTHONPATH", "")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), path])))
+    # as in an activated virtual environment: its scripts (Parsl's interchange, ours) are on PATH
+    monkeypatch.setenv(
+        "PATH", os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    )
 
 
 @pytest.fixture

@@ -70,5 +70,6 @@ def mpi_rank_info() -> tuple[int, int]:
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
-    print(f"rank {comm.Get_rank()} of {comm.Get_size()}", flush=True)
+    # one write per line: the ranks' output is merged as written, so a line must not be split
+    os.write(1, f"rank {comm.Get_rank()} of {comm.Get_size()}\n".encode())
     return comm.Get_rank(), comm.Get_size()

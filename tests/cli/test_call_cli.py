@@ -209,3 +209,34 @@ def test_killed_runner_leaves_no_ref(tmp_path: Path) -> None:
         [*entry_point("scalems-call"), "exec", quick], cwd=tmp_path, capture_output=True
     )
     assert done.returncode == 0
+
+
+def test_exec_many_in_parallel(run_cli, tmp_path: Path) -> None:
+    """exec FP... --jobs 2 runs several calls; failures are reported per call and exit 1."""
+    good = [packed(tmp_path, funcs.add, i, i) for i in range(4)]
+    bad = packed(tmp_path, funcs.fail_and_count, str(tmp_path / "ledger"))
+    proc = run_cli("scalems-call", "exec", *good, bad, "--jobs", "2", "--json")
+    assert proc.returncode == 1
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [r["call"] for r in records] == [*good, bad]
+    assert [r["status"] for r in records] == ["success"] * 4 + ["failed"]
+    assert f"call {bad[:12]} failed" in proc.stderr.decode()
+    assert run_cli("scalems-call", "exec", *good, "--jobs", "2").returncode == 0
+    both = run_cli("scalems-call", "exec", good[0], "--jobs", "2", "--dask", "tcp://127.0.0.1:1")
+    assert both.returncode == 2
+
+
+def test_exec_on_unreachable_dask_is_one_line(run_cli, tmp_path: Path) -> None:
+    """An unreachable Dask scheduler is a one-line error, not a traceback."""
+    fp = packed(tmp_path, funcs.add, 1, 1)
+    proc = run_cli("scalems-call", "exec", fp, "--dask", "tcp://127.0.0.1:9", timeout=120)
+    assert proc.returncode == 1
+    assert one_line_error(proc).startswith("LaunchError:")
+
+
+def test_parsl_config_must_define_config(run_cli, tmp_path: Path) -> None:
+    """--parsl-config with a file that defines no Config is a one-line error."""
+    fp = packed(tmp_path, funcs.add, 1, 1)
+    (tmp_path / "parsl_config.py").write_text("x = 1\n")
+    proc = run_cli("scalems-call", "exec", fp, "--parsl-config", "parsl_config.py")
+    assert proc.returncode == 1 and "config" in one_line_error(proc)
