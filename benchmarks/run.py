@@ -274,7 +274,10 @@ def main() -> None:
     options = parser.parse_args()
     work = options.workdir or Path(tempfile.mkdtemp(prefix="scalems-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    here = str(Path(__file__).resolve().parent)
+    sys.path.insert(0, here)
+    # calls packed here name functions in these modules: children and workers must import them
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
     groups = {"store": bench_store, "index": bench_index, "call": bench_call}
     try:
         from scale import bench_scale

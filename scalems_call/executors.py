@@ -132,7 +132,7 @@ def dask_executor(address: str) -> Any:
     @contextlib.contextmanager
     def connected() -> Any:
         try:
-            client = Client(address, timeout=30)
+            client = Client(address)  # connect timeout: Dask's distributed.comm.timeouts.connect
         except (OSError, TimeoutError) as exc:
             raise LaunchError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from exc
         try:

@@ -229,7 +229,15 @@ def test_exec_many_in_parallel(run_cli, tmp_path: Path) -> None:
 def test_exec_on_unreachable_dask_is_one_line(run_cli, tmp_path: Path) -> None:
     """An unreachable Dask scheduler is a one-line error, not a traceback."""
     fp = packed(tmp_path, funcs.add, 1, 1)
-    proc = run_cli("scalems-call", "exec", fp, "--dask", "tcp://127.0.0.1:9", timeout=120)
+    proc = run_cli(
+        "scalems-call",
+        "exec",
+        fp,
+        "--dask",
+        "tcp://127.0.0.1:9",
+        timeout=120,
+        env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"},
+    )
     assert proc.returncode == 1
     assert one_line_error(proc).startswith("LaunchError:")
 
