@@ -55,6 +55,17 @@ def timed(
     return statistics.median(times)
 
 
+def timed_pair(ours: list[str], peer: list[str], repeat: int = 21) -> tuple[float, float]:
+    """Median wall times of two short commands, run alternately so that machine drift cancels."""
+    a, b = [], []
+    for _ in range(repeat):
+        for argv, into in ((ours, a), (peer, b)):
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            into.append(time.perf_counter() - start)
+    return statistics.median(a), statistics.median(b)
+
+
 def in_process(func: Callable[[], object], repeat: int = 2000) -> float:
     """Median per-call time of *func* over batches, in seconds."""
     batches = []
@@ -198,10 +209,11 @@ def bench_index(work: Path, quick: bool) -> None:
         it = iter(prefixes * 10)
         resolve = in_process(lambda: store.resolve(next(it)), repeat=len(prefixes))
     report(f"resolve an 8-digit prefix among {count}", resolve, 0.005, "target", "< 5 ms")
-    click_import = timed([PY, "-c", "import click"], repeat=15)
     ls = timed([store_cli, "--store", str(root), "ls"], repeat=5)
     report(f"scalems-store ls of {count} objects (process)", ls, 1.0, "target", "< 1 s")
-    get = timed([store_cli, "--store", str(root), "get", fps[0]], repeat=15)
+    get, click_import = timed_pair(
+        [store_cli, "--store", str(root), "get", fps[0]], [PY, "-c", "import click"]
+    )
     report(
         "scalems-store get small blob (process)",
         get,
@@ -215,7 +227,7 @@ def bench_index(work: Path, quick: bool) -> None:
             subprocess.run(["git", "init", "-q", str(repo)], check=True)
         small = work / "small.txt"
         small.write_bytes(os.urandom(100))
-        git = timed(["git", "hash-object", "-w", str(small)], cwd=repo, repeat=15)
+        git = timed(["git", "-C", str(repo), "hash-object", "-w", str(small)], repeat=15)
         add = timed([store_cli, "--store", str(root), "add", str(small)], repeat=15)
         report("scalems-store add small file (process)", add, git, "git hash-object -w", "info")
 
@@ -238,8 +250,9 @@ def bench_call(work: Path, quick: bool) -> None:
     cached(12)
     joblib_hit = in_process(lambda: cached(12), repeat=500)
     report("run() cache hit, in process", hit, joblib_hit, "joblib.Memory hit", "<= 1.0x")
-    click_import = timed([PY, "-c", "import click"], repeat=15)
-    exec_hit = timed([call_cli, "--store", str(root), "exec", fp], repeat=15)
+    exec_hit, click_import = timed_pair(
+        [call_cli, "--store", str(root), "exec", fp], [PY, "-c", "import click"]
+    )
     report(
         "scalems-call exec, cache hit (process)",
         exec_hit,
@@ -247,8 +260,11 @@ def bench_call(work: Path, quick: bool) -> None:
         "python -c 'import click'",
         "<= 1.3x",
     )
-    click_dill = timed([PY, "-c", "import click, dill"], repeat=10)
-    uncached = timed([call_cli, "--store", str(root), "exec", "--force", fp], repeat=10)
+    uncached, click_dill = timed_pair(
+        [call_cli, "--store", str(root), "exec", "--force", fp],
+        [PY, "-c", "import click, dill"],
+        repeat=11,
+    )
     report(
         "scalems-call exec, uncached trivial call",
         uncached,

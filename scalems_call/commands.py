@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from scalems_store.cli import ErrorGroup, echo_json, run_main
+from scalems_store.cli import ErrorGroup, echo_json, open_store, run_main, store_option
 from scalems_store.errors import StoreError
 
 from .errors import CallError
@@ -25,14 +25,6 @@ if TYPE_CHECKING:
 
 class _CallGroup(ErrorGroup):
     error_roots = (StoreError, CallError)
-
-
-def _store(ctx: click.Context, *, create: bool = False) -> FileStore:
-    from scalems_store.store import FileStore
-
-    store = FileStore(ctx.obj, create=create)
-    ctx.call_on_close(store.close)
-    return store
 
 
 def _pairs(values: tuple[str, ...], option: str, parse_json: bool) -> dict[str, Any]:
@@ -66,14 +58,7 @@ def _json_option(text: str | None, option: str, kind: type) -> Any:
 
 
 @click.group(cls=_CallGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--store",
-    "store_path",
-    metavar="PATH",
-    envvar="SCALEMS_STORE",
-    show_envvar=True,
-    help="Store directory. Default: ./.scalems.",
-)
+@store_option
 @click.version_option(package_name="scalems-store", prog_name="scalems-call")
 @click.pass_context
 def cli(ctx: click.Context, store_path: str | None) -> None:
@@ -128,7 +113,7 @@ def pack_command(
     from .targets import import_target
 
     func = import_target(target)
-    store = _store(ctx, create=True)
+    store = open_store(ctx, create=True)
     click.echo(
         pack(
             func,
@@ -195,7 +180,7 @@ def exec_command(
 
     if sum((jobs > 1, dask_address is not None, parsl_config is not None)) > 1:
         raise click.UsageError("choose one of --jobs, --dask and --parsl-config")
-    store = _store(ctx)
+    store = open_store(ctx)
     calls = list(dict.fromkeys(cache.resolve_call(store, fp) for fp in fingerprints))
     if jobs > 1 or dask_address or parsl_config:
         outcomes = _run_on_engine(store, calls, force, timeout, jobs, dask_address, parsl_config)
@@ -312,7 +297,7 @@ def result_command(
     """Show the latest result of a call (or a result given by fingerprint)."""
     from . import cache, display
 
-    store = _store(ctx)
+    store = open_store(ctx)
     result_fp, record = cache.latest(store, fingerprint)
     if output is not None:
         if not record.get("directory"):
@@ -357,7 +342,7 @@ def rerun_command(
     from .check import differences
     from .execute import execute
 
-    store = _store(ctx)
+    store = open_store(ctx)
     call_fp = cache.resolve_call(store, fingerprint)
     recorded_fp, recorded = cache.latest(store, call_fp)
     fresh = execute(store, call_fp, force=True, timeout=timeout, publish=False)
@@ -381,7 +366,7 @@ def ls_command(ctx: click.Context, as_json: bool) -> None:
     """List calls with the status and time of their latest result."""
     from . import display
 
-    rows = display.call_rows(_store(ctx))
+    rows = display.call_rows(open_store(ctx))
     if as_json:
         echo_json(rows)
         return
@@ -398,7 +383,7 @@ def command_command(ctx: click.Context, fingerprint: str) -> None:
 
     from . import cache
 
-    store = _store(ctx)
+    store = open_store(ctx)
     call_fp = cache.resolve_call(store, fingerprint)
     click.echo(
         shlex.join(

@@ -109,8 +109,7 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True))
 
 
-@click.group(cls=ErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
+store_option = click.option(
     "--store",
     "store_path",
     metavar="PATH",
@@ -118,6 +117,11 @@ def echo_json(value: Any) -> None:
     show_envvar=True,
     help="Store directory. Default: ./.scalems (created on first write).",
 )
+"""The ``--store`` option shared by both command-line tools."""
+
+
+@click.group(cls=ErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@store_option
 @click.version_option(package_name="scalems-store", prog_name="scalems-store")
 @click.pass_context
 def cli(ctx: click.Context, store_path: str | None) -> None:
