@@ -89,12 +89,18 @@ def open_store(ctx: click.Context, *, create: bool = False) -> FileStore:
 
 
 @contextmanager
-def progress_bar(label: str, length: int | None) -> Iterator[Callable[[int], None] | None]:
-    """Yield a callback advancing a progress bar on stderr (None when not a terminal)."""
+def progress_bar(
+    label: str, length: int | Callable[[], int] | None
+) -> Iterator[Callable[[int], None] | None]:
+    """Yield a callback advancing a progress bar on stderr (None when not a terminal).
+
+    *length* may be a function, called only when a bar is shown.
+    """
     if not sys.stderr.isatty():
         yield None
         return
-    with click.progressbar(length=length or 0, label=label, file=sys.stderr) as bar:
+    total = length() if callable(length) else length
+    with click.progressbar(length=total or 0, label=label, file=sys.stderr) as bar:
         last = [0]
 
         def advance(done: int) -> None:
@@ -283,9 +289,11 @@ def verify(
     """Re-hash objects and check labels and refs; exit 1 if anything is corrupt or missing."""
     store = open_store(ctx)
     targets = list(fingerprints) or None
-    with progress_bar(
-        "verifying", len(targets) if targets else sum(1 for _ in store.iter_fingerprints())
-    ) as bar:
+
+    def count() -> int:
+        return len(targets) if targets else sum(1 for _ in store.iter_fingerprints())
+
+    with progress_bar("verifying", count) as bar:
         report = store.verify(targets, sample=sample, progress=bar)
     if as_json:
         echo_json(
