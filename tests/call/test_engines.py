@@ -175,8 +175,19 @@ def test_parsl_htex_loopback(store: FileStore, tmp_path: Path) -> None:
     )
     ledger = tmp_path / "ledger"
     fps = twenty_calls(store, ledger)
-    results = run_many_parsl(fps, store=store, config=config)
-    check_twenty(store, fps, results, ledger)
+    import parsl
+
+    parsl.load(config)
+    try:
+        results = run_many_parsl(fps, store=store)
+        check_twenty(store, fps, results, ledger)
+        again = run_many_parsl(fps, store=store)
+    finally:
+        parsl.dfk().cleanup()
+    assert [again[fp].cached for fp in fps] == [True] * 19 + [False], (
+        "only the failed call is resubmitted"
+    )
+    assert len(ledger.read_text().splitlines()) == 21
 
 
 def have_mpi() -> str | None:

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from scalems_call import cache as call_cache
 from scalems_call import pack
 from scalems_store import FileStore
@@ -248,3 +250,39 @@ def test_parsl_config_must_define_config(run_cli, tmp_path: Path) -> None:
     (tmp_path / "parsl_config.py").write_text("x = 1\n")
     proc = run_cli("scalems-call", "exec", fp, "--parsl-config", "parsl_config.py")
     assert proc.returncode == 1 and "config" in one_line_error(proc)
+
+
+PARSL_CONFIG = """
+from parsl.config import Config
+from parsl.executors import HighThroughputExecutor
+from parsl.providers import LocalProvider
+
+config = Config(
+    executors=[
+        HighThroughputExecutor(
+            label="local",
+            address="127.0.0.1",
+            loopback_address="127.0.0.1",
+            max_workers_per_node=2,
+            provider=LocalProvider(init_blocks=1, max_blocks=1),
+        )
+    ],
+    run_dir="runinfo",
+    initialize_logging=False,
+)
+"""
+
+
+def test_exec_with_parsl_config_file(run_cli, tmp_path: Path) -> None:
+    """exec FP... --parsl-config FILE.py runs the calls on Parsl and records their results."""
+    pytest.importorskip("parsl")
+    fps = [packed(tmp_path, funcs.add, i, 10) for i in range(3)]
+    (tmp_path / "htex_local.py").write_text(PARSL_CONFIG)
+    proc = run_cli(
+        "scalems-call", "exec", *fps, "--parsl-config", "htex_local.py", "--json", timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [r["status"] for r in records] == ["success"] * 3
+    for i, fp in enumerate(fps):
+        assert f"return      {i + 10}" in run_cli("scalems-call", "result", fp).stdout.decode()
