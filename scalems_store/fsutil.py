@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Callable, Iterable
 
 from .errors import StoreNotWritable
 
@@ -62,6 +63,41 @@ def not_writable(path: str, exc: OSError) -> StoreNotWritable:
         exc.errno or 0, exc.strerror or str(exc)
     )
     return StoreNotWritable(f"cannot write {path!r}: {reason}")
+
+
+def pipelined(chunks: Iterable[bytes], consume: Callable[[bytes], None], depth: int = 8) -> None:
+    """Feed *chunks* to *consume* in a second thread, so that producing and consuming overlap.
+
+    *consume* should release the GIL (hashing, writing). An error on either
+    side stops both and is raised here.
+    """
+    import queue
+    import threading
+
+    handoff: queue.Queue[bytes | None] = queue.Queue(depth)
+    failure: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            while (chunk := handoff.get()) is not None:
+                consume(chunk)
+        except BaseException as exc:  # re-raised in the producer's thread
+            failure.append(exc)
+            while handoff.get() is not None:
+                pass  # keep the producer from blocking on a full queue
+
+    worker = threading.Thread(target=drain, name="scalems-writer")
+    worker.start()
+    try:
+        for chunk in chunks:
+            if failure:
+                break
+            handoff.put(chunk)
+    finally:
+        handoff.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
 
 
 def unlink_quietly(path: str) -> None:

@@ -29,7 +29,15 @@ from .errors import (
     UnsupportedFormat,
 )
 from .fingerprint import CHUNK, MMAP_THRESHOLD, hash_bytes, hash_file, new_hasher
-from .fsutil import fsync_dir, new_temp, not_writable, replace_atomic, unlink_quietly, write_all
+from .fsutil import (
+    fsync_dir,
+    new_temp,
+    not_writable,
+    pipelined,
+    replace_atomic,
+    unlink_quietly,
+    write_all,
+)
 
 if TYPE_CHECKING:
     import threading
@@ -513,14 +521,14 @@ class FileStore:
         expect: str | None,
     ) -> str:
         fd, temp = new_temp(self._tmp, "put-")
-        hasher = new_hasher(MMAP_THRESHOLD)
+        # one core produces the chunks (Python-heavy), the other hashes and writes them
+        hasher = new_hasher()
 
-        def write() -> None:
-            for chunk in chunks:
-                hasher.update(chunk)
-                write_all(fd, chunk)
+        def consume(chunk: bytes) -> None:
+            hasher.update(chunk)
+            write_all(fd, chunk)
 
-        self._finish_temp(fd, temp, write)
+        self._finish_temp(fd, temp, lambda: pipelined(chunks, consume))
         fp = hasher.hexdigest()
         try:
             self._check_expected(fp, expect)

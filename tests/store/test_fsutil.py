@@ -1,0 +1,46 @@
+"""The writer pipeline: chunks arrive in order, and an error on either side surfaces."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scalems_store.fsutil import pipelined
+
+
+@given(st.lists(st.binary(max_size=64), max_size=50), st.integers(min_value=1, max_value=4))
+def test_every_chunk_is_consumed_in_order(chunks: list[bytes], depth: int) -> None:
+    seen: list[bytes] = []
+    pipelined(iter(chunks), seen.append, depth=depth)
+    assert seen == chunks
+
+
+def test_a_consumer_error_stops_the_producer_and_is_raised() -> None:
+    produced = []
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(10_000):
+            produced.append(i)
+            yield b"x"
+
+    def consume(chunk: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        pipelined(chunks(), consume, depth=2)
+    assert len(produced) < 10_000  # it stopped early instead of archiving everything
+
+
+def test_a_producer_error_is_raised_after_the_consumer_stops() -> None:
+    seen: list[bytes] = []
+
+    def chunks() -> Iterator[bytes]:
+        yield b"a"
+        raise ValueError("file changed while being archived")
+
+    with pytest.raises(ValueError, match="changed"):
+        pipelined(chunks(), seen.append)
+    assert seen == [b"a"]
