@@ -34,16 +34,31 @@ def hash_chunks(chunks: Iterable[bytes]) -> str:
     return hasher.hexdigest()
 
 
-def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
+def hash_file(
+    path: str | os.PathLike[str], size: int | None = None, *, leave_cores: int = 0
+) -> str:
     """Return the fingerprint of the file at *path*.
 
-    Large files are hashed through ``mmap`` on all cores, as ``b3sum`` does.
+    Large files are hashed through ``mmap`` on all cores, as ``b3sum`` does,
+    less *leave_cores* kept free for work running alongside (a copy).
     """
     if size is None:
         size = os.stat(path).st_size
     if size >= MMAP_THRESHOLD:
-        hasher = new_hasher(size)
+        threads = usable_cores() - leave_cores
+        if leave_cores == 0:
+            hasher = new_hasher(size)
+        else:
+            hasher = blake3(max_threads=threads) if threads > 1 else blake3()
         hasher.update_mmap(os.fspath(path))
         return hasher.hexdigest()
     with open(path, "rb", buffering=0) as stream:
         return hash_bytes(stream.read())
+
+
+def usable_cores() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -564,7 +564,9 @@ class FileStore:
 
         def hash_source() -> None:
             try:
-                found["fp"] = fp = hash_file(path, size)
+                # the kernel copy keeps one core busy: hash on the others, or the two
+                # fight over the same cores (on 2 cores: 0.41 s instead of 0.51 s for 1 GiB)
+                found["fp"] = fp = hash_file(path, size, leave_cores=1)
                 if fp in self:
                     present.set()
             except BaseException as exc:

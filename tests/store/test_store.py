@@ -22,7 +22,7 @@ from scalems_store import (
     StoreNotFound,
     UnsupportedFormat,
 )
-from scalems_store.fingerprint import MMAP_THRESHOLD, hash_bytes
+from scalems_store.fingerprint import MMAP_THRESHOLD, hash_bytes, hash_file
 
 EMPTY_BLAKE3 = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 HELLO_BLAKE3 = "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
@@ -74,6 +74,15 @@ def test_add_file_small_and_large(store: FileStore, tmp_path: Path) -> None:
         assert Path(store.object_path(fp)).read_bytes() == data
         assert store.add_file(path) == fp
     assert os.listdir(Path(store.root, "tmp")) == []
+
+
+@pytest.mark.parametrize("leave_cores", [0, 1, 64])
+def test_hash_file_is_the_same_on_any_number_of_threads(tmp_path: Path, leave_cores: int) -> None:
+    """Hashing a large file on fewer threads (next to a copy) does not change its name."""
+    data = os.urandom(2 * MMAP_THRESHOLD + 7)
+    path = tmp_path / "big"
+    path.write_bytes(data)
+    assert hash_file(path, leave_cores=leave_cores) == hash_bytes(data)
 
 
 def test_add_file_rejects_directory_and_missing(store: FileStore, tmp_path: Path) -> None:
