@@ -210,6 +210,48 @@ def test_two_rank_mpi_call(store: FileStore) -> None:
     assert sorted(stdout.splitlines()) == ["rank 0 of 2", "rank 1 of 2"]
 
 
+@pytest.mark.skipif(have_mpi() is not None, reason=str(have_mpi()))
+def test_two_rank_mpi_call_under_parsl_mpi_mode(store: FileStore, tmp_path: Path) -> None:
+    """Under Parsl's MPIExecutor, a ranks call launches with the prefix Parsl composes for it."""
+    pytest.importorskip("parsl")
+    from parsl.config import Config
+    from parsl.executors import MPIExecutor
+    from parsl.launchers import SimpleLauncher
+    from parsl.providers import LocalProvider
+
+    from scalems_call.executors import run_many_parsl
+
+    # MPI mode reads the block's nodes from the batch system; here, a PBS node file
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text("localhost\n")
+    config = Config(
+        executors=[
+            MPIExecutor(
+                label="mpi",
+                address="127.0.0.1",
+                max_workers_per_block=1,
+                mpi_launcher="mpiexec",
+                provider=LocalProvider(
+                    launcher=SimpleLauncher(),
+                    # a launcher that fails: the call must use Parsl's prefix, not the fallback
+                    worker_init=f"export PBS_NODEFILE={nodefile} SCALEMS_MPIEXEC=/bin/false",
+                    init_blocks=1,
+                    max_blocks=1,
+                ),
+            )
+        ],
+        run_dir=str(tmp_path / "runinfo"),
+        initialize_logging=False,
+    )
+    fp = pack(funcs.mpi_rank_info, store=store, requirements={"ranks": 2})
+    results = run_many_parsl([fp], store=store, config=config)
+    result = results[fp]
+    assert result.status == "success", result.traceback
+    assert result.return_value == (0, 2)
+    stdout = Path(result.stdout.removeprefix("file://")).read_text()
+    assert sorted(stdout.splitlines()) == ["rank 0 of 2", "rank 1 of 2"]
+
+
 def test_no_mpi_launcher_is_a_clear_error(
     store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
