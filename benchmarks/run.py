@@ -57,7 +57,8 @@ def timed(
 
 def timed_pair(ours: list[str], peer: list[str], repeat: int = 21) -> tuple[float, float]:
     """Median wall times of two short commands, run alternately so that machine drift cancels."""
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     for _ in range(repeat):
         for argv, into in ((ours, a), (peer, b)):
             start = time.perf_counter()
@@ -109,9 +110,9 @@ def bench_store(work: Path, quick: bool) -> None:
     size = (128 if quick else 1024) << 20
     big = work / "big.bin"
     if not big.exists() or big.stat().st_size != size:
-        with open(big, "wb") as out:
+        with open(big, "wb") as stream:
             for _ in range(size >> 20):
-                out.write(os.urandom(1 << 20))
+                stream.write(os.urandom(1 << 20))
     subprocess.run(["cat", str(big)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
     copy = work / "copy.bin"
     store = work / "store-big"

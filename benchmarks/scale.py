@@ -90,7 +90,7 @@ def bench_scale(work: Path, quick: bool) -> None:
                 )
                 direct[workers] = _direct(executor, count)
             finally:
-                if client is not None:
+                if cluster is not None and client is not None:
                     client.close()
                     cluster.close()
                 else:

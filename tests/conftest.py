@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,15 @@ import pytest
 from scalems_store import FileStore
 
 REPO = Path(__file__).resolve().parent.parent
+
+MakeStore = Callable[..., FileStore]
+RunCli = Callable[..., "subprocess.CompletedProcess[bytes]"]
+
+
+def local_file(uri: str | None) -> Path:
+    """The path of a ``file://`` URI recorded in a result."""
+    assert uri is not None and uri.startswith("file://"), uri
+    return Path(uri.removeprefix("file://"))
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +39,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def make_store(tmp_path: Path) -> Callable[..., FileStore]:
+def make_store(tmp_path: Path) -> Iterator[MakeStore]:
     """Return a factory of fresh stores under tmp_path."""
     made: list[FileStore] = []
 
@@ -39,7 +48,7 @@ def make_store(tmp_path: Path) -> Callable[..., FileStore]:
         made.append(store)
         return store
 
-    yield make  # type: ignore[misc]
+    yield make
     for store in made:
         store.close()
 
@@ -60,7 +69,7 @@ def entry_point(name: str) -> list[str]:
 
 
 @pytest.fixture
-def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[bytes]]:
+def run_cli(tmp_path: Path) -> RunCli:
     """Run an installed entry point in a subprocess in tmp_path; return the completed process."""
 
     def run(

@@ -26,6 +26,6 @@ def test_ruff_clean() -> None:
 
 
 def test_mypy_clean() -> None:
-    """mypy finds no type errors in the packages."""
+    """mypy finds no type errors in the packages, tests and benchmarks."""
     proc = subprocess.run([*tool("mypy")], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -23,6 +23,12 @@ from scalems_call import (
 ECHO_ARGS = (["/bin/echo", "hello", "world"],)
 
 
+def returned_stdout(result: CallResult) -> bytes:
+    """The captured stdout of the ``subprocess.CompletedProcess`` a call returned."""
+    assert isinstance(result.return_value, subprocess.CompletedProcess), result.exception
+    return result.return_value.stdout
+
+
 def test_echo_round_trip_through_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A serialized subprocess.run call deserializes and runs, returning the CompletedProcess."""
     monkeypatch.chdir(tmp_path)
@@ -44,10 +50,10 @@ def test_echo_round_trip_through_api(tmp_path: Path, monkeypatch: pytest.MonkeyP
     result = main(call)
     assert isinstance(result, CallResult)
     assert result.exception is None
-    assert result.return_value.stdout == b"hello world\n"
+    assert returned_stdout(result) == b"hello world\n"
     assert result.directory == pathlib.Path(tmp_path).as_uri()
     again = deserialize_result(serialize_result(result))
-    assert again.return_value.stdout == b"hello world\n" and again.directory == result.directory
+    assert returned_stdout(again) == b"hello world\n" and again.directory == result.directory
 
 
 def test_echo_round_trip_through_command_line(tmp_path: Path) -> None:
@@ -62,7 +68,7 @@ def test_echo_round_trip_through_command_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     result = deserialize_result((tmp_path / "result.json").read_text())
-    assert result.return_value.stdout == b"hello world\n"
+    assert returned_stdout(result) == b"hello world\n"
     assert result.directory == tmp_path.as_uri()
     assert result.exception is None
 

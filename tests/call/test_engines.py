@@ -19,6 +19,7 @@ from scalems_call import cache as call_cache
 from scalems_call.executors import exec_on_worker, run_many
 from scalems_store import FileStore
 from tests.call import funcs
+from tests.conftest import local_file
 
 
 class CountingExecutor(Executor):
@@ -86,7 +87,7 @@ def test_submission_failure_is_reported_per_call(store: FileStore, tmp_path: Pat
     fps = [pack(funcs.add, (i, i), store=store) for i in range(3)]
     results = run_many(fps, store=store, executor=Flaky())
     assert [results[fp].status for fp in fps] == ["success", "error", "success"]
-    assert "worker lost" in results[fps[1]].exception
+    assert "worker lost" in str(results[fps[1]].exception)
 
 
 def test_duplicate_concurrent_submissions_run_once(store: FileStore, tmp_path: Path) -> None:
@@ -118,6 +119,7 @@ def test_killed_worker_loses_nothing(
         assert time.monotonic() < deadline, "the call never started"
         time.sleep(0.1)
     for process in list(pool._processes.values()):  # the test kills the worker on purpose
+        assert process.pid is not None
         os.kill(process.pid, signal.SIGKILL)
     worker.join(60)
     pool.shutdown()
@@ -206,7 +208,7 @@ def test_two_rank_mpi_call(store: FileStore) -> None:
     result = run(pack(funcs.mpi_rank_info, store=store, requirements={"ranks": 2}), store=store)
     assert result.status == "success", result.traceback
     assert result.return_value == (0, 2)
-    stdout = Path(result.stdout.removeprefix("file://")).read_text()
+    stdout = local_file(result.stdout).read_text()
     assert sorted(stdout.splitlines()) == ["rank 0 of 2", "rank 1 of 2"]
 
 
@@ -248,7 +250,7 @@ def test_two_rank_mpi_call_under_parsl_mpi_mode(store: FileStore, tmp_path: Path
     result = results[fp]
     assert result.status == "success", result.traceback
     assert result.return_value == (0, 2)
-    stdout = Path(result.stdout.removeprefix("file://")).read_text()
+    stdout = local_file(result.stdout).read_text()
     assert sorted(stdout.splitlines()) == ["rank 0 of 2", "rank 1 of 2"]
 
 

@@ -13,6 +13,7 @@ from scalems_call import CallResult, InvalidCall, pack, run, submit
 from scalems_call import cache as call_cache
 from scalems_store import FileStore, layout
 from tests.call import funcs
+from tests.conftest import local_file
 
 
 def ledger_lines(path: Path) -> int:
@@ -41,6 +42,7 @@ def test_failed_run_recorded_but_not_a_hit(store: FileStore, tmp_path: Path) -> 
     result = run(fp, store=store)
     assert result.status == "failed"
     assert result.exception == "ValueError('deliberate failure')"
+    assert result.traceback is not None
     assert "Traceback" in result.traceback and "deliberate failure" in result.traceback
     run(fp, store=store)
     assert ledger_lines(ledger) == 2
@@ -69,15 +71,15 @@ def test_skeleton_in_and_outputs_archived(store: FileStore, tmp_path: Path) -> N
     store.materialize(record["directory"], tmp_path / "out")
     assert (tmp_path / "out" / "results" / "upper.txt").read_text() == "MD INPUT\n"
     assert (tmp_path / "out" / "input.txt").read_text() == "md input\n"
-    assert result.directory.startswith("file://")
+    local_file(result.directory)
 
 
 def test_output_of_subprocesses_and_fd_writes_captured(store: FileStore) -> None:
     """stdout/stderr are captured at the descriptor level: children and os.write included."""
     result = submit(funcs.talk, store=store)
     assert result.return_value == "done"
-    stdout = Path(result.stdout.removeprefix("file://")).read_text()
-    stderr = Path(result.stderr.removeprefix("file://")).read_text()
+    stdout = local_file(result.stdout).read_text()
+    stderr = local_file(result.stderr).read_text()
     assert stdout == "python stdout\nsubprocess stdout\n"
     assert stderr == "fd-level stderr\n"
 
@@ -87,13 +89,13 @@ def test_timeout(store: FileStore) -> None:
     started = time.monotonic()
     result = submit(funcs.sleep, (60,), store=store, timeout=1)
     assert time.monotonic() - started < 30
-    assert result.status == "timeout" and "TimeoutError" in result.exception
+    assert result.status == "timeout" and "TimeoutError" in str(result.exception)
 
 
 def test_child_that_dies_is_recorded(store: FileStore) -> None:
     """A child that exits without reporting is recorded as killed, with its exit status."""
     result = submit(funcs.hard_exit, store=store)
-    assert result.status == "killed" and "status 7" in result.exception
+    assert result.status == "killed" and "status 7" in str(result.exception)
 
 
 def test_missing_object_makes_a_miss(store: FileStore, tmp_path: Path) -> None:
@@ -101,7 +103,7 @@ def test_missing_object_makes_a_miss(store: FileStore, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     fp = pack(funcs.count_runs, (str(ledger),), store=store)
     first = run(fp, store=store)
-    os.unlink(first.stdout.removeprefix("file://"))
+    os.unlink(local_file(first.stdout))
     again = run(fp, store=store)
     assert not again.cached and ledger_lines(ledger) == 2
 
@@ -120,6 +122,7 @@ def test_result_record_format(store: FileStore) -> None:
     """The result record is canonical JSON with ResultPack fields, blake3 URIs and provenance."""
     result = submit(funcs.add, (2, 3), store=store)
     assert isinstance(result, CallResult) and result.return_value == 5
+    assert result.fingerprint is not None
     data = store.read_bytes(result.fingerprint)
     record = json.loads(data)
     assert data == json.dumps(record, sort_keys=True, separators=(",", ":")).encode()

@@ -17,7 +17,7 @@ from scalems_call import pack
 from scalems_store import FileStore
 from tests.call import funcs
 from tests.cli.test_store_cli import one_line_error, store_listing
-from tests.conftest import entry_point
+from tests.conftest import RunCli, entry_point
 
 
 def packed(tmp_path: Path, func: object, *args: object, **options: object) -> str:
@@ -25,7 +25,7 @@ def packed(tmp_path: Path, func: object, *args: object, **options: object) -> st
         return pack(func, args, store=store, **options)  # type: ignore[arg-type]
 
 
-def test_pack_exec_result_ls(run_cli, tmp_path: Path) -> None:
+def test_pack_exec_result_ls(run_cli: RunCli, tmp_path: Path) -> None:
     """pack prints a fingerprint; exec runs once then hits the cache; result and ls show it."""
     (tmp_path / "ledger").touch()
     fp = (
@@ -53,7 +53,7 @@ def test_pack_exec_result_ls(run_cli, tmp_path: Path) -> None:
     assert fp in listing and "success" in listing
 
 
-def test_pack_options(run_cli, tmp_path: Path) -> None:
+def test_pack_options(run_cli: RunCli, tmp_path: Path) -> None:
     """--kwargs-json, --env, --require and --skeleton go into the record; env reaches the call."""
     (tmp_path / "skel").mkdir()
     (tmp_path / "skel" / "input.txt").write_text("x")
@@ -82,7 +82,7 @@ def test_pack_options(run_cli, tmp_path: Path) -> None:
     assert "'hello'" in run_cli("scalems-call", "result", fp).stdout.decode()
 
 
-def test_exec_failure_exit_1_and_stdout_stderr(run_cli, tmp_path: Path) -> None:
+def test_exec_failure_exit_1_and_stdout_stderr(run_cli: RunCli, tmp_path: Path) -> None:
     """A raising call exits 1 and records the traceback; --stdout prints captured output."""
     fp = packed(tmp_path, funcs.fail_and_count, str(tmp_path / "ledger"))
     proc = run_cli("scalems-call", "exec", fp)
@@ -97,7 +97,7 @@ def test_exec_failure_exit_1_and_stdout_stderr(run_cli, tmp_path: Path) -> None:
     assert run_cli("scalems-call", "result", talk, "--stderr").stdout == b"fd-level stderr\n"
 
 
-def test_timeout_and_keep_workdir(run_cli, tmp_path: Path) -> None:
+def test_timeout_and_keep_workdir(run_cli: RunCli, tmp_path: Path) -> None:
     """--timeout stops a call (exit 1); --keep-workdir leaves the work directory."""
     fp = packed(tmp_path, funcs.sleep, 60)
     proc = run_cli("scalems-call", "exec", fp, "--timeout", "1")
@@ -108,7 +108,7 @@ def test_timeout_and_keep_workdir(run_cli, tmp_path: Path) -> None:
     assert (Path(workdir) / "fixed.txt").read_text() == "always the same\n"
 
 
-def test_result_output_directory(run_cli, tmp_path: Path) -> None:
+def test_result_output_directory(run_cli: RunCli, tmp_path: Path) -> None:
     """result -o DIR materializes the output directory."""
     fp = packed(tmp_path, funcs.write_fixed)
     run_cli("scalems-call", "exec", fp)
@@ -116,7 +116,7 @@ def test_result_output_directory(run_cli, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "fixed.txt").read_text() == "always the same\n"
 
 
-def test_rerun_check(run_cli, tmp_path: Path) -> None:
+def test_rerun_check(run_cli: RunCli, tmp_path: Path) -> None:
     """rerun --check: 0 for a deterministic call, 3 naming the file for one writing the time."""
     same = packed(tmp_path, funcs.write_fixed)
     run_cli("scalems-call", "exec", same)
@@ -131,7 +131,7 @@ def test_rerun_check(run_cli, tmp_path: Path) -> None:
     assert report["differences"] == ["file stamp.txt differs"]
 
 
-def test_command_line_for_batch_systems(run_cli, tmp_path: Path) -> None:
+def test_command_line_for_batch_systems(run_cli: RunCli, tmp_path: Path) -> None:
     """command prints a command line that runs the call when executed elsewhere."""
     fp = packed(tmp_path, funcs.add, 4, 5)
     line = run_cli("scalems-call", "command", fp[:10]).stdout.decode().strip()
@@ -142,7 +142,7 @@ def test_command_line_for_batch_systems(run_cli, tmp_path: Path) -> None:
     assert "return      9" in run_cli("scalems-call", "result", fp).stdout.decode()
 
 
-def test_user_errors_one_line(run_cli, tmp_path: Path) -> None:
+def test_user_errors_one_line(run_cli: RunCli, tmp_path: Path) -> None:
     """Unknown fingerprints, bad modules, malformed records, bad JSON: one line, store intact."""
     with FileStore(tmp_path / ".scalems") as store:
         blob = store.add_bytes(b"data")
@@ -166,7 +166,7 @@ def test_user_errors_one_line(run_cli, tmp_path: Path) -> None:
     assert store_listing(tmp_path / ".scalems") == before
 
 
-def test_module_missing_where_call_runs(run_cli, tmp_path: Path) -> None:
+def test_module_missing_where_call_runs(run_cli: RunCli, tmp_path: Path) -> None:
     """A call whose module cannot be imported by the runner fails with one line and exit 1."""
     (tmp_path / "localmod.py").write_text("def f():\n    return 1\n")
     fp = run_cli("scalems-call", "pack", "localmod:f").stdout.decode().strip()
@@ -213,7 +213,7 @@ def test_killed_runner_leaves_no_ref(tmp_path: Path) -> None:
     assert done.returncode == 0
 
 
-def test_exec_many_in_parallel(run_cli, tmp_path: Path) -> None:
+def test_exec_many_in_parallel(run_cli: RunCli, tmp_path: Path) -> None:
     """exec FP... --jobs 2 runs several calls; failures are reported per call and exit 1."""
     good = [packed(tmp_path, funcs.add, i, i) for i in range(4)]
     bad = packed(tmp_path, funcs.fail_and_count, str(tmp_path / "ledger"))
@@ -228,7 +228,7 @@ def test_exec_many_in_parallel(run_cli, tmp_path: Path) -> None:
     assert both.returncode == 2
 
 
-def test_exec_on_unreachable_dask_is_one_line(run_cli, tmp_path: Path) -> None:
+def test_exec_on_unreachable_dask_is_one_line(run_cli: RunCli, tmp_path: Path) -> None:
     """An unreachable Dask scheduler is a one-line error, not a traceback."""
     fp = packed(tmp_path, funcs.add, 1, 1)
     proc = run_cli(
@@ -244,7 +244,7 @@ def test_exec_on_unreachable_dask_is_one_line(run_cli, tmp_path: Path) -> None:
     assert one_line_error(proc).startswith("LaunchError:")
 
 
-def test_parsl_config_must_define_config(run_cli, tmp_path: Path) -> None:
+def test_parsl_config_must_define_config(run_cli: RunCli, tmp_path: Path) -> None:
     """--parsl-config with a file that defines no Config is a one-line error."""
     fp = packed(tmp_path, funcs.add, 1, 1)
     (tmp_path / "parsl_config.py").write_text("x = 1\n")
@@ -273,7 +273,7 @@ config = Config(
 """
 
 
-def test_exec_with_parsl_config_file(run_cli, tmp_path: Path) -> None:
+def test_exec_with_parsl_config_file(run_cli: RunCli, tmp_path: Path) -> None:
     """exec FP... --parsl-config FILE.py runs the calls on Parsl and records their results."""
     pytest.importorskip("parsl")
     fps = [packed(tmp_path, funcs.add, i, 10) for i in range(3)]

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from scalems_store import FileStore, hash_bytes
 from scalems_store.cli import cli, parse_duration
+from tests.conftest import RunCli
 
 
 def store_listing(root: Path) -> list[str]:
@@ -30,7 +31,7 @@ def one_line_error(proc: object) -> str:
     return lines[0]
 
 
-def test_add_get_ls_round_trip(run_cli, tmp_path: Path) -> None:
+def test_add_get_ls_round_trip(run_cli: RunCli, tmp_path: Path) -> None:
     """add prints fingerprints; ls lists them; get writes blobs and extracts trees."""
     (tmp_path / "a.txt").write_bytes(b"alpha\n")
     (tmp_path / "dir").mkdir()
@@ -53,7 +54,7 @@ def test_add_get_ls_round_trip(run_cli, tmp_path: Path) -> None:
     assert again.returncode == 0 and again.stdout.decode().strip() == blob
 
 
-def test_stdin_label_expect(run_cli) -> None:
+def test_stdin_label_expect(run_cli: RunCli) -> None:
     """'-' reads stdin; --label names it; --expect refuses other content and stores nothing."""
     fp = hash_bytes(b"from stdin")
     done = run_cli("scalems-store", "add", "-", "--label", "piped", input=b"from stdin")
@@ -66,7 +67,7 @@ def test_stdin_label_expect(run_cli) -> None:
     assert run_cli("scalems-store", "ls").stdout.decode().split() == [fp]
 
 
-def test_store_selection(run_cli, tmp_path: Path) -> None:
+def test_store_selection(run_cli: RunCli, tmp_path: Path) -> None:
     """--store beats $SCALEMS_STORE, which beats ./.scalems."""
     (tmp_path / "f").write_bytes(b"x")
     run_cli("scalems-store", "add", "f")
@@ -94,7 +95,9 @@ def test_store_selection(run_cli, tmp_path: Path) -> None:
         (["label", "--remove", "nolabel"], "ObjectNotFound"),
     ],
 )
-def test_user_mistakes_are_one_line(run_cli, tmp_path: Path, args: list[str], error: str) -> None:
+def test_user_mistakes_are_one_line(
+    run_cli: RunCli, tmp_path: Path, args: list[str], error: str
+) -> None:
     """Each user mistake is one line on stderr, exit 1, and the store is unchanged."""
     (tmp_path / "existing").write_bytes(b"mine")
     fp = run_cli("scalems-store", "add", "existing").stdout.decode().strip()
@@ -106,7 +109,7 @@ def test_user_mistakes_are_one_line(run_cli, tmp_path: Path, args: list[str], er
     assert (tmp_path / "existing").read_bytes() == b"mine"
 
 
-def test_ambiguous_prefix_lists_candidates(run_cli, tmp_path: Path) -> None:
+def test_ambiguous_prefix_lists_candidates(run_cli: RunCli, tmp_path: Path) -> None:
     """An ambiguous prefix is refused, naming the candidates."""
     from tests.store.test_store import colliding_inputs
 
@@ -119,7 +122,7 @@ def test_ambiguous_prefix_lists_candidates(run_cli, tmp_path: Path) -> None:
     assert hash_bytes(a) in line and hash_bytes(b) in line
 
 
-def test_usage_errors_exit_2(run_cli) -> None:
+def test_usage_errors_exit_2(run_cli: RunCli) -> None:
     """Missing paths and bad options are usage errors (exit 2), without tracebacks."""
     for args in (
         ["add", "missing-file"],
@@ -132,14 +135,14 @@ def test_usage_errors_exit_2(run_cli) -> None:
         assert b"Traceback" not in proc.stderr
 
 
-def test_read_commands_do_not_create_a_store(run_cli, tmp_path: Path) -> None:
+def test_read_commands_do_not_create_a_store(run_cli: RunCli, tmp_path: Path) -> None:
     """ls on a directory with no store says so and creates nothing."""
     proc = run_cli("scalems-store", "ls")
     assert proc.returncode == 1 and one_line_error(proc).startswith("StoreNotFound:")
     assert not (tmp_path / ".scalems").exists()
 
 
-def test_verify_reports_corruption(run_cli, tmp_path: Path) -> None:
+def test_verify_reports_corruption(run_cli: RunCli, tmp_path: Path) -> None:
     """verify exits 0 on a clean store and 1 naming a corrupted object."""
     (tmp_path / "f").write_bytes(b"precious data")
     fp = run_cli("scalems-store", "add", "f").stdout.decode().strip()
@@ -156,7 +159,7 @@ def test_verify_reports_corruption(run_cli, tmp_path: Path) -> None:
     assert not (tmp_path / "restored").exists()
 
 
-def test_gc_and_reindex(run_cli, tmp_path: Path) -> None:
+def test_gc_and_reindex(run_cli: RunCli, tmp_path: Path) -> None:
     """gc --grace 0 removes unlabelled objects only; reindex restores a deleted index."""
     (tmp_path / "keep").write_bytes(b"keep")
     (tmp_path / "drop").write_bytes(b"drop")
@@ -175,7 +178,7 @@ def test_gc_and_reindex(run_cli, tmp_path: Path) -> None:
 def test_help_explains() -> None:
     """Every command has help text."""
     runner = CliRunner()
-    for name, command in cli.commands.items():  # type: ignore[attr-defined]
+    for name, command in cli.commands.items():
         result = runner.invoke(cli, [name, "--help"])
         summary = (command.help or "").splitlines()[0]
         assert result.exit_code == 0 and summary

@@ -22,7 +22,7 @@ _SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
-GOLDEN_TREE = {
+GOLDEN_TREE: dict[str, object] = {
     "README": b"hello\n",
     "bin": {"run.sh": ("x", b"#!/bin/sh\necho hi\n")},
     "data": {"empty": b"", "caf\u00e9.txt": b"utf-8 name\n", "n" * 120: b"long name\n"},

@@ -13,6 +13,7 @@ from scalems_call import pack, run
 from scalems_store import ArchiveError, FileStore, FingerprintMismatch
 from scalems_store.bundle import export, import_bundle
 from tests.call import funcs
+from tests.conftest import MakeStore, RunCli
 
 
 def run_call_with_skeleton(store: FileStore, tmp_path: Path) -> str:
@@ -24,7 +25,7 @@ def run_call_with_skeleton(store: FileStore, tmp_path: Path) -> str:
     return fp
 
 
-def test_round_trip_between_stores(make_store, tmp_path: Path) -> None:
+def test_round_trip_between_stores(make_store: MakeStore, tmp_path: Path) -> None:
     """A call's closure (record, skeleton, result, its objects) moves; the result is then a hit."""
     source, target = make_store("a"), make_store("b")
     fp = run_call_with_skeleton(source, tmp_path)
@@ -45,7 +46,7 @@ def test_round_trip_between_stores(make_store, tmp_path: Path) -> None:
 
 
 def test_corrupt_bundle_names_the_object_and_publishes_nothing_bad(
-    make_store, tmp_path: Path
+    make_store: MakeStore, tmp_path: Path
 ) -> None:
     """A flipped byte in an object is refused, naming it; nothing unverified is published."""
     source, target = make_store("a"), make_store("b")
@@ -60,7 +61,7 @@ def test_corrupt_bundle_names_the_object_and_publishes_nothing_bad(
     assert blob not in target and list(target.iter_fingerprints()) == []
 
 
-def test_truncated_bundle_refused(make_store, tmp_path: Path) -> None:
+def test_truncated_bundle_refused(make_store: MakeStore, tmp_path: Path) -> None:
     """A truncated bundle is refused; what was published was verified."""
     source, target = make_store("a"), make_store("b")
     fp = run_call_with_skeleton(source, tmp_path)
@@ -88,7 +89,7 @@ def test_not_a_bundle(store: FileStore) -> None:
         import_bundle(store, io.BytesIO(b"garbage" * 100))
 
 
-def test_cli_export_import(run_cli, tmp_path: Path) -> None:
+def test_cli_export_import(run_cli: RunCli, tmp_path: Path) -> None:
     """scalems-store export/import move a call; importing into a fresh store makes exec a hit."""
     with FileStore(tmp_path / ".scalems") as store:
         fp = run_call_with_skeleton(store, tmp_path)
