@@ -21,6 +21,7 @@ bytes.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import stat
@@ -479,7 +480,10 @@ class _mapped:
 
     def __exit__(self, *exc: object) -> None:
         if self.map is not None:
-            self.map.close()
+            # BufferError: a view of the map is still alive in the traceback of an
+            # error being raised; the map is unmapped when that view goes
+            with contextlib.suppress(BufferError):
+                self.map.close()
 
 
 # ---------------------------------------------------------------------------
@@ -567,22 +571,27 @@ def _write_entries(data: bytes | mmap.mmap, entries: list[Entry], root: str) -> 
 
 
 def _write_files(view: memoryview, files: list[Entry], root: str) -> None:
-    dirs: dict[str, int] = {}
+    # files come in path order, so those of one directory mostly follow each other:
+    # keep one directory open (a tree may hold more directories than we may open files)
+    open_dir, dir_fd = None, -1
     try:
         for entry in files:
             parent, _, name = entry.path.rpartition("/")
-            dir_fd = dirs.get(parent)
-            if dir_fd is None:
-                dir_fd = dirs[parent] = os.open(f"{root}/{parent}", os.O_RDONLY | os.O_DIRECTORY)
+            if parent != open_dir:
+                if open_dir is not None:
+                    os.close(dir_fd)
+                    open_dir = None
+                dir_fd = os.open(f"{root}/{parent}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                open_dir = parent
             fd = os.open(name, _CREATE, entry.mode, dir_fd=dir_fd)
             try:
-                chunk = view[entry.offset : entry.offset + entry.size]
-                if os.write(fd, chunk) != entry.size:
-                    _write_all(fd, chunk[os.lseek(fd, 0, os.SEEK_CUR) :])
+                with view[entry.offset : entry.offset + entry.size] as chunk:
+                    if os.write(fd, chunk) != entry.size:
+                        _write_all(fd, chunk[os.lseek(fd, 0, os.SEEK_CUR) :])
             finally:
                 os.close(fd)
     finally:
-        for dir_fd in dirs.values():
+        if open_dir is not None:
             os.close(dir_fd)
 
 

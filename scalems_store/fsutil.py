@@ -12,7 +12,7 @@ from .errors import StoreNotWritable
 
 def fsync_dir(path: str) -> None:
     """Make a rename or link inside directory *path* durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:

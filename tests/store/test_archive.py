@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -227,3 +228,50 @@ def test_extract_needs_empty_destination(tmp_path: Path) -> None:
     archive.extract(path, tmp_path / "empty")
     assert (tmp_path / "empty" / "README").read_bytes() == b"hello\n"
     assert os.readlink(tmp_path / "empty" / "bin" / "readme-link") == "../README"
+
+
+def test_disk_full_while_extracting_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write error midway is one ArchiveError; no destination and no staging directory remain."""
+    path = tmp_path / "t.tar"
+    path.write_bytes(tar_bytes(make_golden(tmp_path / "t")))
+    (tmp_path / "out").mkdir()
+    real_write = os.write
+    writes: list[int] = []
+
+    def full_after_one(fd: int, data: bytes) -> int:
+        if writes:
+            raise OSError(28, "No space left on device")
+        writes.append(fd)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(archive.os, "write", full_after_one)
+    with pytest.raises(ArchiveError, match="No space left"):
+        archive.extract(path, tmp_path / "out")
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["out", "t", "t.tar"]
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_extract_more_directories_than_open_files_allowed(tmp_path: Path) -> None:
+    """Extraction keeps few files open: 300 directories under a limit of 64 open files."""
+    root = tmp_path / "t"
+    for i in range(300):
+        (root / f"d{i:03d}").mkdir(parents=True)
+        (root / f"d{i:03d}" / "f").write_bytes(b"%d" % i)
+    path = tmp_path / "t.tar"
+    path.write_bytes(tar_bytes(root))
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+        "from scalems_store import archive\n"
+        "archive.extract(sys.argv[1], sys.argv[2])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert snapshot(tmp_path / "out") == snapshot(root)
