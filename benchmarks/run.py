@@ -105,6 +105,17 @@ def fresh(path: Path) -> Callable[[], None]:
     return clear
 
 
+def add_with_cli(store_cli: str, store: Path, path: Path) -> str:
+    """Add *path* to *store* with the CLI; return the fingerprint it prints."""
+    done = subprocess.run(
+        [store_cli, "--store", str(store), "add", str(path)],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
 def bench_store(work: Path, quick: bool) -> None:
     store_cli = tool("scalems-store")
     size = (128 if quick else 1024) << 20
@@ -139,12 +150,7 @@ def bench_store(work: Path, quick: bool) -> None:
             peer_times.append(time.perf_counter() - start)
         what = f"{label} ({'fsync, the default' if sync else 'no fsync'})"
         report(what, statistics.median(ours_times), statistics.median(peer_times), name, "<= 1.1x")
-    fp = subprocess.run(
-        [store_cli, "--store", str(store), "add", str(big)],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout.strip()
+    fp = add_with_cli(store_cli, store, big)
     if shutil.which("b3sum"):
         verify, b3 = timed_pair(
             [store_cli, "--store", str(store), "verify", fp], ["b3sum", str(big)], repeat=7
@@ -182,12 +188,7 @@ def bench_store(work: Path, quick: bool) -> None:
         repeat=5,
     )
     report(f"add tree of {files} x 4 KiB files", add_tree, tar, "tar --sort=name -cf", "<= 1.5x")
-    tfp = subprocess.run(
-        [store_cli, "--store", str(tstore), "add", str(tree)],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout.strip()
+    tfp = add_with_cli(store_cli, tstore, tree)
     out = work / "out"
     untar = timed(
         ["sh", "-c", f"mkdir {out} && tar -xf {tarball} -C {out}"], before=fresh(out), repeat=5
