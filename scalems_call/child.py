@@ -9,6 +9,7 @@ call and rank 0 writes the outcome.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -65,6 +66,16 @@ def _die_with_runner() -> None:
         os._exit(1)  # the runner died before we got here
 
 
+def _platform() -> str:
+    """Like ``platform.platform()`` ("Linux-6.1.0-x86_64-with-glibc2.36"), without its
+    ``uname -p`` subprocess (a fork and exec in every call)."""
+    system, _, release, _, machine = os.uname()
+    libc = None
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # not glibc
+        libc = os.confstr("CS_GNU_LIBC_VERSION")  # "glibc 2.36"
+    return f"{system}-{release}-{machine}" + (f"-with-{libc.replace(' ', '')}" if libc else "")
+
+
 def main(argv: list[str]) -> int:
     """Run the call; write the outcome; exit 0 on success, 1 otherwise."""
     _die_with_runner()
@@ -77,7 +88,7 @@ def main(argv: list[str]) -> int:
         "pid": os.getpid(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
+        "platform": _platform(),
         "dill": dill.__version__,
     }
     sys.stdout.flush()

@@ -268,15 +268,17 @@ def _run_on_engine(
 
 
 def _exception_line(record: dict[str, Any]) -> str:
+    if record.get("status") == "success":
+        return ""
     text = record.get("traceback") or ""
     last = [line for line in text.splitlines() if line.strip()]
     if last:
         return last[-1]
-    from .serialize import from_hex
+    if not record.get("exception"):
+        return "(no exception recorded)"
+    from .serialize import from_hex  # imports dill: only for a failure without a traceback
 
-    return (
-        str(from_hex(record["exception"])) if record.get("exception") else "(no exception recorded)"
-    )
+    return str(from_hex(record["exception"]))
 
 
 @cli.command(name="result")

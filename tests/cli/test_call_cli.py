@@ -7,6 +7,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -286,3 +287,29 @@ def test_exec_with_parsl_config_file(run_cli: RunCli, tmp_path: Path) -> None:
     assert [r["status"] for r in records] == ["success"] * 3
     for i, fp in enumerate(fps):
         assert f"return      {i + 10}" in run_cli("scalems-call", "result", fp).stdout.decode()
+
+
+def imported_by_runner(tmp_path: Path, *args: str) -> set[str]:
+    """The modules the ``scalems-call`` process itself imports (not the call's child)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "scalems_call.commands", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_exec_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """A cache hit imports no dill, asyncio or tarfile; a run imports dill only in its child."""
+    fp = packed(tmp_path, funcs.add, 1, 2)
+    ran = imported_by_runner(tmp_path, "exec", fp)
+    hit = imported_by_runner(tmp_path, "exec", fp)
+    assert "scalems_call.execute" in ran and "scalems_call.execute" not in hit
+    assert not {"dill", "asyncio", "tarfile"} & ran
+    assert not {"dill", "asyncio", "tarfile", "sqlite3", "subprocess"} & hit
