@@ -200,6 +200,10 @@ def _spawn(
         except OSError as exc:
             raise LaunchError(f"cannot start {command[0]!r}: {exc.strerror}") from exc
         status = _wait(child, rundir, timeout)
+        # processes the call left behind (in its session) would go on changing the work
+        # directory while it is archived: they end with the call, as under a batch system
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
     ended = time.time()
     outcome = _read_outcome(outcome_path, status, child.returncode, timeout)
     return outcome, {"start": started, "end": ended, "exit_code": child.returncode}

@@ -73,3 +73,13 @@ def mpi_rank_info() -> tuple[int, int]:
     # one write per line: the ranks' output is merged as written, so a line must not be split
     os.write(1, f"rank {comm.Get_rank()} of {comm.Get_size()}\n".encode())
     return comm.Get_rank(), comm.Get_size()
+
+
+def leave_a_process(pidfile: str) -> str:
+    """Start a process that outlives the call, and say where its pid is."""
+    import subprocess
+
+    stray = subprocess.Popen(["sleep", "60"])
+    with open(pidfile, "w") as stream:
+        stream.write(str(stray.pid))
+    return "returned"

@@ -98,6 +98,27 @@ def test_child_that_dies_is_recorded(store: FileStore) -> None:
     assert result.status == "killed" and "status 7" in str(result.exception)
 
 
+def test_processes_left_behind_end_with_the_call(store: FileStore, tmp_path: Path) -> None:
+    """A process the call started and did not wait for is stopped before the archive is made."""
+    pidfile = tmp_path / "stray.pid"
+    result = submit(funcs.leave_a_process, (str(pidfile),), store=store)
+    assert result.status == "success" and result.return_value == "returned"
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while alive(pid):
+        assert time.monotonic() < deadline, f"process {pid} outlived the call"
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    """True while *pid* runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_missing_object_makes_a_miss(store: FileStore, tmp_path: Path) -> None:
     """A hit needs every referenced object: deleting the stdout blob forces a new run."""
     ledger = tmp_path / "ledger"
