@@ -2,7 +2,8 @@
 
 A lease is a file created with ``O_EXCL`` (atomic on local and NFSv3+
 filesystems) and kept fresh by a heartbeat that touches its mtime. A lease
-whose mtime is older than its time-to-live belongs to a runner that died; it
+whose mtime is older than its time-to-live belongs to a runner that died, as
+does one whose holder ran on this host (same PID namespace) and has exited; it
 is taken over by renaming it aside (only one taker's rename can succeed) and
 creating a new one.
 """
@@ -35,11 +36,10 @@ class Lease:
         if self._create():
             return True
         try:
-            age = time.time() - os.stat(self.path).st_mtime
+            if not self._stale():
+                return False
         except FileNotFoundError:
             return self._create()
-        if age <= self.ttl:
-            return False
         aside = f"{self.path}.stale-{os.urandom(6).hex()}"
         try:
             os.rename(self.path, aside)  # only one taker's rename of the stale lease succeeds
@@ -54,11 +54,37 @@ class Lease:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return False
-        holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        holder = {**_whoami(), "pid": os.getpid(), "since": time.time()}
         os.write(fd, json.dumps(holder).encode())
         os.close(fd)
         self._start_heartbeat()
         return True
+
+    def _stale(self) -> bool:
+        """The holder is gone: its heartbeat stopped, or it ran here and has exited.
+
+        Raises:
+            FileNotFoundError: nobody holds the lease.
+        """
+        if time.time() - os.stat(self.path).st_mtime > self.ttl:
+            return True
+        try:
+            with open(self.path, encoding="utf-8") as stream:
+                holder = json.load(stream)
+        except (OSError, ValueError):  # gone, or being written: trust the heartbeat
+            return False
+        if not isinstance(holder, dict) or {**holder, **_whoami()} != holder:
+            return False  # another machine (or PID namespace): only its heartbeat tells
+        pid = holder.get("pid")
+        if not isinstance(pid, int) or pid <= 0:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True  # it was killed before it could release the lease
+        except PermissionError:
+            pass
+        return False
 
     def _start_heartbeat(self) -> None:
         self._stop.clear()
@@ -83,12 +109,19 @@ class Lease:
         """Block until nobody holds the lease (or it went stale)."""
         while True:
             try:
-                age = time.time() - os.stat(self.path).st_mtime
+                if self._stale():
+                    return
             except FileNotFoundError:
                 return
-            if age > self.ttl:
-                return
             time.sleep(poll)
+
+
+def _whoami() -> dict[str, str]:
+    """Where a lease holder runs: its pid means something on this host and PID namespace only."""
+    where = {"host": socket.gethostname()}
+    with contextlib.suppress(OSError):
+        where["pidns"] = os.readlink("/proc/self/ns/pid")
+    return where
 
 
 @contextlib.contextmanager

@@ -44,6 +44,11 @@ class ErrorGroup(click.Group):
 
 def run_main(group: click.Group, prog_name: str) -> None:
     """Run a CLI group: usage errors are one line and exit 2, as other errors are exit 1."""
+    import signal
+
+    # SIGTERM (scancel, kill, a batch system's time limit) unwinds like Ctrl-C, so leases,
+    # work directories and temporary files are cleaned up on the way out
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         status = group.main(prog_name=prog_name, standalone_mode=False)
     except click.UsageError as exc:
@@ -57,6 +62,10 @@ def run_main(group: click.Group, prog_name: str) -> None:
         click.echo("aborted", err=True)
         sys.exit(1)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def fail(exc: Exception, status: int = 1) -> None:

@@ -83,3 +83,10 @@ def leave_a_process(pidfile: str) -> str:
     with open(pidfile, "w") as stream:
         stream.write(str(stray.pid))
     return "returned"
+
+
+def wait_for_removal(flag: str) -> str:
+    """Run until the file *flag* is removed."""
+    while os.path.exists(flag):
+        time.sleep(0.05)
+    return "released"

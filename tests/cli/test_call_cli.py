@@ -193,25 +193,39 @@ def test_concurrent_duplicate_exec_runs_once(tmp_path: Path) -> None:
     assert (tmp_path / "ledger").read_text() == "ran\n"
 
 
-def test_killed_runner_leaves_no_ref(tmp_path: Path) -> None:
-    """SIGKILL of a runner mid-call leaves no result ref; the call simply runs again later."""
-    fp = packed(tmp_path, funcs.sleep, 30)
-    proc = subprocess.Popen(
-        [*entry_point("scalems-call"), "exec", fp],
-        cwd=tmp_path,
-        env={**os.environ, "SCALEMS_CALL_LEASE_TTL": "1"},
-    )
-    time.sleep(2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+def start_runner(tmp_path: Path, fp: str) -> subprocess.Popen[bytes]:
+    """Start ``scalems-call exec FP`` and return once the call is running."""
+    proc = subprocess.Popen([*entry_point("scalems-call"), "exec", fp], cwd=tmp_path)
+    runs = tmp_path / ".scalems" / "tmp"
+    deadline = time.monotonic() + 60
+    while not (runs.is_dir() and any(p.name.startswith("run-") for p in runs.iterdir())):
+        assert time.monotonic() < deadline and proc.poll() is None, "the call never started"
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_runner_leaves_no_ref(tmp_path: Path, sig: signal.Signals) -> None:
+    """A runner killed mid-call leaves no result; the call runs again at once, not after a TTL."""
+    flag = tmp_path / "flag"
+    flag.touch()
+    fp = packed(tmp_path, funcs.wait_for_removal, str(flag))
+    proc = start_runner(tmp_path, fp)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == (-sig if sig == signal.SIGKILL else 128 + sig)
     with FileStore(tmp_path / ".scalems") as store:
         assert call_cache.results(store, fp) == []
         assert store.list(kind="result") == []
-    quick = packed(tmp_path, funcs.add, 1, 1)
+    if sig == signal.SIGTERM:  # unwound: nothing left behind
+        assert os.listdir(tmp_path / ".scalems" / "tmp" / "leases") == []
+        assert not [p for p in os.listdir(tmp_path / ".scalems" / "tmp") if p.startswith("run-")]
+    flag.unlink()
+    started = time.monotonic()
     done = subprocess.run(
-        [*entry_point("scalems-call"), "exec", quick], cwd=tmp_path, capture_output=True
+        [*entry_point("scalems-call"), "exec", fp], cwd=tmp_path, capture_output=True, timeout=60
     )
-    assert done.returncode == 0
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 20, "waited for the dead runner's lease to expire"
 
 
 def test_exec_many_in_parallel(run_cli: RunCli, tmp_path: Path) -> None:

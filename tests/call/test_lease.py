@@ -1,0 +1,71 @@
+"""Per-call leases: taken over when the holder is gone, never while it lives."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from scalems_call.lease import Lease
+
+
+def write_holder(path: Path, **holder: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(holder))
+
+
+def here(pid: int) -> dict[str, object]:
+    return {"host": socket.gethostname(), "pidns": os.readlink("/proc/self/ns/pid"), "pid": pid}
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_lease_is_exclusive_and_released(tmp_path: Path) -> None:
+    first, second = Lease(str(tmp_path / "l")), Lease(str(tmp_path / "l"))
+    assert first.try_acquire()
+    assert not second.try_acquire()
+    first.release()
+    assert second.try_acquire()
+    second.release()
+    assert not (tmp_path / "l").exists()
+
+
+def test_a_dead_local_holder_is_taken_over_at_once(tmp_path: Path) -> None:
+    """A runner killed on this host (SIGKILL, SIGTERM) does not make the next one wait a TTL."""
+    path = tmp_path / "l"
+    write_holder(path, **here(dead_pid()))
+    lease = Lease(str(path), ttl=3600)
+    assert lease.try_acquire()
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    lease.release()
+
+
+def test_a_live_holder_keeps_its_lease(tmp_path: Path) -> None:
+    path = tmp_path / "l"
+    write_holder(path, **here(os.getppid()))
+    assert not Lease(str(path), ttl=3600).try_acquire()
+
+
+def test_another_hosts_holder_is_trusted_until_its_heartbeat_stops(tmp_path: Path) -> None:
+    """A pid from another machine or PID namespace says nothing here: only the mtime counts."""
+    path = tmp_path / "l"
+    for elsewhere in ({"host": "node-17"}, {"pidns": "pid:[1]"}):
+        write_holder(path, **{**here(dead_pid()), **elsewhere})
+        assert not Lease(str(path), ttl=3600).try_acquire()
+        os.utime(path, (0, 0))  # the heartbeat stopped long ago
+        lease = Lease(str(path), ttl=3600)
+        assert lease.try_acquire()
+        lease.release()
+
+
+def test_a_half_written_lease_is_not_taken(tmp_path: Path) -> None:
+    path = tmp_path / "l"
+    path.write_text("")
+    assert not Lease(str(path), ttl=3600).try_acquire()
