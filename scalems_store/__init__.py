@@ -42,9 +42,9 @@ _WHERE = {
     "FileReference": "reference",
     "get_file_reference": "reference",
     "FileStore": "store",
-    "GcReport": "store",
+    "GcReport": "maintenance",
     "ObjectInfo": "store",
-    "VerifyReport": "store",
+    "VerifyReport": "maintenance",
     "default_root": "store",
     "hash_bytes": "fingerprint",
     "hash_file": "fingerprint",
@@ -67,8 +67,9 @@ if TYPE_CHECKING:
         UnsupportedFormat,
     )
     from .fingerprint import hash_bytes, hash_file
+    from .maintenance import GcReport, VerifyReport
     from .reference import FileReference, get_file_reference
-    from .store import FileStore, GcReport, ObjectInfo, VerifyReport, default_root
+    from .store import FileStore, ObjectInfo, default_root
 
 
 def __getattr__(name: str) -> Any:

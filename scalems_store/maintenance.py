@@ -11,7 +11,32 @@ from collections.abc import Iterable
 from .errors import StoreError
 from .fingerprint import hash_file
 from .fsutil import unlink_quietly
-from .store import FileStore, GcReport, Progress, VerifyReport
+from .store import FileStore
+from .transfer import Progress
+
+
+class VerifyReport:
+    """Outcome of :meth:`FileStore.verify`."""
+
+    def __init__(self) -> None:
+        self.checked = 0
+        self.problems: list[tuple[str, str]] = []
+        """``(fingerprint, what is wrong)`` for every corrupt or missing object."""
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+
+class GcReport:
+    """Outcome of :meth:`FileStore.gc`."""
+
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+        self.freed = 0
+        self.kept_young = 0
+        self.temp_removed = 0
 
 
 def verify(

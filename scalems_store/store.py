@@ -38,20 +38,17 @@ from .fsutil import (
     unlink_quietly,
     write_all,
 )
+from .transfer import Progress, copy_fd, read_chunks
 
 if TYPE_CHECKING:
-    import threading
-
     from . import archive
     from .index import Index, Row
+    from .maintenance import GcReport, VerifyReport
 
 FORMAT = {"format": "scalems-store", "version": 1, "hash": "blake3"}
 KINDS = ("blob", "tree", "call", "result")
-_COPY_STEP = 64 << 20
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_")
-
-Progress = Callable[[int], None]
 
 
 def default_root() -> str:
@@ -79,30 +76,6 @@ class ObjectInfo(NamedTuple):
             "labels": list(self.labels),
             "refs": list(self.refs),
         }
-
-
-class VerifyReport:
-    """Outcome of :meth:`FileStore.verify`."""
-
-    def __init__(self) -> None:
-        self.checked = 0
-        self.problems: list[tuple[str, str]] = []
-        """``(fingerprint, what is wrong)`` for every corrupt or missing object."""
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is wrong."""
-        return not self.problems
-
-
-class GcReport:
-    """Outcome of :meth:`FileStore.gc`."""
-
-    def __init__(self) -> None:
-        self.removed: list[str] = []
-        self.freed = 0
-        self.kept_young = 0
-        self.temp_removed = 0
 
 
 class FileStore:
@@ -366,7 +339,7 @@ class FileStore:
         fd, temp = new_temp(parent, f".{os.path.basename(dest)}.")
         try:
             with open(self.object_path(fp), "rb") as src:
-                _copy_fd(src.fileno(), fd, os.fstat(src.fileno()).st_size)
+                copy_fd(src.fileno(), fd, os.fstat(src.fileno()).st_size)
             os.close(fd)
             fd = -1
             os.link(temp, dest)
@@ -431,7 +404,7 @@ class FileStore:
     ) -> str:
         """Store everything read from a binary stream (standard input, a pipe)."""
         return self._add_chunks(
-            _read_chunks(stream, progress), kind=kind, label=label, expect=expect
+            read_chunks(stream, progress), kind=kind, label=label, expect=expect
         )
 
     def add_file(
@@ -576,7 +549,7 @@ class FileStore:
         hashing.start()
         fd, temp = new_temp(self._tmp, "put-")
         try:
-            self._finish_temp(fd, temp, lambda: _copy_fd(src, fd, size, present, progress))
+            self._finish_temp(fd, temp, lambda: copy_fd(src, fd, size, present, progress))
         finally:
             hashing.join()
         if "error" in found:
@@ -824,41 +797,3 @@ def _freshen(path: str) -> None:
     # another user's object in a shared store may refuse: it exists, which is what matters
     with contextlib.suppress(PermissionError):
         os.utime(path)
-
-
-def _read_chunks(stream: IO[bytes], progress: Progress | None) -> Iterator[bytes]:
-    done = 0
-    while chunk := stream.read(CHUNK):
-        done += len(chunk)
-        if progress is not None:
-            progress(done)
-        yield chunk
-
-
-def _copy_fd(
-    src: int,
-    dst: int,
-    size: int,
-    stop: threading.Event | None = None,
-    progress: Progress | None = None,
-) -> None:
-    """Copy *size* bytes from *src* to *dst*, in the kernel where it can."""
-    done = 0
-    kernel = True
-    while done < size and not (stop is not None and stop.is_set()):
-        step = min(_COPY_STEP, size - done)
-        if kernel:
-            try:
-                copied = os.copy_file_range(src, dst, step, done, done)
-            except OSError:
-                kernel = False  # not supported here (another filesystem, an old kernel)
-                continue
-        else:
-            chunk = os.pread(src, min(step, CHUNK), done)
-            copied = len(chunk)
-            os.pwrite(dst, chunk, done)
-        if copied == 0:
-            raise InvalidPath("file shrank while being added; try again")
-        done += copied
-        if progress is not None:
-            progress(done)
