@@ -2,10 +2,18 @@
 
 Nothing here is the record. Objects, ``meta/`` files and ``refs/`` are; if the
 index is missing, corrupt or of an older schema, it is rebuilt from them.
+
+The index never makes a store operation fail. An update that cannot be made
+(a read-only store, a network filesystem whose locks do not work, a full disk)
+leaves a ``index.sqlite.stale`` marker, and the next process that opens the
+index rebuilds it; a query that cannot be answered from it is answered from the
+files themselves, slower but complete.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -56,6 +64,7 @@ class Index:
 
     def __init__(self, path: str, scan: Scan) -> None:
         self.path = path
+        self.stale_marker = path + ".stale"
         self._scan = scan
         self._db: sqlite3.Connection | None = None
         # one connection, shared with worker threads of the async face, one statement at a time
@@ -109,12 +118,43 @@ class Index:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
-            if not self._current(db):
+            if self._claim_stale_marker():
+                try:
+                    self._rebuild(db)  # an update was missed: scan the files again
+                except BaseException:
+                    self._leave_marker()
+                    raise
+            elif not self._current(db):
                 self._rebuild(db, only_if_stale=True)
         except BaseException:
             db.close()
             raise
         return db
+
+    def _claim_stale_marker(self) -> bool:
+        """Take the marker an updater left when it could not update; True if there was one.
+
+        It is renamed away before the rebuild scans, so an update missed during the
+        scan leaves a new marker for the next process.
+        """
+        claimed = f"{self.stale_marker}.{os.getpid()}"
+        try:
+            os.rename(self.stale_marker, claimed)
+        except OSError:
+            return False
+        with contextlib.suppress(OSError):
+            os.unlink(claimed)
+        return True
+
+    def _missed_update(self) -> None:
+        """An update failed: drop the connection and leave the marker for the next opener."""
+        with contextlib.suppress(sqlite3.Error):
+            self.close()
+        self._leave_marker()
+
+    def _leave_marker(self) -> None:
+        with contextlib.suppress(OSError):  # a read-only store: nobody can update it anyway
+            os.close(os.open(self.stale_marker, os.O_WRONLY | os.O_CREAT, 0o644))
 
     def _discard(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -157,29 +197,32 @@ class Index:
 
     def add(self, row: Row) -> None:
         """Record one object (a newer non-blob kind replaces ``blob``)."""
-        self._execute(
+        self._update(
             "INSERT INTO objects VALUES (?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE "
             "SET kind = excluded.kind WHERE excluded.kind != 'blob'",
-            (row.fingerprint, row.kind, row.size, row.created),
+            [(row.fingerprint, row.kind, row.size, row.created)],
         )
-
-    def _execute(self, sql: str, args: Iterable[object] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            return self.db.execute(sql, tuple(args)).fetchall()
 
     def set_label(self, name: str, fingerprint: str | None) -> None:
         """Point label *name* at *fingerprint*, or remove it when None."""
         if fingerprint is None:
-            self._execute("DELETE FROM labels WHERE name = ?", (name,))
+            self._update("DELETE FROM labels WHERE name = ?", [(name,)])
         else:
-            self._execute("INSERT OR REPLACE INTO labels VALUES (?, ?)", (name, fingerprint))
+            self._update("INSERT OR REPLACE INTO labels VALUES (?, ?)", [(name, fingerprint)])
 
     def remove(self, fingerprints: Iterable[str]) -> None:
         """Forget objects that were deleted."""
-        with self._lock:
-            self.db.executemany(
-                "DELETE FROM objects WHERE fingerprint = ?", ((fp,) for fp in fingerprints)
-            )
+        self._update("DELETE FROM objects WHERE fingerprint = ?", [(fp,) for fp in fingerprints])
+
+    def _update(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+        if not enabled():
+            self._leave_marker()
+            return
+        try:
+            with self._lock:
+                self.db.executemany(sql, rows)
+        except (sqlite3.Error, StoreNotWritable):
+            self._missed_update()
 
     def rows(self, kind: str | None = None, label: str | None = None) -> list[Row]:
         """Return the objects, sorted by fingerprint, optionally of one kind or label."""
@@ -192,13 +235,43 @@ class Index:
             query += " WHERE o.kind = ?"
             args.append(kind)
         query += " ORDER BY o.fingerprint"
-        return [Row(*r) for r in self._execute(query, args)]  # type: ignore[arg-type]
+        if not enabled():
+            return self._rows_from_files(kind, label)
+        try:
+            with self._lock:
+                return [Row(*r) for r in self.db.execute(query, args)]
+        except (sqlite3.Error, StoreNotWritable):
+            return self._rows_from_files(kind, label)
 
     def fingerprints(self) -> list[str]:
         """Return every fingerprint, sorted: the fast path of ``ls``."""
-        return [
-            str(r[0]) for r in self._execute("SELECT fingerprint FROM objects ORDER BY fingerprint")
-        ]
+        if not enabled():
+            return [r.fingerprint for r in self._rows_from_files(None, None)]
+        try:
+            with self._lock:
+                found = self.db.execute("SELECT fingerprint FROM objects ORDER BY fingerprint")
+                return [str(r[0]) for r in found]
+        except (sqlite3.Error, StoreNotWritable):
+            return [r.fingerprint for r in self._rows_from_files(None, None)]
+
+    def _rows_from_files(self, kind: str | None, label: str | None) -> list[Row]:
+        """The answer of :meth:`rows` without the index: scan the store's files."""
+        rows, labels = self._scan()
+        wanted = None if label is None else {fp for name, fp in labels if name == label}
+        return sorted(
+            (
+                r
+                for r in rows
+                if (kind is None or r.kind == kind) and (wanted is None or r.fingerprint in wanted)
+            ),
+            key=lambda r: r.fingerprint,
+        )
+
+
+def enabled() -> bool:
+    """False when ``$SCALEMS_STORE_INDEX`` is ``off``: workers on the nodes of a shared
+    store leave the index to the login node (sqlite's WAL needs one host)."""
+    return os.environ.get("SCALEMS_STORE_INDEX", "on").lower() not in ("off", "0", "no")
 
 
 def _corrupt(exc: sqlite3.DatabaseError) -> bool:

@@ -176,6 +176,45 @@ def test_index_is_a_cache(store: FileStore, tmp_path: Path) -> None:
         assert again.reindex() == 2
 
 
+def test_an_unusable_index_fails_nothing(store: FileStore, tmp_path: Path) -> None:
+    """With no usable index (here a directory in its place), adds, labels and listings work
+    from the files; the next process that can open the index brings it up to date."""
+    a = store.add_bytes(b"a")
+    store.close()
+    index = Path(store.root, "index.sqlite")
+    kept = tmp_path / "kept.sqlite"
+    index.rename(kept)  # a complete index that will miss what is added next
+    index.mkdir()
+    with FileStore(store.root) as blocked:
+        b = blocked.add_bytes(b"b", label="second")
+        assert [i.fingerprint for i in blocked.list()] == sorted([a, b])
+        assert [i.fingerprint for i in blocked.list(label="second")] == [b]
+        assert blocked.index.fingerprints() == sorted([a, b])
+    assert Path(store.root, "index.sqlite.stale").exists()
+    index.rmdir()
+    kept.rename(index)
+    with FileStore(store.root) as healed:
+        assert healed.index.fingerprints() == sorted([a, b])
+        assert [i.fingerprint for i in healed.list(label="second")] == [b]
+        assert not Path(store.root, "index.sqlite.stale").exists()
+
+
+def test_workers_can_leave_the_index_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SCALEMS_STORE_INDEX=off: no sqlite is touched; the next process with it on catches up."""
+    monkeypatch.setenv("SCALEMS_STORE_INDEX", "off")
+    root = tmp_path / "shared"
+    with FileStore(root) as worker:
+        fp = worker.add_bytes(b"from a compute node", label="node")
+        assert worker.index.fingerprints() == [fp]
+        assert [i.fingerprint for i in worker.list(label="node")] == [fp]
+    assert not Path(root, "index.sqlite").exists()
+    monkeypatch.setenv("SCALEMS_STORE_INDEX", "on")
+    with FileStore(root) as login:
+        assert [i.fingerprint for i in login.list(label="node")] == [fp]
+    assert Path(root, "index.sqlite").exists()
+    assert not Path(root, "index.sqlite.stale").exists()
+
+
 def test_unknown_format_refused(tmp_path: Path) -> None:
     """A store of an unknown version is refused with a clear message and left as it was."""
     root = tmp_path / "s"
