@@ -76,6 +76,19 @@ def _platform() -> str:
     return f"{system}-{release}-{machine}" + (f"-with-{libc.replace(' ', '')}" if libc else "")
 
 
+def _package_versions() -> dict[str, str]:
+    """The versions of the non-standard top-level packages loaded when the call ended
+    (numpy, the user's own package...), as their ``__version__`` says."""
+    found = {}
+    for name, module in list(sys.modules.items()):
+        if "." in name or name.startswith("_") or name in sys.stdlib_module_names:
+            continue
+        version = getattr(module, "__version__", None)
+        if isinstance(version, str):
+            found[name] = version
+    return dict(sorted(found.items()))
+
+
 def main(argv: list[str]) -> int:
     """Run the call; write the outcome; exit 0 on success, 1 otherwise."""
     _die_with_runner()
@@ -90,6 +103,7 @@ def main(argv: list[str]) -> int:
         "implementation": platform.python_implementation(),
         "platform": _platform(),
         "dill": dill.__version__,
+        "packages": _package_versions(),
     }
     sys.stdout.flush()
     sys.stderr.flush()

@@ -57,6 +57,11 @@ def lines(store: FileStore, result_fp: str, record: dict[str, Any]) -> list[str]
         f"host        {prov.get('host', '?')}",
         f"python      {prov.get('python', '?')}  dill {prov.get('dill', '?')}"
         f"  scalems {prov.get('scalems', '?')}",
+        *(
+            [f"packages    {', '.join(f'{n} {v}' for n, v in prov['packages'].items())}"]
+            if prov.get("packages")
+            else []
+        ),
         f"started     {prov.get('start', '?')}",
         f"ended       {prov.get('end', '?')}",
         f"duration    {prov.get('duration', '?')} s",

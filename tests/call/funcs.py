@@ -90,3 +90,10 @@ def wait_for_removal(flag: str) -> str:
     while os.path.exists(flag):
         time.sleep(0.05)
     return "released"
+
+
+def use_hypothesis() -> str:
+    """Import a third-party package and return its version."""
+    import hypothesis
+
+    return str(hypothesis.__version__)

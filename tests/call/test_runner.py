@@ -98,6 +98,15 @@ def test_child_that_dies_is_recorded(store: FileStore) -> None:
     assert result.status == "killed" and "status 7" in str(result.exception)
 
 
+def test_provenance_names_the_packages_the_call_used(store: FileStore) -> None:
+    """The result records the versions of the third-party packages loaded by the call."""
+    result = submit(funcs.use_hypothesis, store=store)
+    assert result.fingerprint is not None
+    packages = json.loads(store.read_bytes(result.fingerprint))["provenance"]["packages"]
+    assert packages["hypothesis"] == result.return_value
+    assert "json" not in packages and "os" not in packages  # the standard library is implied
+
+
 def test_processes_left_behind_end_with_the_call(store: FileStore, tmp_path: Path) -> None:
     """A process the call started and did not wait for is stopped before the archive is made."""
     pidfile = tmp_path / "stray.pid"
