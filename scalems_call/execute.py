@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -238,7 +239,7 @@ class _ExitWatch:
         self.child = child
         self.pidfd: int | None = None
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Callable[[float], bool]:
         with contextlib.suppress(AttributeError, OSError):  # not Linux, or before 5.3
             self.pidfd = os.pidfd_open(self.child.pid)
         return self.exited

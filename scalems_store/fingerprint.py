@@ -16,9 +16,15 @@ MMAP_THRESHOLD = 4 << 20
 CHUNK = 8 << 20
 
 
-def new_hasher(size_hint: int = 0) -> blake3:
-    """Return a BLAKE3 hasher, multithreaded when the input is large."""
-    return blake3(max_threads=blake3.AUTO) if size_hint >= MMAP_THRESHOLD else blake3()
+def new_hasher(size_hint: int = 0, *, leave_cores: int = 0) -> blake3:
+    """Return a BLAKE3 hasher, multithreaded when the input is large: on every core,
+    or on all but *leave_cores* kept free for work running alongside (a copy)."""
+    if size_hint < MMAP_THRESHOLD:
+        return blake3()
+    if not leave_cores:
+        return blake3(max_threads=blake3.AUTO)
+    threads = usable_cores() - leave_cores
+    return blake3(max_threads=threads) if threads > 1 else blake3()
 
 
 def hash_bytes(data: bytes | bytearray | memoryview) -> str:
@@ -45,11 +51,7 @@ def hash_file(
     if size is None:
         size = os.stat(path).st_size
     if size >= MMAP_THRESHOLD:
-        threads = usable_cores() - leave_cores
-        if leave_cores == 0:
-            hasher = new_hasher(size)
-        else:
-            hasher = blake3(max_threads=threads) if threads > 1 else blake3()
+        hasher = new_hasher(size, leave_cores=leave_cores)
         hasher.update_mmap(os.fspath(path))
         return hasher.hexdigest()
     with open(path, "rb", buffering=0) as stream:
