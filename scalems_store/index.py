@@ -67,6 +67,8 @@ class Index:
         self.stale_marker = path + ".stale"
         self._scan = scan
         self._db: sqlite3.Connection | None = None
+        self._failed = False
+        """An update failed: this process leaves the index alone from then on."""
         # one connection, shared with worker threads of the async face, one statement at a time
         self._lock = threading.RLock()
 
@@ -146,11 +148,8 @@ class Index:
             os.unlink(claimed)
         return True
 
-    def _missed_update(self) -> None:
-        """An update failed: drop the connection and leave the marker for the next opener."""
-        with contextlib.suppress(sqlite3.Error):
-            self.close()
-        self._leave_marker()
+    def _usable(self) -> bool:
+        return not self._failed and enabled()
 
     def _leave_marker(self) -> None:
         with contextlib.suppress(OSError):  # a read-only store: nobody can update it anyway
@@ -215,14 +214,28 @@ class Index:
         self._update("DELETE FROM objects WHERE fingerprint = ?", [(fp,) for fp in fingerprints])
 
     def _update(self, sql: str, rows: list[tuple[object, ...]]) -> None:
-        if not enabled():
-            self._leave_marker()
-            return
+        if self._usable():
+            try:
+                with self._lock:
+                    self.db.executemany(sql, rows)
+                return
+            except (sqlite3.Error, StoreNotWritable):
+                # not again in this process (each try could wait out a lock); the
+                # next process that opens the index rebuilds it
+                self._failed = True
+                with contextlib.suppress(sqlite3.Error):
+                    self.close()
+        self._leave_marker()
+
+    def _query(self, sql: str, args: list[str]) -> list[tuple[object, ...]] | None:
+        """The rows of a query, or None when the index cannot answer."""
+        if not self._usable():
+            return None
         try:
             with self._lock:
-                self.db.executemany(sql, rows)
+                return self.db.execute(sql, args).fetchall()
         except (sqlite3.Error, StoreNotWritable):
-            self._missed_update()
+            return None
 
     def rows(self, kind: str | None = None, label: str | None = None) -> list[Row]:
         """Return the objects, sorted by fingerprint, optionally of one kind or label."""
@@ -235,24 +248,17 @@ class Index:
             query += " WHERE o.kind = ?"
             args.append(kind)
         query += " ORDER BY o.fingerprint"
-        if not enabled():
+        found = self._query(query, args)
+        if found is None:
             return self._rows_from_files(kind, label)
-        try:
-            with self._lock:
-                return [Row(*r) for r in self.db.execute(query, args)]
-        except (sqlite3.Error, StoreNotWritable):
-            return self._rows_from_files(kind, label)
+        return [Row(*r) for r in found]  # type: ignore[arg-type]
 
     def fingerprints(self) -> list[str]:
         """Return every fingerprint, sorted: the fast path of ``ls``."""
-        if not enabled():
+        found = self._query("SELECT fingerprint FROM objects ORDER BY fingerprint", [])
+        if found is None:
             return [r.fingerprint for r in self._rows_from_files(None, None)]
-        try:
-            with self._lock:
-                found = self.db.execute("SELECT fingerprint FROM objects ORDER BY fingerprint")
-                return [str(r[0]) for r in found]
-        except (sqlite3.Error, StoreNotWritable):
-            return [r.fingerprint for r in self._rows_from_files(None, None)]
+        return [str(r[0]) for r in found]
 
     def _rows_from_files(self, kind: str | None, label: str | None) -> list[Row]:
         """The answer of :meth:`rows` without the index: scan the store's files."""
