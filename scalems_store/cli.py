@@ -6,6 +6,7 @@ as one line ``ErrorName: message`` with exit status 1; usage errors exit 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -48,7 +49,8 @@ def run_main(group: click.Group, prog_name: str) -> None:
 
     # SIGTERM (scancel, kill, a batch system's time limit) unwinds like Ctrl-C, so leases,
     # work directories and temporary files are cleaned up on the way out
-    signal.signal(signal.SIGTERM, _terminated)
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals to the host
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         status = group.main(prog_name=prog_name, standalone_mode=False)
     except click.UsageError as exc:
