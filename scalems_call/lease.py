@@ -4,8 +4,9 @@ A lease is a file created with ``O_EXCL`` (atomic on local and NFSv3+
 filesystems) and kept fresh by a heartbeat that touches its mtime. A lease
 whose mtime is older than its time-to-live belongs to a runner that died, as
 does one whose holder ran on this host (same PID namespace) and has exited; it
-is taken over by renaming it aside (only one taker's rename can succeed) and
-creating a new one.
+is taken over by renaming it aside (only one taker's rename can succeed; a
+taker that finds it moved a newer lease, not the stale one it judged, puts it
+back) and creating a new one.
 """
 
 from __future__ import annotations
@@ -36,14 +37,24 @@ class Lease:
         if self._create():
             return True
         try:
-            if not self._stale():
-                return False
+            judged = self._stale()
         except FileNotFoundError:
             return self._create()
+        if judged is None:
+            return False
         aside = f"{self.path}.stale-{os.urandom(6).hex()}"
         try:
             os.rename(self.path, aside)  # only one taker's rename of the stale lease succeeds
         except FileNotFoundError:
+            return False
+        moved = os.stat(aside)
+        if _identity(moved) != _identity(judged):
+            # another taker replaced the stale lease between our look and our rename:
+            # we moved *its* live lease aside. Put it back and stand down.
+            with contextlib.suppress(OSError):
+                os.link(aside, self.path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(aside)
             return False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(aside)
@@ -60,31 +71,33 @@ class Lease:
         self._start_heartbeat()
         return True
 
-    def _stale(self) -> bool:
-        """The holder is gone: its heartbeat stopped, or it ran here and has exited.
+    def _stale(self) -> os.stat_result | None:
+        """The lease file, if its holder is gone: its heartbeat stopped, or it ran here
+        and has exited; None while the holder lives.
 
         Raises:
             FileNotFoundError: nobody holds the lease.
         """
-        if time.time() - os.stat(self.path).st_mtime > self.ttl:
-            return True
+        seen = os.stat(self.path)
+        if time.time() - seen.st_mtime > self.ttl:
+            return seen
         try:
             with open(self.path, encoding="utf-8") as stream:
                 holder = json.load(stream)
         except (OSError, ValueError):  # gone, or being written: trust the heartbeat
-            return False
+            return None
         if not isinstance(holder, dict) or {**holder, **_whoami()} != holder:
-            return False  # another machine (or PID namespace): only its heartbeat tells
+            return None  # another machine (or PID namespace): only its heartbeat tells
         pid = holder.get("pid")
         if not isinstance(pid, int) or pid <= 0:
-            return False
+            return None
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return True  # it was killed before it could release the lease
+            return seen  # it was killed before it could release the lease
         except PermissionError:
             pass
-        return False
+        return None
 
     def _start_heartbeat(self) -> None:
         self._stop.clear()
@@ -109,11 +122,16 @@ class Lease:
         """Block until nobody holds the lease (or it went stale)."""
         while True:
             try:
-                if self._stale():
+                if self._stale() is not None:
                     return
             except FileNotFoundError:
                 return
             time.sleep(poll)
+
+
+def _identity(seen: os.stat_result) -> tuple[int, int, int, int]:
+    """Which lease file this is: inode numbers are reused at once, so the mtime and size too."""
+    return seen.st_dev, seen.st_ino, seen.st_mtime_ns, seen.st_size
 
 
 def _whoami() -> dict[str, str]:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scalems_call.lease import Lease
 
 
@@ -69,3 +71,31 @@ def test_a_half_written_lease_is_not_taken(tmp_path: Path) -> None:
     path = tmp_path / "l"
     path.write_text("")
     assert not Lease(str(path), ttl=3600).try_acquire()
+
+
+def test_a_taker_that_loses_the_race_leaves_the_winner_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runners judge the same dead lease stale; the first takes it over between the
+    second's look and its rename. The second must not move the winner's fresh lease away."""
+    path = tmp_path / "l"
+    write_holder(path, **here(dead_pid()))
+    winner, loser = Lease(str(path), ttl=3600), Lease(str(path), ttl=3600)
+    look = Lease._stale
+    won: list[os.stat_result] = []
+
+    def look_then_lose_the_race(self: Lease) -> os.stat_result | None:
+        judged = look(self)
+        if self is loser:
+            assert winner.try_acquire()  # the winner acts right after the loser looked
+            won.append(path.stat())
+        return judged
+
+    monkeypatch.setattr(Lease, "_stale", look_then_lose_the_race)
+    assert not loser.try_acquire()
+    now = path.stat()
+    assert (now.st_ino, now.st_mtime_ns) == (won[0].st_ino, won[0].st_mtime_ns), (
+        "the winner's lease file was replaced"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["l"]
+    winner.release()
