@@ -92,8 +92,7 @@ def run_many(
     pool = default_executor() if executor is None else executor
     try:
         futures: dict[Future[str], str] = {
-            pool.submit(exec_on_worker, store.root, call_fp, force, timeout): call_fp
-            for call_fp in misses
+            _submit(pool, store.root, call_fp, force, timeout): call_fp for call_fp in misses
         }
         for future in as_completed(futures):
             call_fp = futures[future]
@@ -104,6 +103,18 @@ def run_many(
         if own:
             pool.shutdown()
     return {call_fp: results[call_fp] for call_fp in calls}
+
+
+def _submit(
+    pool: Executor, root: str, call_fp: str, force: bool, timeout: float | None
+) -> Future[str]:
+    """Submit one call; an engine that refuses it gives a failed future, not an exception."""
+    try:
+        return pool.submit(exec_on_worker, root, call_fp, force, timeout)
+    except Exception as exc:
+        refused: Future[str] = Future()
+        refused.set_exception(exc)
+        return refused
 
 
 def _collect(store: FileStore, call_fp: str, future: Future[str]) -> CallResult:
@@ -220,6 +231,25 @@ def run_many_parsl(
             parsl.dfk().cleanup()
 
 
+def parsl_resources(requirements: dict[str, Any]) -> dict[str, int]:
+    """Parsl's ``parsl_resource_specification`` for a call: ``ranks`` (and ``nodes``,
+    default 1, the ranks spread evenly over them); empty for a call without ranks.
+
+    Raises:
+        LaunchError: ``nodes`` is not a positive integer that divides ``ranks``.
+    """
+    ranks = requirements.get("ranks")
+    if not ranks:
+        return {}
+    nodes = requirements.get("nodes", 1)
+    if not isinstance(nodes, int) or nodes < 1 or not isinstance(ranks, int) or ranks % nodes:
+        raise LaunchError(
+            f"requirements ranks={ranks!r}, nodes={nodes!r}: nodes must be a positive "
+            "integer that divides ranks"
+        )
+    return {"num_ranks": ranks, "num_nodes": nodes, "ranks_per_node": ranks // nodes}
+
+
 class _ParslExecutor(Executor):
     """The subset of ``Executor`` that :func:`run_many` uses, submitting Parsl bash apps."""
 
@@ -241,8 +271,7 @@ class _ParslExecutor(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         call_fp = args[1]
         command = parsl_command(self._store, call_fp, force=self._force, timeout=self._timeout)
-        ranks = (cache.load_call(self._store, call_fp).get("requirements") or {}).get("ranks")
-        spec = {"num_ranks": ranks, "num_nodes": 1, "ranks_per_node": ranks} if ranks else {}
+        spec = parsl_resources(cache.load_call(self._store, call_fp).get("requirements") or {})
         before = cache.results(self._store, call_fp)[:1]
         app_future = (
             self._app(command, parsl_resource_specification=spec) if spec else self._app(command)

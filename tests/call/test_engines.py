@@ -16,7 +16,7 @@ import pytest
 
 from scalems_call import LaunchError, pack, run
 from scalems_call import cache as call_cache
-from scalems_call.executors import exec_on_worker, run_many
+from scalems_call.executors import exec_on_worker, parsl_resources, run_many
 from scalems_store import FileStore
 from tests.call import funcs
 from tests.conftest import local_file
@@ -80,14 +80,18 @@ def test_submission_failure_is_reported_per_call(store: FileStore, tmp_path: Pat
             future: Future[Any] = Future()
             if self.count == 2:
                 future.set_exception(RuntimeError("worker lost"))
+            elif self.count == 3:
+                raise ValueError("the engine refused this one")
             else:
                 future.set_result(fn(*args, **kwargs))
             return future
 
-    fps = [pack(funcs.add, (i, i), store=store) for i in range(3)]
+    fps = [pack(funcs.add, (i, i), store=store) for i in range(4)]
     results = run_many(fps, store=store, executor=Flaky())
-    assert [results[fp].status for fp in fps] == ["success", "error", "success"]
+    assert [results[fp].status for fp in fps] == ["success", "error", "error", "success"]
     assert "worker lost" in str(results[fps[1]].exception)
+    assert "refused" in str(results[fps[2]].exception)
+    assert results[fps[3]].return_value == 6
 
 
 def test_duplicate_concurrent_submissions_run_once(store: FileStore, tmp_path: Path) -> None:
@@ -190,6 +194,20 @@ def test_parsl_htex_loopback(store: FileStore, tmp_path: Path) -> None:
         "only the failed call is resubmitted"
     )
     assert len(ledger.read_text().splitlines()) == 21
+
+
+def test_parsl_resources_for_ranks_and_nodes() -> None:
+    """ranks (and nodes, default 1) become Parsl's resource specification; bad values say why."""
+    assert parsl_resources({}) == {}
+    assert parsl_resources({"ranks": 4}) == {"num_ranks": 4, "num_nodes": 1, "ranks_per_node": 4}
+    assert parsl_resources({"ranks": 8, "nodes": 2}) == {
+        "num_ranks": 8,
+        "num_nodes": 2,
+        "ranks_per_node": 4,
+    }
+    for bad in ({"ranks": 8, "nodes": 3}, {"ranks": 8, "nodes": "2"}, {"ranks": 2, "nodes": 0}):
+        with pytest.raises(LaunchError, match="nodes must be a positive integer"):
+            parsl_resources(bad)
 
 
 def have_mpi() -> str | None:
