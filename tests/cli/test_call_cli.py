@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scalems_call import cache as call_cache
-from scalems_call import pack
+from scalems_call import pack, run
 from scalems_store import FileStore
 from tests.call import funcs
 from tests.cli.test_store_cli import one_line_error, store_listing
@@ -257,6 +257,30 @@ def test_exec_on_unreachable_dask_is_one_line(run_cli: RunCli, tmp_path: Path) -
     )
     assert proc.returncode == 1
     assert one_line_error(proc).startswith("LaunchError:")
+
+
+def test_exec_on_a_dask_scheduler(run_cli: RunCli, tmp_path: Path) -> None:
+    """exec FP... --dask ADDRESS runs the misses on that scheduler's workers."""
+    distributed = pytest.importorskip("distributed")
+    fps = [packed(tmp_path, funcs.add, i, 10) for i in range(3)]
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
+    ) as cluster:
+        proc = run_cli("scalems-call", "exec", *fps, "--dask", cluster.scheduler_address, "--json")
+        again = run_cli("scalems-call", "exec", *fps, "--dask", cluster.scheduler_address, "--json")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [(r["call"], r["status"], r["cached"]) for r in records] == [
+        (fp, "success", False) for fp in fps
+    ]
+    with FileStore(tmp_path / ".scalems") as store:
+        assert [run(fp, store=store).return_value for fp in fps] == [10, 11, 12]
+    assert [json.loads(line)["cached"] for line in again.stdout.decode().splitlines()] == [True] * 3
 
 
 def test_parsl_config_must_define_config(run_cli: RunCli, tmp_path: Path) -> None:
