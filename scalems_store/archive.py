@@ -166,8 +166,12 @@ def check_link(path: str, target: str) -> None:
         raise UnsafeArchive(f"symlink {path!r} -> {target!r} points outside the tree")
 
 
-def _scan(root: str, skip: Callable[[str, str], None] | None) -> list[tuple[str, str, int]]:
-    """Return ``(relative path, absolute path, kind)`` for everything under *root*."""
+def _scan(
+    root: str, skip: Callable[[str, str], None] | None, exclude: frozenset[tuple[int, int]]
+) -> list[tuple[str, str, int]]:
+    """Return ``(relative path, absolute path, kind)`` for everything under *root*,
+    leaving out the directories whose ``(st_dev, st_ino)`` is in *exclude*."""
+    inodes = {ino for _, ino in exclude}
     found: list[tuple[str, str, int]] = []
     pending = [("", root)]
     while pending:
@@ -186,6 +190,8 @@ def _scan(root: str, skip: Callable[[str, str], None] | None) -> list[tuple[str,
             if item.is_symlink():
                 found.append((rel, item.path, stat.S_IFLNK))
             elif item.is_dir(follow_symlinks=False):
+                if item.inode() in inodes and _identity(item) in exclude:
+                    continue
                 found.append((rel, item.path, stat.S_IFDIR))
                 pending.append((rel + "/", item.path))
             elif item.is_file(follow_symlinks=False):
@@ -195,6 +201,11 @@ def _scan(root: str, skip: Callable[[str, str], None] | None) -> list[tuple[str,
     # sorted so that the same tree always hashes the same (str order == UTF-8 byte order)
     found.sort()
     return found
+
+
+def _identity(item: os.DirEntry[str]) -> tuple[int, int]:
+    info = item.stat(follow_symlinks=False)
+    return info.st_dev, info.st_ino
 
 
 def _refuse(skip: Callable[[str, str], None] | None, rel: str, why: str, error: type) -> None:
@@ -208,6 +219,7 @@ def iter_tree(
     *,
     skip: Callable[[str, str], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    exclude: frozenset[tuple[int, int]] = frozenset(),
 ) -> Iterator[bytes]:
     """Yield the bytes of the deterministic archive of the directory *root*.
 
@@ -217,6 +229,8 @@ def iter_tree(
             archived (a special file, an unsafe symlink); when None, such an
             entry raises instead.
         progress: Called with the number of entries written so far, now and then.
+        exclude: ``(st_dev, st_ino)`` of directories to leave out with all they
+            hold (the store itself, when it lies inside *root*).
 
     Raises:
         InvalidPath: *root* is not a directory.
@@ -228,7 +242,7 @@ def iter_tree(
         raise InvalidPath(f"not a directory: {root!r}")
     buffer: list[bytes] = []
     buffered = total = 0
-    for count, (rel, path, kind) in enumerate(_scan(root, skip), 1):
+    for count, (rel, path, kind) in enumerate(_scan(root, skip, exclude), 1):
         if kind == stat.S_IFDIR:
             block = entry_header(rel + "/", 0o755, 0, DIR)
         elif kind == stat.S_IFLNK:

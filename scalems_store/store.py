@@ -466,17 +466,28 @@ class FileStore:
     ) -> str:
         """Store the deterministic archive of *directory* as a ``tree``; return its fingerprint.
 
+        This store, if it lies inside *directory* (the default ``./.scalems`` of
+        a project directory), is left out of the tree, as git leaves out ``.git``.
+
         Args:
             skip: Called as ``skip(path, reason)`` for an entry that cannot be
                 archived; when None such an entry raises :class:`UnsafeArchive`.
 
         Raises:
-            InvalidPath: *directory* is not a directory.
+            InvalidPath: *directory* is not a directory, or is the store itself.
             ArchiveError, UnsafeArchive: see :func:`scalems_store.archive.iter_tree`.
         """
         from . import archive
 
-        chunks = archive.iter_tree(directory, skip=skip, progress=progress)
+        # archiving the store into itself would change the directory's fingerprint at
+        # every add (and copy the whole store each time)
+        here = os.stat(self.root)
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.stat(directory), here):
+                raise InvalidPath(f"{os.fspath(directory)!r} is the store itself")
+        chunks = archive.iter_tree(
+            directory, skip=skip, progress=progress, exclude=frozenset({(here.st_dev, here.st_ino)})
+        )
         return self._add_chunks(chunks, kind="tree", label=label, expect=expect)
 
     def add_path(self, path: str | os.PathLike[str], **kwargs: Any) -> str:

@@ -153,6 +153,21 @@ def test_kinds_and_refs_recorded(store: FileStore, tmp_path: Path) -> None:
     assert [i.fingerprint for i in store.list(kind="call")] == [fp]
 
 
+def test_a_store_inside_the_directory_is_left_out(tmp_path: Path) -> None:
+    """The default ./.scalems of a project is not archived into the project's tree."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "input.txt").write_text("x")
+    with FileStore(project / ".scalems") as store:
+        first = store.add_tree(project)
+        assert store.add_tree(project) == first  # the store grew; the tree did not change
+        assert [e.path for e in store.tree_entries(first)] == ["input.txt"]
+        with FileStore(tmp_path / "elsewhere") as other:
+            assert other.add_tree(project) != first  # another store's view includes .scalems
+        with pytest.raises(InvalidPath, match="the store itself"):
+            store.add_tree(project / ".scalems")
+
+
 def test_index_is_a_cache(store: FileStore, tmp_path: Path) -> None:
     """Deleting or corrupting index.sqlite loses nothing: it is rebuilt from the files."""
     a = store.add_bytes(b"a", label="first")
