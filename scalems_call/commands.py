@@ -110,9 +110,17 @@ def pack_command(
     environment = _pairs(env, "--env", parse_json=False)
     requirements = _pairs(require, "--require", parse_json=True)
     from .runner import pack
-    from .targets import import_target
+    from .targets import import_target, unreachable_module
 
     func = import_target(target)
+    local = unreachable_module(func, skeleton)
+    if local is not None:
+        click.echo(
+            f"warning: module {local!r} was found in the current directory, which the call's "
+            "work directory is not: install it, add it to PYTHONPATH, or ship it with "
+            "--skeleton .",
+            err=True,
+        )
     store = open_store(ctx, create=True)
     click.echo(
         pack(

@@ -228,6 +228,35 @@ def test_killed_runner_leaves_no_ref(tmp_path: Path, sig: signal.Signals) -> Non
     assert time.monotonic() - started < 20, "waited for the dead runner's lease to expire"
 
 
+def test_pack_warns_of_a_module_only_the_current_directory_has(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """A module found only in the current directory is named at pack time, with the fixes;
+    shipped in the skeleton (it then runs) or on PYTHONPATH, there is no warning."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "localmod.py").write_text("def triple(x):\n    return 3 * x\n")
+    store = str(tmp_path / "store")
+
+    def pack_cli(*extra: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+        proc = run_cli(
+            "scalems-call", "--store", store, "pack", "localmod:triple", "--args-json", "[2]",
+            *extra, cwd=project, env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.decode().strip(), proc.stderr.decode()
+
+    _, warned = pack_cli()
+    assert "warning: module 'localmod' was found in the current directory" in warned
+    assert "--skeleton ." in warned
+    shipped, quiet = pack_cli("--skeleton", ".")
+    assert quiet == ""
+    done = run_cli("scalems-call", "--store", store, "exec", shipped, "--json")
+    assert json.loads(done.stdout)["status"] == "success", done.stderr
+    _, on_path = pack_cli(env={"PYTHONPATH": f"{project}{os.pathsep}{os.environ['PYTHONPATH']}"})
+    assert on_path == ""
+
+
 def test_exec_many_in_parallel(run_cli: RunCli, tmp_path: Path) -> None:
     """exec FP... --jobs 2 runs several calls; failures are reported per call and exit 1."""
     good = [packed(tmp_path, funcs.add, i, i) for i in range(4)]
