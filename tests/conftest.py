@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,16 @@ def run_cli(tmp_path: Path) -> RunCli:
         )
 
     return run
+
+
+def loopback_cluster(workers: int) -> Any:
+    """A Dask ``LocalCluster`` of worker processes on 127.0.0.1 (skips without Dask)."""
+    distributed = pytest.importorskip("distributed")
+    return distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
+    )

@@ -19,7 +19,7 @@ from scalems_call import cache as call_cache
 from scalems_call.executors import exec_on_worker, parsl_resources, run_many
 from scalems_store import FileStore
 from tests.call import funcs
-from tests.conftest import local_file
+from tests.conftest import local_file, loopback_cluster
 
 
 class CountingExecutor(Executor):
@@ -139,17 +139,7 @@ def test_dask_local_cluster(store: FileStore, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     ledger = tmp_path / "ledger"
     fps = twenty_calls(store, ledger)
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=50,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with loopback_cluster(2) as cluster, distributed.Client(cluster) as client:
         counting = CountingExecutor(client.get_executor())
         results = run_many(fps, store=store, executor=counting)
         check_twenty(store, fps, results, ledger)

@@ -18,7 +18,7 @@ from scalems_call import pack, run
 from scalems_store import FileStore
 from tests.call import funcs
 from tests.cli.test_store_cli import one_line_error, store_listing
-from tests.conftest import RunCli, entry_point
+from tests.conftest import RunCli, entry_point, loopback_cluster
 
 
 def packed(tmp_path: Path, func: object, *args: object, **options: object) -> str:
@@ -290,16 +290,8 @@ def test_exec_on_unreachable_dask_is_one_line(run_cli: RunCli, tmp_path: Path) -
 
 def test_exec_on_a_dask_scheduler(run_cli: RunCli, tmp_path: Path) -> None:
     """exec FP... --dask ADDRESS runs the misses on that scheduler's workers."""
-    distributed = pytest.importorskip("distributed")
     fps = [packed(tmp_path, funcs.add, i, 10) for i in range(3)]
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    ) as cluster:
+    with loopback_cluster(1) as cluster:
         proc = run_cli("scalems-call", "exec", *fps, "--dask", cluster.scheduler_address, "--json")
         again = run_cli("scalems-call", "exec", *fps, "--dask", cluster.scheduler_address, "--json")
     assert proc.returncode == 0, proc.stderr
