@@ -80,7 +80,12 @@ def latest(store: FileStore, text: str) -> tuple[str, dict[str, Any]]:
     if store.kind(fp) == "result":
         return fp, load_result(store, fp)
     call_fp = resolve_call(store, fp)
-    for result_fp in results(store, call_fp):
-        if result_fp in store:
-            return result_fp, load_result(store, result_fp)
-    raise NoResult(f"call {call_fp} has no recorded result (run it with 'scalems-call exec')")
+    result_fp = newest(store, call_fp)
+    if result_fp is None:
+        raise NoResult(f"call {call_fp} has no recorded result (run it with 'scalems-call exec')")
+    return result_fp, load_result(store, result_fp)
+
+
+def newest(store: FileStore, call_fp: str) -> str | None:
+    """The call's newest recorded result still in the store, or None."""
+    return next((fp for fp in results(store, call_fp) if fp in store), None)

@@ -6,6 +6,7 @@ import mmap
 from typing import Any
 
 from scalems_store import FileStore, hash_bytes, layout
+from scalems_store.archive import FILE, SYMLINK
 
 FileSummary = tuple[str, int, str]
 """``(type, mode, digest or link target)`` of one member of a directory tree."""
@@ -23,10 +24,10 @@ def tree_summary(store: FileStore, uri: str | None) -> dict[str, FileSummary]:
         mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data,
     ):
         for entry in entries:
-            if entry.type == b"0":
+            if entry.type == FILE:
                 digest = hash_bytes(data[entry.offset : entry.offset + entry.size])
                 summary[entry.path] = ("file", entry.mode, digest)
-            elif entry.type == b"2":
+            elif entry.type == SYMLINK:
                 summary[entry.path] = ("symlink", 0, entry.linkname)
             else:
                 summary[entry.path] = ("directory", entry.mode, "")

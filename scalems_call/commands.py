@@ -268,20 +268,23 @@ def _run_on_engine(
     outcomes = []
     for call_fp in calls:
         result = results[call_fp]
-        problem = (result.traceback or "").strip().splitlines()[-1:] or [
-            str(result.exception or "")
-        ]
-        outcomes.append((result.fingerprint, result.status, result.cached, problem[0]))
+        problem = _last_line(result.traceback) or str(result.exception or "")
+        outcomes.append((result.fingerprint, result.status, result.cached, problem))
     return outcomes
+
+
+def _last_line(text: str | None) -> str:
+    """The last non-blank line of a traceback (the exception), or ''."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _exception_line(record: dict[str, Any]) -> str:
     if record.get("status") == "success":
         return ""
-    text = record.get("traceback") or ""
-    last = [line for line in text.splitlines() if line.strip()]
+    last = _last_line(record.get("traceback"))
     if last:
-        return last[-1]
+        return last
     if not record.get("exception"):
         return "(no exception recorded)"
     from .serialize import from_hex  # imports dill: only for a failure without a traceback

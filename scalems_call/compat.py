@@ -212,19 +212,25 @@ def serialize_result(result: CallResult) -> str:
 
 def deserialize_result(stream: str | bytes) -> CallResult:
     """Inverse of :func:`serialize_result`; also reads result records from a store."""
-    pack = parse_result(stream)
-    value = pack.get("return_value")
-    exception = pack.get("exception")
-    return CallResult(
-        return_value=None if value is None else from_hex(value),
-        exception=None if exception is None else from_hex(exception),
-        stdout=pack.get("stdout"),
-        stderr=pack.get("stderr"),
-        directory=pack.get("directory"),
-        status=pack.get("status"),
-        traceback=pack.get("traceback"),
-        call=pack.get("call"),
-    )
+    return result_from_record(parse_result(stream))
+
+
+def result_from_record(record: Mapping[str, Any], **fields: Any) -> CallResult:
+    """A :class:`CallResult` from a parsed result record, the return value and exception
+    decoded; *fields* override what the record says (local URIs, fingerprint...)."""
+    value = record.get("return_value")
+    exception = record.get("exception")
+    found: dict[str, Any] = {
+        "return_value": None if value is None else from_hex(value),
+        "exception": None if exception is None else from_hex(exception),
+        "stdout": record.get("stdout"),
+        "stderr": record.get("stderr"),
+        "directory": record.get("directory"),
+        "status": record.get("status"),
+        "traceback": record.get("traceback"),
+        "call": record.get("call"),
+    }
+    return CallResult(**{**found, **fields})
 
 
 def cli(*argv: str) -> int:

@@ -93,14 +93,13 @@ def call_rows(store: FileStore) -> list[dict[str, Any]]:
             "time": None,
             "result": None,
         }
-        for result_fp in cache.results(store, info.fingerprint):
-            if result_fp in store:
-                record = cache.load_result(store, result_fp)
-                row.update(
-                    status=record.get("status"),
-                    result=result_fp,
-                    time=record.get("provenance", {}).get("end"),
-                )
-                break
+        result_fp = cache.newest(store, info.fingerprint)
+        if result_fp is not None:
+            record = cache.load_result(store, result_fp)
+            row.update(
+                status=record.get("status"),
+                result=result_fp,
+                time=record.get("provenance", {}).get("end"),
+            )
         rows.append(row)
     return rows

@@ -91,20 +91,23 @@ def execute(
         InvalidCall: the record is malformed.
         LaunchError: the call needs something this host does not have.
     """
+    if not force and (served := _served(store, call_fp)):
+        return served
     record = cache.load_call(store, call_fp)
-    if not force and (found := cache.hit(store, call_fp)):
-        return Execution(call_fp, found[0], found[1], cached=True)
     lease = lease_for(store, call_fp)
     while not lease.try_acquire():
-        lease.wait_free()
-        if not force and (found := cache.hit(store, call_fp)):
-            return Execution(call_fp, found[0], found[1], cached=True)
+        lease.wait_free()  # another runner has it: its result is served once we hold the lease
     try:
-        if not force and (found := cache.hit(store, call_fp)):
-            return Execution(call_fp, found[0], found[1], cached=True)
+        if not force and (served := _served(store, call_fp)):
+            return served
         return _run(store, call_fp, record, timeout, keep_workdir, publish)
     finally:
         lease.release()
+
+
+def _served(store: FileStore, call_fp: str) -> Execution | None:
+    found = cache.hit(store, call_fp)
+    return None if found is None else Execution(call_fp, found[0], found[1], cached=True)
 
 
 def _run(

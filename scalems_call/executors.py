@@ -9,7 +9,6 @@ the store make duplicate submissions run once.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, as_completed
 from typing import Any
@@ -43,8 +42,10 @@ def default_executor(jobs: int | None = None) -> Executor:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from scalems_store.fingerprint import usable_cores
+
     return ProcessPoolExecutor(
-        max_workers=jobs or os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn")
+        max_workers=jobs or usable_cores(), mp_context=multiprocessing.get_context("spawn")
     )
 
 

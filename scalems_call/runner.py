@@ -10,11 +10,10 @@ from typing import Any
 from scalems_store import FileStore, layout
 
 from . import cache
-from .compat import CallResult, build_call
+from .compat import CallResult, build_call, result_from_record
 from .errors import InvalidCall
 from .execute import Execution, execute
 from .records import canonical
-from .serialize import from_hex
 
 
 def pack(
@@ -88,8 +87,6 @@ def run(
         LaunchError: the call cannot be started here.
     """
     call_fp = cache.resolve_call(store, fingerprint)
-    if not force and (found := cache.hit(store, call_fp)):
-        return to_call_result(store, found[0], found[1], cached=True)
     done = execute(store, call_fp, force=force, timeout=timeout)
     return to_call_result(store, done.result, done.record, cached=done.cached)
 
@@ -113,17 +110,11 @@ def to_call_result(
     store: FileStore, result_fp: str, record: dict[str, Any], *, cached: bool = False
 ) -> CallResult:
     """Turn a stored result record into a :class:`CallResult` with local ``file://`` URIs."""
-    value = record.get("return_value")
-    exception = record.get("exception")
-    return CallResult(
-        return_value=None if value is None else from_hex(value),
-        exception=None if exception is None else from_hex(exception),
+    return result_from_record(
+        record,
         stdout=_local_uri(store, record.get("stdout")),
         stderr=_local_uri(store, record.get("stderr")),
         directory=_local_uri(store, record.get("directory")),
-        status=record.get("status"),
-        traceback=record.get("traceback"),
-        call=record.get("call"),
         fingerprint=result_fp,
         cached=cached,
     )
