@@ -18,8 +18,10 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from scalems_store.layout import canonical
+
 from .errors import CallError, ImportFailed, InvalidCall, SerializationError
-from .records import OUTPUTS, CallPack, ResultPack, canonical, parse_call, parse_result
+from .records import OUTPUTS, CallPack, ResultPack, parse_call, parse_result
 from .serialize import ENCODER, from_hex, func_code, to_bytes, to_hex
 
 logger = logging.getLogger("scalems_call")

@@ -31,11 +31,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scalems_store import FileStore, layout
+from scalems_store.layout import canonical
 
 from . import cache
 from .errors import LaunchError
 from .lease import Lease
-from .records import OUTPUTS, canonical
+from .records import OUTPUTS
 
 _KILL_GRACE = 5.0
 _HEARTBEAT = 30.0

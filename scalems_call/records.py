@@ -80,12 +80,6 @@ class ResultPack(TypedDict, total=False):
     provenance: dict[str, Any]
 
 
-def canonical(record: Any) -> bytes:
-    """Encode *record* as canonical JSON: sorted keys, compact separators, UTF-8."""
-    # sorted keys and fixed separators so that the same record always hashes the same
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def parse(data: bytes | str, keys: frozenset[str], what: str) -> dict[str, Any]:
     """Decode a JSON record and check that it has the *keys* of a *what* record.
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from scalems_store import FileStore, layout
+from scalems_store.layout import canonical
 
 from . import cache
 from .compat import CallResult, build_call, result_from_record
 from .errors import InvalidCall
 from .execute import Execution, execute
-from .records import canonical
 
 
 def pack(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 from .errors import InvalidFingerprint
 
@@ -69,3 +71,9 @@ def path_to_oid(path: str) -> str:
     if len(fanout) != 2 or not is_fingerprint(fingerprint):
         raise InvalidFingerprint(f"not an object path: {path!r}")
     return fingerprint
+
+
+def canonical(value: Any) -> bytes:
+    """Encode *value* as canonical JSON (sorted keys, compact, UTF-8): the same value
+    always gives the same bytes, so records hash the same wherever they are written."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

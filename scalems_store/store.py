@@ -132,7 +132,7 @@ class FileStore:
                 os.makedirs(os.path.join(self.root, sub), exist_ok=True)
         except OSError as exc:
             raise not_writable(self.root, exc) from exc
-        replace_atomic(config, _canonical(FORMAT) + b"\n", self._tmp, durable=self.durable)
+        replace_atomic(config, layout.canonical(FORMAT) + b"\n", self._tmp, durable=self.durable)
 
     @staticmethod
     def _check_format(config: Any, where: str) -> None:
@@ -635,7 +635,7 @@ class FileStore:
         wanted = {"kind": kind, "refs": sorted(set(refs))}
         if meta != wanted:
             path = os.path.join(self._meta, layout.oid_to_path(fp))
-            replace_atomic(path, _canonical(wanted), self._tmp, durable=self.durable)
+            replace_atomic(path, layout.canonical(wanted), self._tmp, durable=self.durable)
 
     # -- labels and refs ---------------------------------------------------
 
@@ -788,11 +788,6 @@ class FileStore:
         if hash_bytes(data) != fp:
             raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")
         return data
-
-
-def _canonical(value: Any) -> bytes:
-    # sorted keys and compact separators: the same value always gives the same bytes
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _check_label(name: str) -> None:
