@@ -21,8 +21,6 @@ from typing import IO, Any
 
 from . import layout
 from .errors import ArchiveError, FingerprintMismatch, InvalidPath, StoreError
-from .fingerprint import CHUNK, new_hasher
-from .fsutil import new_temp, unlink_quietly, write_all
 from .store import FileStore
 
 FORMAT = {"format": "scalems-bundle", "version": 1}
@@ -194,29 +192,10 @@ def _import_object(
     An object the store already has is still hashed, so a corrupt bundle is
     reported whatever the store holds.
     """
-    present = fp in store
-    hasher = new_hasher(1 << 30)
-    fd, temp = (-1, "") if present else new_temp(os.path.join(store.root, layout.TMP), "import-")
     try:
-        while chunk := source.read(CHUNK):
-            hasher.update(chunk)
-            if not present:
-                write_all(fd, chunk)
-    except BaseException:
-        if not present:
-            os.close(fd)
-            unlink_quietly(temp)
-        raise
-    if not present:
-        if store.durable:
-            os.fsync(fd)
-        os.close(fd)
-    if hasher.hexdigest() != fp:
-        unlink_quietly(temp)
-        raise FingerprintMismatch(
-            f"bundle object {fp} is corrupt: its bytes hash to {hasher.hexdigest()}"
-        )
-    store._publish(None if present else temp, fp, kind, refs, None)
+        store.add_stream(source, kind=kind, refs=refs, expect=fp)
+    except FingerprintMismatch as exc:
+        raise FingerprintMismatch(f"bundle object {fp} is corrupt: {exc}") from None
 
 
 def open_output(path: str) -> IO[bytes]:

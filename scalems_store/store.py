@@ -398,13 +398,14 @@ class FileStore:
         stream: IO[bytes],
         *,
         kind: str = "blob",
+        refs: Iterable[str] = (),
         label: str | None = None,
         expect: str | None = None,
         progress: Progress | None = None,
     ) -> str:
-        """Store everything read from a binary stream (standard input, a pipe)."""
+        """Store everything read from a binary stream (standard input, a pipe, a bundle)."""
         return self._add_chunks(
-            read_chunks(stream, progress), kind=kind, label=label, expect=expect
+            read_chunks(stream, progress), kind=kind, refs=refs, label=label, expect=expect
         )
 
     def add_file(
@@ -501,6 +502,7 @@ class FileStore:
         chunks: Iterable[bytes],
         *,
         kind: str,
+        refs: Iterable[str] = (),
         label: str | None,
         expect: str | None,
     ) -> str:
@@ -519,7 +521,7 @@ class FileStore:
         except FingerprintMismatch:
             unlink_quietly(temp)
             raise
-        return self._publish(temp, fp, kind, (), label)
+        return self._publish(temp, fp, kind, refs, label)
 
     def _finish_temp(self, fd: int, temp: str, write: Callable[[], None]) -> None:
         """Run *write* into the temporary file *fd*, then fsync and close it."""
