@@ -1,5 +1,5 @@
 """``python -m scalems_store``: the same as ``scalems-store``."""
 
-from .cli import main
+from .console import main
 
 main()

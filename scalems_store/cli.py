@@ -6,7 +6,6 @@ as one line ``ErrorName: message`` with exit status 1; usage errors exit 2.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .console import catch_sigterm, error_line
 from .errors import StoreError
 
 if TYPE_CHECKING:
@@ -45,12 +45,7 @@ class ErrorGroup(click.Group):
 
 def run_main(group: click.Group, prog_name: str) -> None:
     """Run a CLI group: usage errors are one line and exit 2, as other errors are exit 1."""
-    import signal
-
-    # SIGTERM (scancel, kill, a batch system's time limit) unwinds like Ctrl-C, so leases,
-    # work directories and temporary files are cleaned up on the way out
-    with contextlib.suppress(ValueError):  # not the main thread: leave signals to the host
-        signal.signal(signal.SIGTERM, _terminated)
+    catch_sigterm()
     try:
         status = group.main(prog_name=prog_name, standalone_mode=False)
     except click.UsageError as exc:
@@ -66,13 +61,9 @@ def run_main(group: click.Group, prog_name: str) -> None:
     sys.exit(status if isinstance(status, int) else 0)
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def fail(exc: Exception, status: int = 1) -> None:
     """Print ``ErrorName: message`` on stderr and exit with *status*."""
-    click.echo(f"{type(exc).__name__}: {exc}", err=True)
+    click.echo(error_line(exc), err=True)
     sys.exit(status)
 
 
@@ -316,7 +307,7 @@ def verify(
     else:
         for fp, problem in report.problems:
             click.echo(f"{fp}  {problem}")
-        click.echo(f"checked {report.checked} objects, {len(report.problems)} problems", err=True)
+        click.echo(report.summary(), err=True)
     if not report.ok:
         sys.exit(1)
 
@@ -426,7 +417,7 @@ def reindex(ctx: click.Context) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Run ``scalems-store`` through click (the console script starts at console.main)."""
     run_main(cli, "scalems-store")
 
 

@@ -28,6 +28,10 @@ class VerifyReport:
         """True when nothing is wrong."""
         return not self.problems
 
+    def summary(self) -> str:
+        """One line: how many objects were checked and how many problems found."""
+        return f"checked {self.checked} objects, {len(self.problems)} problems"
+
 
 class GcReport:
     """Outcome of :meth:`FileStore.gc`."""
