@@ -29,6 +29,12 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from .errors import ArchiveError, InvalidPath, UnsafeArchive
+from .fingerprint import usable_cores
+
+try:
+    from . import _speedups
+except ImportError:  # built without a C compiler: the Python loop does the same, slower
+    _speedups = None  # type: ignore[assignment]
 
 BLOCK = 512
 RECORD = 20 * BLOCK
@@ -584,7 +590,71 @@ def _write_entries(data: bytes | mmap.mmap, entries: list[Entry], root: str) -> 
         view.release()
 
 
+PARALLEL_FILES = 64
+"""Fewest files worth a second writing thread."""
+BATCH = 1024
+"""Files per call of the C loop: between calls, signals are handled and errors seen."""
+
+
 def _write_files(view: memoryview, files: list[Entry], root: str) -> None:
+    """Create and fill *files* under *root*: with the C loop, on two threads when there
+    are cores to spare (it runs without the GIL); else with the Python loop."""
+    if _speedups is None:
+        _write_files_py(view, files, root)
+        return
+    import threading
+
+    target = os.fsencode(root)
+    stop = threading.Event()
+
+    def write(part: list[Entry]) -> None:
+        try:
+            for start in range(0, len(part), BATCH):
+                if stop.is_set():
+                    return
+                _speedups.write_files(target, view, part[start : start + BATCH])
+        except BaseException:
+            stop.set()
+            raise
+
+    if len(files) < PARALLEL_FILES or usable_cores() < 2:
+        write(files)
+        return
+    middle = _split_point(files)
+    failure: list[BaseException] = []
+
+    def second_half() -> None:
+        try:
+            write(files[middle:])
+        except BaseException as exc:  # raised below, in the caller's thread
+            failure.append(exc)
+
+    helper = threading.Thread(target=second_half, name="scalems-extract")
+    helper.start()
+    try:
+        write(files[:middle])
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        helper.join()
+    if failure:
+        raise failure[0]
+
+
+def _split_point(files: list[Entry]) -> int:
+    """Half of *files*, moved to a directory boundary nearby if there is one: two
+    threads creating files in one directory queue on its lock."""
+    middle = len(files) // 2
+    parent = files[middle].path.rpartition("/")[0]
+    for step in range(1, len(files) // 4):
+        for at in (middle - step, middle + step):
+            if files[at].path.rpartition("/")[0] != parent:
+                return at + 1 if at < middle else at
+    return middle
+
+
+def _write_files_py(view: memoryview, files: list[Entry], root: str) -> None:
     # files come in path order, so those of one directory mostly follow each other:
     # keep one directory open (a tree may hold more directories than we may open files)
     open_dir, dir_fd = None, -1

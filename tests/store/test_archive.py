@@ -230,46 +230,108 @@ def test_extract_needs_empty_destination(tmp_path: Path) -> None:
     assert os.readlink(tmp_path / "empty" / "bin" / "readme-link") == "../README"
 
 
-def test_disk_full_while_extracting_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture(params=["c", "python"])
+def write_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the C file-writing loop (when built) and with the Python one."""
+    if request.param == "c" and archive._speedups is None:
+        pytest.skip("the C speed-up was not built")
+    if request.param == "python":
+        monkeypatch.setattr(archive, "_speedups", None)
+    return str(request.param)
+
+
+# a child process extracting with one loop: ``python -c EXTRACT ARCHIVE DEST LOOP``
+EXTRACT = (
+    "import sys\n"
+    "from scalems_store import archive\n"
+    "if sys.argv[3] == 'python':\n"
+    "    archive._speedups = None\n"
+    "archive.PARALLEL_FILES, archive.BATCH = 2, 7\n"
+    "archive.usable_cores = lambda: 2\n"
+    "try:\n"
+    "    archive.extract(sys.argv[1], sys.argv[2])\n"
+    "except archive.ArchiveError as exc:\n"
+    "    sys.exit(f'{type(exc).__name__}: {exc}')\n"
+)
+
+
+@_SETTINGS
+@given(tree=trees())
+def test_property_round_trip_both_loops(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    write_loop: str,
+    tree: dict[str, object],
 ) -> None:
-    """A write error midway is one ArchiveError; no destination and no staging directory remain."""
+    """Each loop, in small batches on two threads, recreates the tree exactly."""
+    monkeypatch.setattr(archive, "PARALLEL_FILES", 2)
+    monkeypatch.setattr(archive, "BATCH", 3)
+    monkeypatch.setattr(archive, "usable_cores", lambda: 2)
+    base = tmp_path_factory.mktemp("rt")
+    root = build(base / "src", tree)
+    path = base / "t.tar"
+    path.write_bytes(tar_bytes(root))
+    archive.extract(path, base / "out")
+    assert snapshot(base / "out") == snapshot(root)
+
+
+def test_split_point_prefers_a_directory_boundary() -> None:
+    """The two writing threads get whole directories when a boundary is near the middle."""
+
+    def entries(*paths: str) -> list[archive.Entry]:
+        return [archive.Entry(p, archive.FILE, 0o644, 0, 0) for p in paths]
+
+    files = entries(*(f"a/{i}" for i in range(9)), *(f"b/{i}" for i in range(11)))
+    assert archive._split_point(files) == 9
+    assert archive._split_point(entries(*(f"a/{i}" for i in range(20)))) == 10
+    files = entries(*(f"a/{i}" for i in range(11)), *(f"b/{i}" for i in range(9)))
+    assert archive._split_point(files) == 11
+
+
+@pytest.mark.parametrize("loop", ["c", "python"])
+def test_disk_full_while_extracting_leaves_nothing(tmp_path: Path, loop: str) -> None:
+    """A write error midway is one ArchiveError; no destination and no staging directory remain.
+
+    RLIMIT_FSIZE makes the write of the one large file fail (EFBIG), as a full disk would.
+    """
+    if loop == "c" and archive._speedups is None:
+        pytest.skip("the C speed-up was not built")
+    root = tmp_path / "t"
+    for i in range(40):
+        (root / f"d{i % 4}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 4}" / f"f{i:02d}").write_bytes(b"small %d\n" % i)
+    (root / "d2" / "f50-large").write_bytes(os.urandom(64 << 10))
     path = tmp_path / "t.tar"
-    path.write_bytes(tar_bytes(make_golden(tmp_path / "t")))
+    path.write_bytes(tar_bytes(root))
     (tmp_path / "out").mkdir()
-    real_write = os.write
-    writes: list[int] = []
-
-    def full_after_one(fd: int, data: bytes) -> int:
-        if writes:
-            raise OSError(28, "No space left on device")
-        writes.append(fd)
-        return real_write(fd, data)
-
-    monkeypatch.setattr(archive.os, "write", full_after_one)
-    with pytest.raises(ArchiveError, match="No space left"):
-        archive.extract(path, tmp_path / "out")
-    monkeypatch.undo()
+    script = "import resource\nresource.setrlimit(resource.RLIMIT_FSIZE, (32 << 10, -1))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", script + EXTRACT, str(path), str(tmp_path / "out"), loop],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert (
+        proc.stderr.startswith("ArchiveError: cannot extract into") and "too large" in proc.stderr
+    )
     assert sorted(os.listdir(tmp_path)) == ["out", "t", "t.tar"]
     assert os.listdir(tmp_path / "out") == []
 
 
-def test_extract_more_directories_than_open_files_allowed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["c", "python"])
+def test_extract_more_directories_than_open_files_allowed(tmp_path: Path, loop: str) -> None:
     """Extraction keeps few files open: 300 directories under a limit of 64 open files."""
+    if loop == "c" and archive._speedups is None:
+        pytest.skip("the C speed-up was not built")
     root = tmp_path / "t"
     for i in range(300):
         (root / f"d{i:03d}").mkdir(parents=True)
         (root / f"d{i:03d}" / "f").write_bytes(b"%d" % i)
     path = tmp_path / "t.tar"
     path.write_bytes(tar_bytes(root))
-    script = (
-        "import resource, sys\n"
-        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
-        "from scalems_store import archive\n"
-        "archive.extract(sys.argv[1], sys.argv[2])\n"
-    )
+    script = "import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n" + EXTRACT
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(path), str(tmp_path / "out")],
+        [sys.executable, "-c", script, str(path), str(tmp_path / "out"), loop],
         capture_output=True,
         text=True,
     )

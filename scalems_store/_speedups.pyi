@@ -1,0 +1,9 @@
+"""Types of the optional C speed-up (see _speedups.c)."""
+
+from collections.abc import Sequence
+
+from typing_extensions import Buffer
+
+from .archive import Entry
+
+def write_files(root: bytes, data: Buffer, entries: Sequence[Entry], /) -> None: ...
