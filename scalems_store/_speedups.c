@@ -1,13 +1,18 @@
-/* scalems_store._speedups: the per-file system calls of tree extraction, in C.
+/* scalems_store._speedups: the per-file system calls of tree archives, in C.
  *
- * Optional: scalems_store.archive falls back to the same loop in Python when
- * this module was not built (no compiler at install time). Nothing here parses
- * or validates an archive: Python has already checked every member's name,
- * type and bounds, and passes the entries to write.
+ * Optional: scalems_store.archive falls back to the same loops in Python when
+ * this module was not built (no compiler at install time). Nothing here parses,
+ * validates or formats an archive:
  *
- * write_files() runs without the GIL, so two threads can create files at the
- * same time, which the Python loop cannot (its ~4 us of bytecode per file
- * between system calls keeps the GIL busy).
+ * - write_files() creates the files of an archive that Python has already
+ *   checked (every member's name, type and bounds);
+ * - read_files() reads the small files of a directory being archived, and
+ *   returns None for any file it cannot read plainly, which Python then reads
+ *   (and reports an error for) itself.
+ *
+ * Both run their system calls without the GIL, so other threads (a second
+ * writer, the hashing thread) run meanwhile; the Python loops cannot do that,
+ * their ~4 us of bytecode per file between system calls keeps the GIL busy.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -16,6 +21,7 @@
 #include <limits.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CREATE_FLAGS (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
@@ -223,15 +229,131 @@ done:
     return result;
 }
 
+typedef struct {
+    PyObject *path; /* bytes, owned */
+    char *data;     /* PyMem_RawMalloc'd, or NULL */
+    Py_ssize_t size;
+    int mode;
+    int ok;
+} read_t;
+
+/* Read one regular file of at most limit bytes (no GIL). Sets r->ok on success. */
+static void
+read_one(read_t *r, Py_ssize_t limit)
+{
+    int fd = open(PyBytes_AS_STRING(r->path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    struct stat info;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode) || info.st_size > limit) {
+        close(fd);
+        return;
+    }
+    r->size = (Py_ssize_t)info.st_size;
+    r->mode = (info.st_mode & S_IXUSR) ? 0755 : 0644;
+    r->data = PyMem_RawMalloc(r->size ? (size_t)r->size : 1);
+    Py_ssize_t got = 0;
+    while (r->data != NULL && got < r->size) {
+        ssize_t done = read(fd, r->data + got, (size_t)(r->size - got));
+        if (done < 0 && errno == EINTR) {
+            continue;
+        }
+        if (done <= 0) {
+            break; /* an error, or the file shrank: Python reads it again */
+        }
+        got += done;
+    }
+    close(fd);
+    r->ok = r->data != NULL && got == r->size;
+}
+
+PyDoc_STRVAR(read_files_doc,
+             "read_files(paths, limit, /)\n--\n\n"
+             "Read each path (str) that is a regular file of at most *limit* bytes,\n"
+             "without following a final symlink. Returns a list with, for each path,\n"
+             "(data, mode) where mode is 0o755 if the owner may execute it, else\n"
+             "0o644; or None where the file could not be read that way (an error,\n"
+             "another type, a larger file, a file that shrank).");
+
+static PyObject *
+read_files(PyObject *module, PyObject *args)
+{
+    PyObject *sequence;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "On:read_files", &sequence, &limit)) {
+        return NULL;
+    }
+    PyObject *paths = PySequence_Tuple(sequence);
+    if (paths == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(paths);
+    PyObject *result = NULL;
+    read_t *reads = PyMem_Calloc(count ? (size_t)count : 1, sizeof(read_t));
+    if (reads == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *path = PyTuple_GET_ITEM(paths, i);
+        if (!PyUnicode_Check(path)) {
+            PyErr_Format(PyExc_TypeError, "read_files paths are str, not %R", path);
+            goto done;
+        }
+        reads[i].path = PyUnicode_EncodeFSDefault(path);
+        if (reads[i].path == NULL) {
+            goto done;
+        }
+        if ((Py_ssize_t)strlen(PyBytes_AS_STRING(reads[i].path)) !=
+            PyBytes_GET_SIZE(reads[i].path)) {
+            PyErr_Format(PyExc_ValueError, "embedded null byte in path %R", path);
+            goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        read_one(&reads[i], limit);
+    }
+    Py_END_ALLOW_THREADS
+
+    result = PyList_New(count);
+    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+        PyObject *item = Py_None;
+        if (reads[i].ok) {
+            item = Py_BuildValue("(y#i)", reads[i].data, reads[i].size, reads[i].mode);
+            if (item == NULL) {
+                Py_CLEAR(result);
+                break;
+            }
+        }
+        else {
+            Py_INCREF(item);
+        }
+        PyList_SET_ITEM(result, i, item);
+    }
+done:
+    if (reads != NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            Py_XDECREF(reads[i].path);
+            PyMem_RawFree(reads[i].data);
+        }
+        PyMem_Free(reads);
+    }
+    Py_DECREF(paths);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"write_files", write_files, METH_VARARGS, write_files_doc},
+    {"read_files", read_files, METH_VARARGS, read_files_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "scalems_store._speedups",
-    "The per-file system calls of tree extraction, without the GIL (optional).",
+    "The per-file system calls of tree archives, without the GIL (optional).",
     0,
     speedups_methods,
 };

@@ -22,6 +22,7 @@ bytes.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import mmap
 import os
 import stat
@@ -248,7 +249,9 @@ def iter_tree(
         raise InvalidPath(f"not a directory: {root!r}")
     buffer: list[bytes] = []
     buffered = total = 0
-    for count, (rel, path, kind) in enumerate(_scan(root, skip, exclude), 1):
+    entries = _scan(root, skip, exclude)
+    contents = _small_files([path for _, path, kind in entries if kind == stat.S_IFREG])
+    for count, (rel, path, kind) in enumerate(entries, 1):
         if kind == stat.S_IFDIR:
             block = entry_header(rel + "/", 0o755, 0, DIR)
         elif kind == stat.S_IFLNK:
@@ -260,20 +263,25 @@ def iter_tree(
                 continue
             block = entry_header(rel, 0o644, 0, SYMLINK, target)
         else:
-            fd, size, mode = _open_file(path)
-            try:
-                if size > READ_CHUNK:
-                    head = entry_header(rel, mode, size, FILE)
-                    yield b"".join(buffer) + head
-                    yield from _stream(fd, path, size)
-                    total += buffered + len(head) + size + (-size % BLOCK)
-                    buffer, buffered = [], 0
-                    continue
-                data = os.read(fd, size) if size else b""
-                if len(data) != size:
-                    data = _read_exact(fd, path, size, data)
-            finally:
-                os.close(fd)
+            read = next(contents)
+            if read is not None:
+                data, mode = read
+                size = len(data)
+            else:
+                fd, size, mode = _open_file(path)
+                try:
+                    if size > READ_CHUNK:
+                        head = entry_header(rel, mode, size, FILE)
+                        yield b"".join(buffer) + head
+                        yield from _stream(fd, path, size)
+                        total += buffered + len(head) + size + (-size % BLOCK)
+                        buffer, buffered = [], 0
+                        continue
+                    data = os.read(fd, size) if size else b""
+                    if len(data) != size:
+                        data = _read_exact(fd, path, size, data)
+                finally:
+                    os.close(fd)
             if len(rel) <= 100 and rel.isascii():
                 # the common case, inlined: a short ASCII name needs no pax header
                 block = _header(rel.encode(), mode, size, FILE) + data + _PADDING[size % BLOCK]
@@ -291,6 +299,56 @@ def iter_tree(
     total += buffered + 2 * BLOCK
     buffer.append(bytes(2 * BLOCK + (-total % RECORD)))
     yield b"".join(buffer)
+
+
+READ_BATCH = 256
+"""Files per call of the C reader."""
+
+
+def _small_files(paths: list[str]) -> Iterator[tuple[bytes, int] | None]:
+    """``(bytes, mode)`` of each of *paths*, read by the C reader in batches without the
+    GIL; None for a path it could not read plainly (and for every path without the C
+    module), which the caller then reads, and reports errors for, itself.
+
+    With cores to spare, a thread reads the next batches while the caller formats this one.
+    """
+    if _speedups is None:
+        yield from itertools.repeat(None)
+        return
+    batches = [paths[at : at + READ_BATCH] for at in range(0, len(paths), READ_BATCH)]
+    if len(batches) < 3 or usable_cores() < 2:
+        for batch in batches:
+            yield from _speedups.read_files(batch, READ_CHUNK)
+        return
+    import queue
+    import threading
+
+    ready: queue.Queue[list[tuple[bytes, int] | None] | BaseException] = queue.Queue(2)
+    stop = threading.Event()
+
+    def read_ahead() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                ready.put(_speedups.read_files(batch, READ_CHUNK))
+        except BaseException as exc:  # raised by the caller, in order
+            ready.put(exc)
+
+    reader = threading.Thread(target=read_ahead, name="scalems-read", daemon=True)
+    reader.start()
+    try:
+        for _ in batches:
+            got = ready.get()
+            if isinstance(got, BaseException):
+                raise got
+            yield from got
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting to put, then let it end
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.01)
+        reader.join()
 
 
 def _readlink(path: str) -> str:

@@ -8,7 +8,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Generator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -231,8 +233,8 @@ def test_extract_needs_empty_destination(tmp_path: Path) -> None:
 
 
 @pytest.fixture(params=["c", "python"])
-def write_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with the C file-writing loop (when built) and with the Python one."""
+def c_or_python(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the C speed-up (when built) and with the pure-Python code."""
     if request.param == "c" and archive._speedups is None:
         pytest.skip("the C speed-up was not built")
     if request.param == "python":
@@ -260,7 +262,7 @@ EXTRACT = (
 def test_property_round_trip_both_loops(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
-    write_loop: str,
+    c_or_python: str,
     tree: dict[str, object],
 ) -> None:
     """Each loop, in small batches on two threads, recreates the tree exactly."""
@@ -273,6 +275,75 @@ def test_property_round_trip_both_loops(
     path.write_bytes(tar_bytes(root))
     archive.extract(path, base / "out")
     assert snapshot(base / "out") == snapshot(root)
+
+
+@_SETTINGS
+@given(tree=trees())
+def test_property_both_readers_archive_alike(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    c_or_python: str,
+    tree: dict[str, object],
+) -> None:
+    """Each reader (C in batches of one file read ahead on a thread, or Python) gives
+    tarfile's archive, with files over the streaming size streamed."""
+    monkeypatch.setattr(archive, "READ_BATCH", 1)
+    monkeypatch.setattr(archive, "READ_CHUNK", 64)
+    monkeypatch.setattr(archive, "usable_cores", lambda: 2)
+    root = build(tmp_path_factory.mktemp("t"), tree)
+    assert tar_bytes(root) == reference_archive(root)
+
+
+def test_file_that_changed_type_is_reported_by_both_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c_or_python: str
+) -> None:
+    """A file that became a directory after the directory was listed: the same ArchiveError."""
+    root = tmp_path / "t"
+    root.mkdir()
+    for i in range(5):
+        (root / f"f{i}").write_bytes(b"%d" % i)
+    listing = archive._scan(str(root), None, frozenset())
+    os.unlink(root / "f3")
+    os.mkdir(root / "f3")
+    monkeypatch.setattr(archive, "_scan", lambda *args: listing)
+    monkeypatch.setattr(archive, "READ_BATCH", 2)
+    with pytest.raises(ArchiveError, match="f3' changed type while being archived"):
+        tar_bytes(root)
+
+
+def test_read_ahead_error_and_early_stop_end_the_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error in the read-ahead thread is raised to the caller; a caller that stops
+    early leaves no reading thread behind."""
+    if archive._speedups is None:
+        pytest.skip("the C speed-up was not built")
+    import threading
+
+    root = tmp_path / "t"
+    root.mkdir()
+    for i in range(40):
+        (root / f"f{i:02d}").write_bytes(b"x" * 600)
+    monkeypatch.setattr(archive, "READ_BATCH", 4)
+    monkeypatch.setattr(archive, "usable_cores", lambda: 2)
+    real = archive._speedups.read_files
+    calls: list[int] = []
+
+    def failing(paths: list[str], limit: int) -> list[tuple[bytes, int] | None]:
+        calls.append(len(paths))
+        if len(calls) == 3:
+            raise MemoryError("third batch")
+        return real(paths, limit)
+
+    monkeypatch.setattr(archive._speedups, "read_files", failing)
+    with pytest.raises(MemoryError, match="third batch"):
+        tar_bytes(root)
+    monkeypatch.setattr(archive._speedups, "read_files", real)
+    monkeypatch.setattr(archive, "FLUSH", 1)  # a chunk per entry: stop after the first
+    chunks = cast("Generator[bytes, None, None]", archive.iter_tree(root))
+    next(chunks)
+    chunks.close()
+    assert not [t for t in threading.enumerate() if t.name == "scalems-read"]
 
 
 def test_split_point_prefers_a_directory_boundary() -> None:
