@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
-import shutil
 import time
 from collections.abc import Iterable
 
@@ -65,6 +63,8 @@ def verify(
     if sample is not None:
         if not 0 < sample <= 1:
             raise StoreError(f"sample must be a fraction in (0, 1], got {sample}")
+        import random  # imported here: random adds milliseconds to every start-up
+
         targets = random.sample(targets, max(1, round(len(targets) * sample))) if targets else []
     for count, fp in enumerate(targets, 1):
         try:
@@ -160,6 +160,8 @@ def _sweep_temp(tmp: str, cutoff: float, dry_run: bool) -> int:
         if dry_run:
             continue
         if entry.is_dir(follow_symlinks=False):
+            import shutil  # imported here: shutil pulls in compression modules
+
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
             unlink_quietly(entry.path)
