@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 from .errors import ArchiveError, InvalidPath, UnsafeArchive
 from .fingerprint import usable_cores
+from .fsutil import ahead
 
 try:
     from . import _speedups
@@ -313,42 +314,14 @@ def _small_files(paths: list[str]) -> Iterator[tuple[bytes, int] | None]:
     With cores to spare, a thread reads the next batches while the caller formats this one.
     """
     if _speedups is None:
-        yield from itertools.repeat(None)
-        return
-    batches = [paths[at : at + READ_BATCH] for at in range(0, len(paths), READ_BATCH)]
-    if len(batches) < 3 or usable_cores() < 2:
-        for batch in batches:
-            yield from _speedups.read_files(batch, READ_CHUNK)
-        return
-    import queue
-    import threading
-
-    ready: queue.Queue[list[tuple[bytes, int] | None] | BaseException] = queue.Queue(2)
-    stop = threading.Event()
-
-    def read_ahead() -> None:
-        try:
-            for batch in batches:
-                if stop.is_set():
-                    return
-                ready.put(_speedups.read_files(batch, READ_CHUNK))
-        except BaseException as exc:  # raised by the caller, in order
-            ready.put(exc)
-
-    reader = threading.Thread(target=read_ahead, name="scalems-read", daemon=True)
-    reader.start()
-    try:
-        for _ in batches:
-            got = ready.get()
-            if isinstance(got, BaseException):
-                raise got
-            yield from got
-    finally:
-        stop.set()
-        while reader.is_alive():  # unblock a reader waiting to put, then let it end
-            with contextlib.suppress(queue.Empty):
-                ready.get(timeout=0.01)
-        reader.join()
+        return itertools.repeat(None)
+    starts = range(0, len(paths), READ_BATCH)
+    batches: Iterator[list[tuple[bytes, int] | None]] = (
+        _speedups.read_files(paths[at : at + READ_BATCH], READ_CHUNK) for at in starts
+    )
+    if len(starts) >= 3 and usable_cores() >= 2:
+        batches = ahead(batches)
+    return itertools.chain.from_iterable(batches)
 
 
 def _readlink(path: str) -> str:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from .errors import StoreNotWritable
+
+T = TypeVar("T")
 
 
 def fsync_dir(path: str) -> None:
@@ -98,6 +101,48 @@ def pipelined(chunks: Iterable[bytes], consume: Callable[[bytes], None], depth: 
         worker.join()
     if failure:
         raise failure[0]
+
+
+def ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Yield *items*, computed by a second thread up to *depth* items ahead of the caller.
+
+    Worth it when computing an item releases the GIL (system calls in C). An
+    error in the thread is raised here, in order; a caller that stops early
+    stops the thread.
+    """
+    import queue
+    import threading
+
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def compute() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                ready.put((True, item))
+        except BaseException as exc:  # re-raised in the caller's thread
+            ready.put((False, exc))
+            return
+        ready.put((False, None))
+
+    worker = threading.Thread(target=compute, name="scalems-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, value = ready.get()
+            if not ok:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a worker waiting to put, then let it end
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.01)
+        worker.join()
 
 
 def unlink_quietly(path: str) -> None:

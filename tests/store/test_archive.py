@@ -329,7 +329,7 @@ def test_read_ahead_error_and_early_stop_end_the_reader(
     chunks = cast("Generator[bytes, None, None]", archive.iter_tree(root))
     next(chunks)
     chunks.close()
-    assert not [t for t in threading.enumerate() if t.name == "scalems-read"]
+    assert not [t for t in threading.enumerate() if t.name == "scalems-ahead"]
 
 
 def test_split_point_prefers_a_directory_boundary() -> None:
