@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .console import catch_sigterm, error_line
+from .console import catch_sigterm, exit_status
 from .errors import StoreError
 
 if TYPE_CHECKING:
@@ -30,17 +30,15 @@ class ErrorGroup(click.Group):
     error_roots: tuple[type[Exception], ...] = (StoreError,)
 
     def invoke(self, ctx: click.Context) -> Any:
+        ends: tuple[type[BaseException], ...] = (
+            *self.error_roots,
+            BrokenPipeError,  # the reader went away (``ls | head``)
+            KeyboardInterrupt,
+        )
         try:
             return super().invoke(ctx)
-        except self.error_roots as exc:
-            fail(exc)
-        except BrokenPipeError:
-            # the reader went away (``ls | head``): not an error worth a traceback
-            sys.stderr.close()
-            ctx.exit(0)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
+        except ends as exc:
+            ctx.exit(exit_status(exc))
 
 
 def run_main(group: click.Group, prog_name: str) -> None:
@@ -59,12 +57,6 @@ def run_main(group: click.Group, prog_name: str) -> None:
         click.echo("aborted", err=True)
         sys.exit(1)
     sys.exit(status if isinstance(status, int) else 0)
-
-
-def fail(exc: Exception, status: int = 1) -> None:
-    """Print ``ErrorName: message`` on stderr and exit with *status*."""
-    click.echo(error_line(exc), err=True)
-    sys.exit(status)
 
 
 def parse_duration(text: str) -> float:

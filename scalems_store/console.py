@@ -55,16 +55,24 @@ def run_quick(argv: Sequence[str]) -> int | None:
 
         with FileStore(store_path, create=command == "add") as store:
             return _COMMANDS[command](store, args, output)
-    except StoreError as exc:
-        print(error_line(exc), file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        # the reader went away (``get FP | head``): not an error worth a traceback
+    except (StoreError, BrokenPipeError, KeyboardInterrupt) as exc:
+        return exit_status(exc)
+
+
+def exit_status(exc: BaseException) -> int:
+    """Report what ended a command, as both front ends do; return the exit status.
+
+    A library error is one line ``ErrorName: message`` and 1; a reader that went
+    away (``get FP | head``) is 0, not a traceback; Ctrl-C is ``interrupted``, 130.
+    """
+    if isinstance(exc, BrokenPipeError):
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
+    if isinstance(exc, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         return 130
+    print(error_line(exc), file=sys.stderr)
+    return 1
 
 
 def catch_sigterm() -> None:
