@@ -94,13 +94,24 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _parse(args: list[str]) -> tuple[str, str | None, list[str], str | None] | None:
+def split_store_option(args: list[str]) -> tuple[str | None, list[str]] | None:
+    """Take a leading ``--store PATH`` (or ``--store=PATH``) off *args*; None if malformed."""
     store_path = None
     if args[:1] == ["--store"] and len(args) > 1:
         store_path, args = args[1], args[2:]
     elif args and args[0].startswith("--store="):
         store_path, args = args[0].partition("=")[2], args[1:]
-    if not args or args[0] not in _COMMANDS or (store_path or "").startswith("-"):
+    if (store_path or "").startswith("-"):
+        return None
+    return store_path, args
+
+
+def _parse(args: list[str]) -> tuple[str, str | None, list[str], str | None] | None:
+    split = split_store_option(args)
+    if split is None:
+        return None
+    store_path, args = split
+    if not args or args[0] not in _COMMANDS:
         return None
     command, rest = args[0], args[1:]
     output = None
