@@ -554,13 +554,23 @@ def prepare_destination(dest: str | os.PathLike[str]) -> str:
 
 
 def extract(
-    archive: str | os.PathLike[str], dest: str | os.PathLike[str], *, checked: bool = False
+    archive: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    checked: bool = False,
+    verify: Callable[[], object] | None = None,
 ) -> int:
     """Extract the tree archive at *archive* into the new or empty directory *dest*.
 
     Every member is validated before anything is written, the tree is built in a
     hidden sibling directory and renamed into place, so a refusal or an error
     leaves *dest* as it was.
+
+    Args:
+        checked: The archive's fingerprint was verified (see :func:`iter_entries`).
+        verify: A check of the archive's fingerprint, run on a second thread while
+            the headers are parsed (implies *checked*). Nothing is written unless
+            it passes, and its error is the one raised, even if parsing failed too.
 
     Returns:
         The number of members extracted.
@@ -571,7 +581,10 @@ def extract(
     """
     dest = prepare_destination(dest)
     with _mapped(archive) as data:
-        entries = list(iter_entries(data, checked=checked))
+        if verify is None:
+            entries = list(iter_entries(data, checked=checked))
+        else:
+            entries = _parse_verifying(data, verify)
         parent = os.path.dirname(os.path.abspath(dest))
         staging = os.path.join(parent, f".{os.path.basename(dest)}.{os.urandom(6).hex()}.tmp")
         try:
@@ -586,6 +599,35 @@ def extract(
             _remove_tree(staging)
             raise
     return len(entries)
+
+
+def _parse_verifying(data: bytes | mmap.mmap, verify: Callable[[], object]) -> list[Entry]:
+    """Parse the archive's headers while *verify* runs on another thread (it hashes
+    without the GIL); *verify*'s error comes first."""
+    import threading
+
+    failure: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            verify()
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    checking = threading.Thread(target=check, name="scalems-verify")
+    checking.start()
+    try:
+        entries = list(iter_entries(data, checked=True))
+    except (ArchiveError, UnsafeArchive):
+        checking.join()
+        if failure:  # corrupt bytes explain the bad header: report the corruption
+            raise failure[0] from None
+        raise
+    finally:
+        checking.join()
+    if failure:
+        raise failure[0]
+    return entries
 
 
 def _remove_tree(path: str) -> None:

@@ -335,8 +335,7 @@ class FileStore:
             from . import archive
 
             archive.prepare_destination(dest)
-            self.check(fp)
-            archive.extract(self.object_path(fp), dest, checked=True)
+            archive.extract(self.object_path(fp), dest, verify=lambda: self.check(fp))
             return fp
         if os.path.lexists(dest):
             raise InvalidPath(f"destination {dest!r} already exists")

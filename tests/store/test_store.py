@@ -302,15 +302,17 @@ def test_verify_finds_corruption_and_missing(store: FileStore, tmp_path: Path) -
     assert not (tmp_path / "never").exists()
 
 
-def test_corrupt_tree_not_extracted(store: FileStore, tmp_path: Path) -> None:
-    """A tree whose bytes were altered is refused before extraction."""
+@pytest.mark.parametrize("offset", [512, 0, 124, 257], ids=["data", "name", "size", "magic"])
+def test_corrupt_tree_not_extracted(store: FileStore, tmp_path: Path, offset: int) -> None:
+    """A tree whose bytes were altered is refused as corrupt, even where the altered
+    header also fails to parse (the check runs beside the parsing), and nothing is written."""
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "f").write_bytes(b"content")
     fp = store.add_tree(tmp_path / "d")
-    flip_byte(store, fp, 512)
+    flip_byte(store, fp, offset)
     with pytest.raises(CorruptObject):
         store.materialize(fp, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    assert sorted(os.listdir(tmp_path)) == ["d", "store"]
 
 
 def test_gc_roots_closure_and_grace(store: FileStore) -> None:
