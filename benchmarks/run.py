@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 BIN = Path(sys.executable).parent
 PY = sys.executable
@@ -35,35 +36,44 @@ def tool(name: str) -> str:
     return found
 
 
-def timed(
-    argv: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-    before: Callable[[], None] | None = None,
-    repeat: int = 5,
-    stdout: int | None = subprocess.DEVNULL,
-) -> float:
+class Command(NamedTuple):
+    """A whole command to time, with its environment and a step run untimed before it."""
+
+    argv: list[str]
+    env: dict[str, str] | None = None
+    before: Callable[[], None] | None = None
+
+
+def run_timed(command: Command | list[str]) -> float:
+    """Wall time of one run of *command*, in seconds (its ``before`` step untimed)."""
+    if not isinstance(command, Command):
+        command = Command(command)
+    if command.before is not None:
+        command.before()
+    start = time.perf_counter()
+    subprocess.run(
+        command.argv,
+        check=True,
+        env={**os.environ, **(command.env or {})},
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def timed(command: Command | list[str], repeat: int = 5) -> float:
     """Median wall time of a whole command, in seconds."""
-    times = []
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, env={**os.environ, **(env or {})}, cwd=cwd, stdout=stdout)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(run_timed(command) for _ in range(repeat))
 
 
-def timed_pair(ours: list[str], peer: list[str], repeat: int = 21) -> tuple[float, float]:
-    """Median wall times of two short commands, run alternately so that machine drift cancels."""
+def timed_pair(
+    ours: Command | list[str], peer: Command | list[str], repeat: int = 21
+) -> tuple[float, float]:
+    """Median wall times of two commands, run alternately so that machine drift cancels."""
     a: list[float] = []
     b: list[float] = []
     for _ in range(repeat):
-        for argv, into in ((ours, a), (peer, b)):
-            start = time.perf_counter()
-            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-            into.append(time.perf_counter() - start)
+        a.append(run_timed(ours))
+        b.append(run_timed(peer))
     return statistics.median(a), statistics.median(b)
 
 
@@ -127,29 +137,20 @@ def bench_store(work: Path, quick: bool) -> None:
     subprocess.run(["cat", str(big)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
     copy = work / "copy.bin"
     store = work / "store-big"
-    # alternate ours and cp so that both see the same state of the page cache and disk
+    # alternate ours and cp; each removes its own output just before it runs, so that both
+    # write into memory freed a moment ago (on this VM, fresh pages cost up to 5x more)
     label = f"add {size >> 20} MiB file"
     for env, sync, name in (
         ({"SCALEMS_STORE_FSYNC": "0"}, "", "cp"),
         ({}, " && sync", "cp && sync"),
     ):
-        ours_times, peer_times = [], []
-        for _ in range(5):
-            fresh(store)()
-            start = time.perf_counter()
-            subprocess.run(
-                [store_cli, "--store", str(store), "add", str(big)],
-                check=True,
-                env={**os.environ, **env},
-                stdout=subprocess.DEVNULL,
-            )
-            ours_times.append(time.perf_counter() - start)
-            copy.unlink(missing_ok=True)
-            start = time.perf_counter()
-            subprocess.run(["sh", "-c", f"cp {big} {copy}{sync}"], check=True)
-            peer_times.append(time.perf_counter() - start)
+        ours, peer = timed_pair(
+            Command([store_cli, "--store", str(store), "add", str(big)], env, fresh(store)),
+            Command(["sh", "-c", f"cp {big} {copy}{sync}"], before=lambda: copy.unlink(True)),
+            repeat=7,
+        )
         what = f"{label} ({'fsync, the default' if sync else 'no fsync'})"
-        report(what, statistics.median(ours_times), statistics.median(peer_times), name, "<= 1.1x")
+        report(what, ours, peer, name, "<= 1.1x")
     fp = add_with_cli(store_cli, store, big)
     if shutil.which("b3sum"):
         verify, b3 = timed_pair(
@@ -179,22 +180,23 @@ def bench_store(work: Path, quick: bool) -> None:
             sub.mkdir(parents=True, exist_ok=True)
             (sub / f"f{i:05d}.dat").write_bytes(os.urandom(4096))
     tarball = work / "tree.tar"
-    tar = timed(["tar", "--sort=name", "-cf", str(tarball), "-C", str(tree), "."], repeat=5)
     tstore = work / "store-tree"
-    add_tree = timed(
-        [store_cli, "--store", str(tstore), "add", str(tree)],
-        env={"SCALEMS_STORE_FSYNC": "0"},
-        before=fresh(tstore),
-        repeat=5,
+    add_tree, tar = timed_pair(
+        Command(
+            [store_cli, "--store", str(tstore), "add", str(tree)],
+            {"SCALEMS_STORE_FSYNC": "0"},
+            fresh(tstore),
+        ),
+        Command(["tar", "--sort=name", "-cf", str(tarball), "-C", str(tree), "."]),
+        repeat=11,
     )
     report(f"add tree of {files} x 4 KiB files", add_tree, tar, "tar --sort=name -cf", "<= 1.5x")
     tfp = add_with_cli(store_cli, tstore, tree)
     out = work / "out"
-    untar = timed(
-        ["sh", "-c", f"mkdir {out} && tar -xf {tarball} -C {out}"], before=fresh(out), repeat=5
-    )
-    get = timed(
-        [store_cli, "--store", str(tstore), "get", tfp, "-o", str(out)], before=fresh(out), repeat=5
+    get, untar = timed_pair(
+        Command([store_cli, "--store", str(tstore), "get", tfp, "-o", str(out)], before=fresh(out)),
+        Command(["sh", "-c", f"mkdir {out} && tar -xf {tarball} -C {out}"], before=fresh(out)),
+        repeat=11,
     )
     report(f"get (extract) tree of {files} files", get, untar, "tar -xf", "<= 1.0x")
 
@@ -235,8 +237,11 @@ def bench_index(work: Path, quick: bool) -> None:
             subprocess.run(["git", "init", "-q", str(repo)], check=True)
         small = work / "small.txt"
         small.write_bytes(os.urandom(100))
-        git = timed(["git", "-C", str(repo), "hash-object", "-w", str(small)], repeat=15)
-        add = timed([store_cli, "--store", str(root), "add", str(small)], repeat=15)
+        add, git = timed_pair(
+            [store_cli, "--store", str(root), "add", str(small)],
+            ["git", "-C", str(repo), "hash-object", "-w", str(small)],
+            repeat=15,
+        )
         report("scalems-store add small file (process)", add, git, "git hash-object -w", "info")
 
 
