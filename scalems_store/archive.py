@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from .errors import ArchiveError, InvalidPath, UnsafeArchive
 from .fingerprint import usable_cores
-from .fsutil import ahead
+from .fsutil import Beside, ahead
 
 try:
     from . import _speedups
@@ -604,29 +604,15 @@ def extract(
 def _parse_verifying(data: bytes | mmap.mmap, verify: Callable[[], object]) -> list[Entry]:
     """Parse the archive's headers while *verify* runs on another thread (it hashes
     without the GIL); *verify*'s error comes first."""
-    import threading
-
-    failure: list[BaseException] = []
-
-    def check() -> None:
-        try:
-            verify()
-        except BaseException as exc:  # re-raised in the caller's thread
-            failure.append(exc)
-
-    checking = threading.Thread(target=check, name="scalems-verify")
-    checking.start()
+    verifying = Beside(verify, "scalems-verify")
     try:
         entries = list(iter_entries(data, checked=True))
     except (ArchiveError, UnsafeArchive):
-        checking.join()
-        if failure:  # corrupt bytes explain the bad header: report the corruption
-            raise failure[0] from None
+        verifying.result()  # corrupt bytes explain a bad header: report the corruption
         raise
     finally:
-        checking.join()
-    if failure:
-        raise failure[0]
+        verifying.wait()
+    verifying.result()
     return entries
 
 

@@ -6,7 +6,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import StoreNotWritable
 
@@ -143,6 +143,37 @@ def ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             with contextlib.suppress(queue.Empty):
                 ready.get(timeout=0.01)
         worker.join()
+
+
+class Beside(Generic[T]):
+    """Run *func* on a second thread from now on, beside the caller's own work.
+
+    :meth:`result` waits for it and returns its value or raises its error in the
+    caller's thread; :meth:`wait` only waits (when the caller's own error wins).
+    """
+
+    def __init__(self, func: Callable[[], T], name: str) -> None:
+        import threading
+
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(func,), name=name)
+        self._thread.start()
+
+    def _run(self, func: Callable[[], T]) -> None:
+        try:
+            self._value = func()
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
 
 
 def unlink_quietly(path: str) -> None:

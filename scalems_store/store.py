@@ -14,7 +14,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
 
 from . import layout
 from .errors import (
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from . import archive
     from .index import Index, Row
     from .maintenance import GcReport, VerifyReport
+
+T = TypeVar("T")
 
 FORMAT = {"format": "scalems-store", "version": 1, "hash": "blake3"}
 KINDS = ("blob", "tree", "call", "result")
@@ -339,16 +341,11 @@ class FileStore:
             return fp
         if os.path.lexists(dest):
             raise InvalidPath(f"destination {dest!r} already exists")
-        src = self._open_object(fp)
         parent = os.path.dirname(os.path.abspath(dest))
-        try:
-            fd, temp = new_temp(parent, f".{os.path.basename(dest)}.")
-        except BaseException:
-            src.close()
-            raise
+        fd, temp = new_temp(parent, f".{os.path.basename(dest)}.")
         try:
             # copied and checked in one read; a corrupt copy is never linked into place
-            with src:
+            with self._open_object(fp) as src:
                 got, _ = copy_and_hash(src.fileno(), fd, os.fstat(src.fileno()).st_size)
             if got != fp:
                 raise CorruptObject(
@@ -540,10 +537,11 @@ class FileStore:
             raise
         return self._publish(temp, fp, kind, refs, label)
 
-    def _finish_temp(self, fd: int, temp: str, write: Callable[[], None]) -> None:
-        """Run *write* into the temporary file *fd*, then fsync and close it."""
+    def _finish_temp(self, fd: int, temp: str, write: Callable[[], T]) -> T:
+        """Run *write* into the temporary file *fd*, then fsync and close it; return
+        what *write* returned."""
         try:
-            write()
+            written = write()
             if self.durable:
                 os.fsync(fd)
         except OSError as exc:
@@ -555,6 +553,7 @@ class FileStore:
             unlink_quietly(temp)
             raise
         os.close(fd)
+        return written
 
     def _copy_large(
         self, path: str, src: int, size: int, progress: Progress | None
@@ -562,16 +561,12 @@ class FileStore:
         """Copy a large file into ``tmp/`` while hashing it; return ``(fp, temp)``, where
         temp is None if the content turned out to be stored already."""
         fd, temp = new_temp(self._tmp, "put-")
-        result: list[tuple[str, bool]] = []
-
-        def copy() -> None:
-            result.append(copy_and_hash(src, fd, size, self.__contains__, progress))
-
         try:
-            self._finish_temp(fd, temp, copy)
+            fp, complete = self._finish_temp(
+                fd, temp, lambda: copy_and_hash(src, fd, size, self.__contains__, progress)
+            )
         except InvalidPath as exc:
             raise InvalidPath(f"cannot read {path!r}: {exc}") from exc
-        fp, complete = result[0]
         if not complete:
             unlink_quietly(temp)
             return fp, None

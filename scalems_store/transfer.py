@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING
 
 from .errors import InvalidPath
 from .fingerprint import CHUNK, MMAP_THRESHOLD, new_hasher
-from .fsutil import write_all
+from .fsutil import Beside, write_all
 
 if TYPE_CHECKING:
     import threading
@@ -172,25 +172,23 @@ def copy_hashing(
         view = memoryview(mapping)
         stop = threading.Event()  # the hash says: no need to copy further
         cancel = threading.Event()  # the copy failed: no need to hash further
-        found: list[str] = []
-        failure: list[BaseException] = []
 
-        def hash_all() -> None:
+        def hash_all() -> str | None:
             try:
                 for offset in range(0, size, COPY_CHUNK):
                     if cancel.is_set():
-                        return
+                        return None
                     with view[offset : offset + COPY_CHUNK] as part:
                         hasher.update(part)
-                found.append(hasher.hexdigest())
-                if enough is not None and enough(found[0]):
+                fp = hasher.hexdigest()
+                if enough is not None and enough(fp):
                     stop.set()
-            except BaseException as exc:  # re-raised in the caller's thread
-                failure.append(exc)
+                return fp
+            except BaseException:
                 stop.set()
+                raise
 
-        hashing = threading.Thread(target=hash_all, name="scalems-hash")
-        hashing.start()
+        hashing = Beside(hash_all, "scalems-hash")
         done = 0
         try:
             while done < size and not stop.is_set():
@@ -208,11 +206,11 @@ def copy_hashing(
             cancel.set()
             raise
         finally:
-            hashing.join()
+            hashing.wait()
             view.release()
-    if failure:
-        raise failure[0]
-    return found[0], done == size
+    fp = hashing.result()
+    assert fp is not None  # only a cancelled hash has none, and then the copy raised
+    return fp, done == size
 
 
 def _copy_beside_hash(
@@ -227,26 +225,19 @@ def _copy_beside_hash(
     import threading
 
     stop = threading.Event()
-    found: list[str] = []
-    failure: list[BaseException] = []
 
-    def hash_all() -> None:
-        try:
-            found.append(hash_fd(src, size, hasher))
-            if enough is not None and enough(found[0]):
-                stop.set()
-        except BaseException as exc:  # re-raised in the caller's thread
-            failure.append(exc)
+    def hash_all() -> str:
+        fp = hash_fd(src, size, hasher)
+        if enough is not None and enough(fp):
+            stop.set()
+        return fp
 
-    hashing = threading.Thread(target=hash_all, name="scalems-hash")
-    hashing.start()
+    hashing = Beside(hash_all, "scalems-hash")
     try:
         copy_fd(src, dst, size, stop, progress)
     finally:
-        hashing.join()
-    if failure:
-        raise failure[0]
-    return found[0], not stop.is_set()
+        hashing.wait()
+    return hashing.result(), not stop.is_set()
 
 
 def hash_fd(fd: int, size: int, hasher: blake3) -> str:

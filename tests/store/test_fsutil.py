@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scalems_store.fsutil import pipelined
+from scalems_store.fsutil import Beside, pipelined
 
 
 @given(st.lists(st.binary(max_size=64), max_size=50), st.integers(min_value=1, max_value=4))
@@ -44,3 +44,20 @@ def test_a_producer_error_is_raised_after_the_consumer_stops() -> None:
     with pytest.raises(ValueError, match="changed"):
         pipelined(chunks(), seen.append)
     assert seen == [b"a"]
+
+
+def test_beside_returns_or_raises_in_the_caller() -> None:
+    """Work beside the caller runs on another thread; its value or its error comes back."""
+    import threading
+
+    work = Beside(threading.current_thread, "test")
+    assert work.result() is not threading.current_thread()
+    assert Beside(lambda: 42, "test").result() == 42
+
+    def fail() -> int:
+        raise ValueError("boom")
+
+    failed = Beside(fail, "test")
+    failed.wait()  # waiting alone does not raise: the caller's own error may win
+    with pytest.raises(ValueError, match="boom"):
+        failed.result()
