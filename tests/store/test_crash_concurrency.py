@@ -20,7 +20,7 @@ src = sys.argv[2]
 i = 0
 while True:
     i += 1
-    data = os.urandom(6 << 20)           # large: kernel copy + parallel hash path
+    data = os.urandom(6 << 20)           # large: the copy that hashes as it goes
     with open(src, "wb") as f:
         f.write(data)
     store.add_file(src)

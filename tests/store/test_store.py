@@ -64,7 +64,7 @@ def test_property_bytes_round_trip(store: FileStore, data: bytes) -> None:
 
 
 def test_add_file_small_and_large(store: FileStore, tmp_path: Path) -> None:
-    """Small and large files (kernel copy + parallel hash) are stored exactly."""
+    """Small and large files (copied and hashed in one read) are stored exactly."""
     for size in (10, MMAP_THRESHOLD + 12345):
         path = tmp_path / f"f{size}"
         data = os.urandom(size)
