@@ -38,7 +38,7 @@ from .fsutil import (
     unlink_quietly,
     write_all,
 )
-from .transfer import Progress, copy_and_hash, read_chunks
+from .transfer import Progress, copy_and_hash, copy_hashing, read_chunks
 
 if TYPE_CHECKING:
     from . import archive
@@ -51,6 +51,14 @@ FORMAT = {"format": "scalems-store", "version": 1, "hash": "blake3"}
 KINDS = ("blob", "tree", "call", "result")
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_")
+
+
+def _file_descriptor(stream: IO[bytes]) -> int | None:
+    """The descriptor under *stream*, or None if it has none (an in-memory stream)."""
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def default_root() -> str:
@@ -306,14 +314,25 @@ class FileStore:
                 writing, since a stream cannot be taken back).
         """
         fp = self.resolve(fingerprint)
-        hasher = new_hasher(os.stat(self.object_path(fp)).st_size)
-        size = 0
-        with open(self.object_path(fp), "rb", buffering=0) as stream:
-            while chunk := stream.read(CHUNK):
-                hasher.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-        if hasher.hexdigest() != fp:
+        with self._open_object(fp) as stream:
+            size = os.fstat(stream.fileno()).st_size
+            out_fd = _file_descriptor(out) if size >= MMAP_THRESHOLD else None
+            if out_fd is None:
+                hasher = new_hasher(size)
+                while chunk := stream.read(CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                got = hasher.hexdigest()
+            else:
+                # written from the object's pages as they are hashed, at the stream's
+                # position (never a reflink: that would replace what the stream holds)
+                out.flush()
+                hasher = new_hasher(size, leave_cores=1)
+                try:
+                    got, _ = copy_hashing(stream.fileno(), out_fd, size, hasher)
+                except InvalidPath as exc:
+                    raise StoreError(f"cannot read object {fp}: {exc}") from exc
+        if got != fp:
             raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")
         return size
 

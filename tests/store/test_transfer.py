@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import io
 import mmap
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -210,3 +213,44 @@ def test_materialize_missing_object(store: FileStore, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no object"):
         store.materialize(fp, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_large_blob_written_to_a_stream(store: FileStore, big: tuple[Path, bytes]) -> None:
+    """A large blob goes out at the stream's position, after what the stream already
+    holds or buffers (never a reflink over it), and to streams with no descriptor too."""
+    path, data = big
+    fp = store.add_file(path)
+    out_path = path.parent / "out"
+    out_path.write_bytes(b"earlier\n")
+    with open(out_path, "ab") as out:
+        out.write(b"buffered\n")
+        assert store.write_to(fp[:8], out) == len(data)
+        out.write(b"after\n")
+    assert out_path.read_bytes() == b"earlier\nbuffered\n" + data + b"after\n"
+    memory = io.BytesIO()
+    assert store.write_to(fp, memory) == len(data)
+    assert memory.getvalue() == data
+
+
+def test_corrupt_large_blob_written_to_a_stream(store: FileStore, big: tuple[Path, bytes]) -> None:
+    """A stream cannot be taken back: the corruption is reported once the bytes are out."""
+    path, data = big
+    fp = store.add_file(path)
+    flip_byte(store, fp, len(data) // 2)
+    with open(path.parent / "out", "wb") as out, pytest.raises(CorruptObject):
+        store.write_to(fp, out)
+
+
+def test_get_into_a_closed_pipe_is_quiet(store: FileStore, big: tuple[Path, bytes]) -> None:
+    """get FP | head: the reader going away is no error and no traceback."""
+    path, data = big
+    fp = store.add_file(path)
+    env = {**os.environ, "SCALEMS_STORE": store.root}
+    for program in ("scalems_store", "scalems_store.cli"):  # the quick start, then click
+        done = subprocess.run(
+            ["bash", "-c", f"set -o pipefail; {sys.executable} -m {program} get {fp} | head -c 10"],
+            capture_output=True,
+            env=env,
+            timeout=60,
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (0, data[:10], b""), program
