@@ -152,6 +152,12 @@ def bench_store(work: Path, quick: bool) -> None:
         what = f"{label} ({'fsync, the default' if sync else 'no fsync'})"
         report(what, ours, peer, name, "<= 1.1x")
     fp = add_with_cli(store_cli, store, big)
+    ours, peer = timed_pair(
+        Command(["sh", "-c", f"{store_cli} --store {store} get {fp} > {copy}"]),
+        Command(["sh", "-c", f"cat {big} > {copy}"]),
+        repeat=7,
+    )
+    report(f"get {size >> 20} MiB blob to stdout, into a file", ours, peer, "cat", "info")
     if shutil.which("b3sum"):
         verify, b3 = timed_pair(
             [store_cli, "--store", str(store), "verify", fp], ["b3sum", str(big)], repeat=7
