@@ -295,16 +295,30 @@ class FileStore:
         fp = self.resolve(fingerprint)
         with open(self.object_path(fp), "rb") as stream:
             data = stream.read()
-        if verify and hash_bytes(data) != fp:
-            raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")
+        if verify:
+            self._matches(fp, hash_bytes(data))
         return data
 
     def check(self, fingerprint: str) -> str:
         """Re-hash one object; return its fingerprint, or raise :class:`CorruptObject`."""
         fp = self.resolve(fingerprint)
-        if hash_file(self.object_path(fp)) != fp:
-            raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")
+        self._matches(fp, hash_file(self.object_path(fp)))
         return fp
+
+    @staticmethod
+    def _matches(fp: str, got: str) -> None:
+        """Raise :class:`CorruptObject` unless the bytes read of object *fp* hashed to *got*."""
+        if got != fp:
+            raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")
+
+    @classmethod
+    def _copied(cls, fp: str, copy: Callable[[], tuple[str, bool]]) -> None:
+        """Run *copy* of object *fp* (a copy that hashes what it reads), then check the hash."""
+        try:
+            got, _ = copy()
+        except InvalidPath as exc:  # raised by transfer for the side it reads
+            raise StoreError(f"cannot read object {fp}: {exc}") from exc
+        cls._matches(fp, got)
 
     def write_to(self, fingerprint: str, out: IO[bytes]) -> int:
         """Copy an object to a binary stream, verifying it as it goes; return its size.
@@ -322,18 +336,13 @@ class FileStore:
                 while chunk := stream.read(CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)
-                got = hasher.hexdigest()
+                self._matches(fp, hasher.hexdigest())
             else:
                 # written from the object's pages as they are hashed, at the stream's
                 # position (never a reflink: that would replace what the stream holds)
                 out.flush()
                 hasher = new_hasher(size, leave_cores=1)
-                try:
-                    got, _ = copy_hashing(stream.fileno(), out_fd, size, hasher)
-                except InvalidPath as exc:
-                    raise StoreError(f"cannot read object {fp}: {exc}") from exc
-        if got != fp:
-            raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")
+                self._copied(fp, lambda: copy_hashing(stream.fileno(), out_fd, size, hasher))
         return size
 
     def materialize(self, fingerprint: str, dest: str | os.PathLike[str]) -> str:
@@ -365,18 +374,13 @@ class FileStore:
         try:
             # copied and checked in one read; a corrupt copy is never linked into place
             with self._open_object(fp) as src:
-                got, _ = copy_and_hash(src.fileno(), fd, os.fstat(src.fileno()).st_size)
-            if got != fp:
-                raise CorruptObject(
-                    f"object {fp} is corrupt: its content no longer matches its name"
-                )
+                size = os.fstat(src.fileno()).st_size
+                self._copied(fp, lambda: copy_and_hash(src.fileno(), fd, size))
             os.close(fd)
             fd = -1
             os.link(temp, dest)
         except FileExistsError:
             raise InvalidPath(f"destination {dest!r} already exists") from None
-        except InvalidPath as exc:
-            raise StoreError(f"cannot read object {fp}: {exc}") from exc
         except OSError as exc:
             raise not_writable(dest, exc) from exc
         finally:
@@ -805,8 +809,7 @@ class FileStore:
         fp = self.resolve(fingerprint)
         async with aiofiles.open(self.object_path(fp), "rb") as stream:
             data = await stream.read()
-        if hash_bytes(data) != fp:
-            raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")
+        self._matches(fp, hash_bytes(data))
         return data
 
 
