@@ -1,4 +1,4 @@
-"""Deterministic tree archives: write, parse and safely extract.
+"""Deterministic tree archives: archive a directory, and extract an archive safely.
 
 A tree is an uncompressed POSIX (pax) tar of a directory, made so that the same
 directory gives the same bytes on any machine:
@@ -14,9 +14,11 @@ directory gives the same bytes on any machine:
   :mod:`tarfile` writes ``PAX_FORMAT``; the archive ends with two zero blocks
   and is padded to a 10240-byte record.
 
-Headers are written here rather than by :mod:`tarfile`, which is several times
-slower at this; ``tests/store/test_archive.py`` checks that both give the same
-bytes.
+Headers are written here (by :mod:`scalems_store.tarformat`) rather than by
+:mod:`tarfile`, which is several times slower at this;
+``tests/store/test_archive.py`` checks that both give the same bytes. Archives
+are parsed by :mod:`scalems_store.treeread` and their members created by
+:mod:`scalems_store.unpack`; this module is the face of all three.
 """
 
 from __future__ import annotations
@@ -27,151 +29,55 @@ import mmap
 import os
 import stat
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
 
 from .errors import ArchiveError, InvalidPath, UnsafeArchive
 from .fingerprint import usable_cores
-from .fsutil import Beside, ahead
+from .fsutil import Beside, ahead, remove_tree
+from .tarformat import (
+    BLOCK,
+    DIR,
+    FILE,
+    MAX_USTAR_SIZE,
+    PADDING,
+    PAX,
+    RECORD,
+    SYMLINK,
+    entry_header,
+    header,
+    padded,
+)
+from .treeread import Entry, check_link, iter_entries, list_entries, mapped
+from .unpack import write_entries
 
 try:
     from . import _speedups
 except ImportError:  # built without a C compiler: the Python loop does the same, slower
     _speedups = None  # type: ignore[assignment]
 
-BLOCK = 512
-RECORD = 20 * BLOCK
+__all__ = [
+    "BLOCK",
+    "DIR",
+    "FILE",
+    "MAX_USTAR_SIZE",
+    "PAX",
+    "RECORD",
+    "SYMLINK",
+    "Entry",
+    "check_link",
+    "entry_header",
+    "extract",
+    "iter_entries",
+    "iter_tree",
+    "list_entries",
+    "prepare_destination",
+]
+
 FLUSH = 1 << 20
 READ_CHUNK = 8 << 20
-MAX_USTAR_SIZE = 8**11
-
-FILE, DIR, SYMLINK = b"0", b"5", b"2"
-PAX = b"x"
-_MODES = {0: b"0000000\0", 0o644: b"0000644\0", 0o755: b"0000755\0"}
-_ZERO8 = b"0000000\0"
-_MTIME0 = b"00000000000\0"
-# devmajor/devminor are NUL for non-device members, as tarfile writes them since 3.11.4
-_TAIL = b"ustar\x0000" + bytes(64) + bytes(16) + bytes(155)
-_PAD12 = bytes(12)
-_CHKSUM_BLANK = 8 * 0x20
-_TAIL_SUM = sum(_TAIL)
-_PAX_NAME = b"././@PaxHeader"
-_ZERO_BLOCK = bytes(BLOCK)
-_PADDING = [bytes(-n % BLOCK) for n in range(BLOCK)]
-
-
-class Entry(NamedTuple):
-    """One member of a tree archive, as read back by :func:`iter_entries`."""
-
-    path: str
-    """Relative path with ``/`` separators, no trailing slash."""
-    type: bytes
-    """:data:`FILE`, :data:`DIR` or :data:`SYMLINK`."""
-    mode: int
-    size: int
-    offset: int
-    """Offset of the file's data in the archive."""
-    linkname: str = ""
 
 
 # ---------------------------------------------------------------------------
-# Writing
-
-
-_MODE_SUMS = {mode: sum(field) for mode, field in _MODES.items()}
-# every byte of a header but the name, mode, size, type and link is fixed: sum those once
-_FIXED_SUM = 2 * sum(_ZERO8) + sum(_MTIME0) + _TAIL_SUM + _CHKSUM_BLANK
-
-
-def _header(name: bytes, mode: int, size: int, typeflag: bytes, link: bytes = b"") -> bytes:
-    """Return one 512-byte ustar header with the normalized fields."""
-    size_field = b"%011o\0" % size
-    checksum = _FIXED_SUM + sum(name) + _MODE_SUMS[mode] + sum(size_field) + typeflag[0] + sum(link)
-    return b"".join(
-        (
-            name.ljust(100, b"\0"),
-            _MODES[mode],
-            _ZERO8,
-            _ZERO8,
-            size_field,
-            _MTIME0,
-            b"%06o\0 " % checksum,
-            typeflag,
-            link.ljust(100, b"\0"),
-            _TAIL,
-            _PAD12,
-        )
-    )
-
-
-def _pax_records(records: list[tuple[bytes, bytes]]) -> bytes:
-    """Encode pax records ``"<len> <key>=<value>\\n"``, where len counts itself."""
-    out = []
-    for key, value in records:
-        length = len(key) + len(value) + 3
-        total = length + len(str(length))
-        total = length + len(str(total))
-        out.append(b"%d %s=%s\n" % (total, key, value))
-    return b"".join(out)
-
-
-def _fits_ustar(text: str, limit: int) -> bool:
-    return len(text) <= limit and text.isascii()
-
-
-def entry_header(name: str, mode: int, size: int, typeflag: bytes, link: str = "") -> bytes:
-    """Return the header block(s) of one entry, with a pax header where ustar is too small."""
-    records = []
-    if not _fits_ustar(name, 100):
-        records.append((b"path", name.encode()))
-    if not _fits_ustar(link, 100):
-        records.append((b"linkpath", link.encode()))
-    if size >= MAX_USTAR_SIZE:
-        records.append((b"size", b"%d" % size))
-    header = _header(
-        name.encode("ascii", "replace")[:100],
-        mode,
-        0 if size >= MAX_USTAR_SIZE else size,
-        typeflag,
-        link.encode("ascii", "replace")[:100],
-    )
-    if not records:
-        return header
-    payload = _pax_records(records)
-    return _header(_PAX_NAME, 0, len(payload), PAX) + _padded(payload) + header
-
-
-def _padded(data: bytes) -> bytes:
-    return data + bytes(-len(data) % BLOCK)
-
-
-def check_link(path: str, target: str) -> None:
-    """Refuse a symlink at *path* whose *target* could resolve outside the tree.
-
-    A target is accepted when it is relative and made of leading ``..``
-    components (no more than the link's depth) followed only by plain names.
-    With ``..`` allowed only before the first name, no chain of such links can
-    climb out of the tree, whatever the other links point at.
-
-    Raises:
-        UnsafeArchive: the target is absolute, climbs too far, or has ``..`` after a name.
-    """
-    if not target or target.startswith("/"):
-        raise UnsafeArchive(
-            f"symlink {path!r} -> {target!r} is not a relative link inside the tree"
-        )
-    ups = 0
-    named = False
-    for part in target.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if named:
-                raise UnsafeArchive(f"symlink {path!r} -> {target!r} has '..' after a name")
-            ups += 1
-        else:
-            named = True
-    if ups > path.count("/"):
-        raise UnsafeArchive(f"symlink {path!r} -> {target!r} points outside the tree")
+# Archiving
 
 
 def _scan(
@@ -285,9 +191,9 @@ def iter_tree(
                     os.close(fd)
             if len(rel) <= 100 and rel.isascii():
                 # the common case, inlined: a short ASCII name needs no pax header
-                block = _header(rel.encode(), mode, size, FILE) + data + _PADDING[size % BLOCK]
+                block = header(rel.encode(), mode, size, FILE) + data + PADDING[size % BLOCK]
             else:
-                block = entry_header(rel, mode, size, FILE) + _padded(data)
+                block = entry_header(rel, mode, size, FILE) + padded(data)
         buffer.append(block)
         buffered += len(block)
         if buffered >= FLUSH:
@@ -365,179 +271,6 @@ def _stream(fd: int, path: str, size: int) -> Iterator[bytes]:
 
 
 # ---------------------------------------------------------------------------
-# Reading
-
-
-def _octal(field: bytes, offset: int) -> int:
-    try:
-        return int(field.rstrip(b"\0 ") or b"0", 8)
-    except ValueError:
-        raise ArchiveError(f"corrupt tar header at offset {offset}: bad number {field!r}") from None
-
-
-def _text(field: bytes) -> str:
-    return field.split(b"\0", 1)[0].decode("utf-8", "strict")
-
-
-def _parse_pax(payload: bytes, offset: int) -> dict[str, str]:
-    records: dict[str, str] = {}
-    pos = 0
-    while pos < len(payload):
-        space = payload.find(b" ", pos)
-        try:
-            length = int(payload[pos:space])
-            key, _, value = payload[space + 1 : pos + length - 1].partition(b"=")
-            records[key.decode()] = value.decode("utf-8", "strict")
-        except (ValueError, UnicodeDecodeError):
-            raise ArchiveError(f"corrupt pax header at offset {offset}") from None
-        if length <= 0:
-            raise ArchiveError(f"corrupt pax header at offset {offset}")
-        pos += length
-    return records
-
-
-def _clean_name(name: str) -> str:
-    """Return a member name as a safe relative path, or raise :class:`UnsafeArchive`."""
-    if name and name[0] not in "/." and "/." not in name and "//" not in name:
-        return name.rstrip("/")  # already clean: the common case, written by us
-    if name.startswith("/"):
-        raise UnsafeArchive(f"archive member {name!r} has an absolute path")
-    parts = [part for part in name.split("/") if part not in ("", ".")]
-    if ".." in parts:
-        raise UnsafeArchive(f"archive member {name!r} contains '..'")
-    if not parts:
-        raise UnsafeArchive(f"archive member {name!r} has an empty path")
-    return "/".join(parts)
-
-
-_REFUSED_TYPES = {
-    b"1": "a hardlink",
-    b"3": "a character device",
-    b"4": "a block device",
-    b"6": "a fifo",
-    b"7": "a contiguous file",
-    b"g": "a global pax header",
-    b"L": "a GNU long name",
-    b"K": "a GNU long link",
-}
-
-
-def iter_entries(data: bytes | mmap.mmap, *, checked: bool = False) -> Iterator[Entry]:
-    """Parse a tree archive and yield its members, refusing anything unsafe.
-
-    Args:
-        data: The archive's bytes.
-        checked: The caller verified the archive's fingerprint, so the per-header
-            checksums (which guard against the same corruption) are skipped.
-
-    Raises:
-        ArchiveError: the archive is truncated or a header is corrupt.
-        UnsafeArchive: a member is absolute, contains ``..``, is a special file or
-            hardlink, is stored twice, lies under a symlink or file, or is a
-            symlink that could point outside the tree.
-    """
-    seen: dict[str, bytes] = {}
-    pax: dict[str, str] = {}
-    pos = 0
-    end = len(data)
-    while True:
-        if pos + BLOCK > end:
-            raise ArchiveError("truncated archive: no end-of-archive marker")
-        block = data[pos : pos + BLOCK]
-        if block == _ZERO_BLOCK:
-            return
-        if (
-            not checked
-            and _octal(block[148:156], pos) != sum(block) - sum(block[148:156]) + _CHKSUM_BLANK
-        ):
-            raise ArchiveError(f"corrupt tar header at offset {pos}: checksum mismatch")
-        if block[257:263] != b"ustar\0":
-            raise ArchiveError(f"unsupported tar header at offset {pos}: not POSIX ustar/pax")
-        typeflag = block[156:157]
-        size = int(pax["size"]) if "size" in pax else _octal(block[124:136], pos)
-        data_at = pos + BLOCK
-        pos = data_at + size + (-size % BLOCK)
-        if pos > end:
-            raise ArchiveError(
-                f"truncated archive: member at offset {data_at - BLOCK} runs past the end"
-            )
-        if typeflag == PAX:
-            pax = _parse_pax(bytes(data[data_at : data_at + size]), data_at - BLOCK)
-            continue
-        try:
-            name = pax.get("path") or _joined_name(block)
-            link = (pax.get("linkpath") or _text(block[157:257])) if typeflag == SYMLINK else ""
-        except UnicodeDecodeError:
-            raise ArchiveError(
-                f"archive member at offset {data_at - BLOCK} has a name that is not UTF-8"
-            ) from None
-        pax = {}
-        if typeflag == b"\0":
-            typeflag = FILE
-        if typeflag in _REFUSED_TYPES:
-            raise UnsafeArchive(f"archive member {name!r} is {_REFUSED_TYPES[typeflag]}")
-        if typeflag not in (FILE, DIR, SYMLINK):
-            raise UnsafeArchive(f"archive member {name!r} has unsupported type {typeflag!r}")
-        path = _clean_name(name)
-        _check_parents(path, typeflag, seen)
-        if typeflag == SYMLINK:
-            check_link(path, link)
-        mode = 0o755 if typeflag == DIR or _octal(block[100:108], pos) & 0o100 else 0o644
-        yield Entry(path, typeflag, mode, size if typeflag == FILE else 0, data_at, link)
-
-
-def _joined_name(block: bytes) -> str:
-    name = _text(block[0:100])
-    return f"{_text(block[345:500])}/{name}" if block[345] else name
-
-
-def _check_parents(path: str, typeflag: bytes, seen: dict[str, bytes]) -> None:
-    """Refuse a member stored twice or lying under a symlink or a file; note its parents."""
-    previous = seen.get(path)
-    if previous is not None and not (previous == DIR and typeflag == DIR):
-        raise UnsafeArchive(f"archive member {path!r} appears more than once")
-    parent = path
-    while "/" in parent:
-        parent = parent.rsplit("/", 1)[0]
-        kind = seen.get(parent)
-        if kind is None:
-            seen[parent] = DIR
-        elif kind != DIR:
-            raise UnsafeArchive(f"archive member {path!r} lies under non-directory {parent!r}")
-        else:
-            break
-    seen[path] = typeflag
-
-
-def list_entries(path: str | os.PathLike[str], *, checked: bool = False) -> list[Entry]:
-    """Return the members of the tree archive at *path* (validated)."""
-    with _mapped(path) as data:
-        return list(iter_entries(data, checked=checked))
-
-
-class _mapped:
-    """Context manager: the bytes of a file, memory-mapped when non-empty."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = path
-        self.map: mmap.mmap | None = None
-
-    def __enter__(self) -> bytes | mmap.mmap:
-        with open(self.path, "rb") as stream:
-            if os.fstat(stream.fileno()).st_size == 0:
-                return b""
-            self.map = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
-        return self.map
-
-    def __exit__(self, *exc: object) -> None:
-        if self.map is not None:
-            # BufferError: a view of the map is still alive in the traceback of an
-            # error being raised; the map is unmapped when that view goes
-            with contextlib.suppress(BufferError):
-                self.map.close()
-
-
-# ---------------------------------------------------------------------------
 # Extracting
 
 
@@ -580,7 +313,7 @@ def extract(
         ArchiveError, UnsafeArchive: see :func:`iter_entries`.
     """
     dest = prepare_destination(dest)
-    with _mapped(archive) as data:
+    with mapped(archive) as data:
         if verify is None:
             entries = list(iter_entries(data, checked=checked))
         else:
@@ -590,15 +323,22 @@ def extract(
         try:
             os.makedirs(parent, exist_ok=True)
             os.mkdir(staging)
-            _write_entries(data, entries, staging)
+            write_entries(data, entries, staging)
             os.rename(staging, dest)
         except OSError as exc:
-            _remove_tree(staging)
+            _discard(staging)
             raise ArchiveError(f"cannot extract into {dest!r}: {exc.strerror or exc}") from exc
         except BaseException:
-            _remove_tree(staging)
+            _discard(staging)
             raise
     return len(entries)
+
+
+def _discard(staging: str) -> None:
+    """Remove what an extraction that failed wrote, as far as possible (the error
+    being raised says what went wrong)."""
+    with contextlib.suppress(OSError):
+        remove_tree(staging)
 
 
 def _parse_verifying(data: bytes | mmap.mmap, verify: Callable[[], object]) -> list[Entry]:
@@ -614,131 +354,3 @@ def _parse_verifying(data: bytes | mmap.mmap, verify: Callable[[], object]) -> l
         verifying.wait()
     verifying.result()
     return entries
-
-
-def _remove_tree(path: str) -> None:
-    import shutil  # imported here: shutil pulls in compression modules at import
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _write_entries(data: bytes | mmap.mmap, entries: list[Entry], root: str) -> None:
-    """Create directories and symlinks as they come, then write the files."""
-    made = {""}
-    files = []
-    for entry in entries:
-        parent = entry.path.rpartition("/")[0]
-        if parent not in made:
-            os.makedirs(f"{root}/{parent}", exist_ok=True)
-            made.add(parent)
-        if entry.type == DIR:
-            if entry.path not in made:
-                os.makedirs(f"{root}/{entry.path}", exist_ok=True)
-                made.add(entry.path)
-        elif entry.type == SYMLINK:
-            os.symlink(entry.linkname, f"{root}/{entry.path}")
-        else:
-            files.append(entry)
-    view = memoryview(data)
-    try:
-        _write_files(view, files, root)
-    finally:
-        view.release()
-
-
-PARALLEL_FILES = 64
-"""Fewest files worth a second writing thread."""
-BATCH = 1024
-"""Files per call of the C loop: between calls, signals are handled and errors seen."""
-
-
-def _write_files(view: memoryview, files: list[Entry], root: str) -> None:
-    """Create and fill *files* under *root*: with the C loop, on two threads when there
-    are cores to spare (it runs without the GIL); else with the Python loop."""
-    if _speedups is None:
-        _write_files_py(view, files, root)
-        return
-    import threading
-
-    target = os.fsencode(root)
-    stop = threading.Event()
-
-    def write(part: list[Entry]) -> None:
-        try:
-            for start in range(0, len(part), BATCH):
-                if stop.is_set():
-                    return
-                _speedups.write_files(target, view, part[start : start + BATCH])
-        except BaseException:
-            stop.set()
-            raise
-
-    if len(files) < PARALLEL_FILES or usable_cores() < 2:
-        write(files)
-        return
-    middle = _split_point(files)
-    failure: list[BaseException] = []
-
-    def second_half() -> None:
-        try:
-            write(files[middle:])
-        except BaseException as exc:  # raised below, in the caller's thread
-            failure.append(exc)
-
-    helper = threading.Thread(target=second_half, name="scalems-extract")
-    helper.start()
-    try:
-        write(files[:middle])
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        helper.join()
-    if failure:
-        raise failure[0]
-
-
-def _split_point(files: list[Entry]) -> int:
-    """Half of *files*, moved to a directory boundary nearby if there is one: two
-    threads creating files in one directory queue on its lock."""
-    middle = len(files) // 2
-    parent = files[middle].path.rpartition("/")[0]
-    for step in range(1, len(files) // 4):
-        for at in (middle - step, middle + step):
-            if files[at].path.rpartition("/")[0] != parent:
-                return at + 1 if at < middle else at
-    return middle
-
-
-def _write_files_py(view: memoryview, files: list[Entry], root: str) -> None:
-    # files come in path order, so those of one directory mostly follow each other:
-    # keep one directory open (a tree may hold more directories than we may open files)
-    open_dir, dir_fd = None, -1
-    try:
-        for entry in files:
-            parent, _, name = entry.path.rpartition("/")
-            if parent != open_dir:
-                if open_dir is not None:
-                    os.close(dir_fd)
-                    open_dir = None
-                dir_fd = os.open(f"{root}/{parent}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                open_dir = parent
-            fd = os.open(name, _CREATE, entry.mode, dir_fd=dir_fd)
-            try:
-                with view[entry.offset : entry.offset + entry.size] as chunk:
-                    if os.write(fd, chunk) != entry.size:
-                        _write_all(fd, chunk[os.lseek(fd, 0, os.SEEK_CUR) :])
-            finally:
-                os.close(fd)
-    finally:
-        if open_dir is not None:
-            os.close(dir_fd)
-
-
-def _write_all(fd: int, chunk: memoryview) -> None:
-    while chunk:
-        written = os.write(fd, chunk)
-        chunk = chunk[written:]

@@ -8,17 +8,20 @@ import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from scalems_store import archive
+from scalems_store import archive, unpack
 from scalems_store.errors import ArchiveError, InvalidPath, UnsafeArchive
 from scalems_store.fingerprint import hash_bytes
+from scalems_store.fsutil import remove_tree
+from tests import tarcraft
 from tests.strategies import trees
+from tests.tarcraft import deadline
 from tests.treeutil import build, snapshot
 
 _SETTINGS = settings(
@@ -239,17 +242,18 @@ def c_or_python(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         pytest.skip("the C speed-up was not built")
     if request.param == "python":
         monkeypatch.setattr(archive, "_speedups", None)
+        monkeypatch.setattr(unpack, "_speedups", None)
     return str(request.param)
 
 
 # a child process extracting with one loop: ``python -c EXTRACT ARCHIVE DEST LOOP``
 EXTRACT = (
     "import sys\n"
-    "from scalems_store import archive\n"
+    "from scalems_store import archive, unpack\n"
     "if sys.argv[3] == 'python':\n"
-    "    archive._speedups = None\n"
-    "archive.PARALLEL_FILES, archive.BATCH = 2, 7\n"
-    "archive.usable_cores = lambda: 2\n"
+    "    unpack._speedups = None\n"
+    "unpack.PARALLEL_FILES, unpack.BATCH = 2, 7\n"
+    "unpack.usable_cores = lambda: 2\n"
     "try:\n"
     "    archive.extract(sys.argv[1], sys.argv[2])\n"
     "except archive.ArchiveError as exc:\n"
@@ -267,10 +271,12 @@ def test_property_both_codes_archive_and_extract_alike(
 ) -> None:
     """With the C speed-up (tiny batches, read ahead and written on two threads) and
     without it, the archive is tarfile's (large files streamed) and extracts exactly."""
-    for name, value in (("READ_BATCH", 1), ("READ_CHUNK", 64), ("PARALLEL_FILES", 2)):
+    for name, value in (("READ_BATCH", 1), ("READ_CHUNK", 64)):
         monkeypatch.setattr(archive, name, value)
-    monkeypatch.setattr(archive, "BATCH", 3)
-    monkeypatch.setattr(archive, "usable_cores", lambda: 2)
+    monkeypatch.setattr(unpack, "PARALLEL_FILES", 2)
+    monkeypatch.setattr(unpack, "BATCH", 3)
+    for module in (archive, unpack):
+        monkeypatch.setattr(module, "usable_cores", lambda: 2)
     base = tmp_path_factory.mktemp("rt")
     root = build(base / "src", tree)
     data = tar_bytes(root)
@@ -339,10 +345,10 @@ def test_split_point_prefers_a_directory_boundary() -> None:
         return [archive.Entry(p, archive.FILE, 0o644, 0, 0) for p in paths]
 
     files = entries(*(f"a/{i}" for i in range(9)), *(f"b/{i}" for i in range(11)))
-    assert archive._split_point(files) == 9
-    assert archive._split_point(entries(*(f"a/{i}" for i in range(20)))) == 10
+    assert unpack.split_point(files) == 9
+    assert unpack.split_point(entries(*(f"a/{i}" for i in range(20)))) == 10
     files = entries(*(f"a/{i}" for i in range(11)), *(f"b/{i}" for i in range(9)))
-    assert archive._split_point(files) == 11
+    assert unpack.split_point(files) == 11
 
 
 @pytest.mark.parametrize("loop", ["c", "python"])
@@ -407,3 +413,213 @@ def test_speedup_built_where_a_compiler_is() -> None:
         "scalems_store._speedups is not importable next to the sources under test: "
         "install with 'pip install -e .' (or run 'python setup.py build_ext --inplace')"
     )
+
+
+# -- hostile headers: every parse makes progress or fails -----------------------------
+
+
+def refused(data: bytes, tmp_path: Path, error: type[ArchiveError] = ArchiveError) -> str:
+    """Check that *data* is refused by the parser (both modes) and by extract, within a
+    deadline and before anything is written; return the parser's message."""
+    path = tmp_path / "evil.tar"
+    path.write_bytes(data)
+    with deadline(5):
+        for checked in (False, True):
+            with pytest.raises(error) as caught:
+                list(archive.iter_entries(data, checked=checked))
+        with pytest.raises(error):
+            archive.extract(path, tmp_path / "out")
+    assert sorted(os.listdir(tmp_path)) == ["evil.tar"]
+    return str(caught.value)
+
+
+def test_negative_pax_size_before_a_pax_header_is_refused(tmp_path: Path) -> None:
+    """The pax size=-1536 followed by an x header, which sent the parser back to an
+    earlier header forever, is an ArchiveError."""
+    data = tarcraft.pax(tarcraft.record(b"size", b"-1536")) + tarcraft.pax(b"") + tarcraft.END
+    assert "size" in refused(data, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"-1536", b"-1", b"abc", b"99999999999999999999", b"1e3", b" 12", b"+12", b"1_0", b"",
+     "\u0661\u0662".encode(), b"9" * 5000, b"0x10"],
+)  # fmt: skip
+def test_bad_pax_size_is_refused(tmp_path: Path, value: bytes) -> None:
+    """A pax size that is negative, not decimal digits, or past the archive's end is an
+    ArchiveError."""
+    data = (
+        tarcraft.pax(tarcraft.record(b"size", value))
+        + tarcraft.member(b"f", b"x" * 600)
+        + tarcraft.END
+    )
+    refused(data, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [b"-0003000\0", b"\xff" + b"\xff" * 10 + b"\xfa", b"\x80" + b"\xff" * 11, b"0000000001x\0",
+     b"00000000009\0", b"77777777777\0", b"+0000001000\0", b"0o1000\0", b"1_000\0"],
+)  # fmt: skip
+def test_bad_ustar_size_is_refused(tmp_path: Path, field: bytes) -> None:
+    """A ustar size that is negative (octal or base-256), not octal, or past the end is an
+    ArchiveError."""
+    data = tarcraft.header(b"f", size=field) + bytes(1024) + tarcraft.END
+    refused(data, tmp_path)
+
+
+def test_base256_size_is_decoded(tmp_path: Path) -> None:
+    """A GNU base-256 size within the archive is read as the number it encodes."""
+    field = b"\x80" + (600).to_bytes(11, "big")
+    data = tarcraft.header(b"f", size=field) + tarcraft.padded(b"y" * 600) + tarcraft.END
+    [entry] = archive.iter_entries(data)
+    assert (entry.path, entry.size) == ("f", 600)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"0 path=x\n", b"-9 path=x\n", b"x path=a\n", b"99 path=a\n", b"5 path=a\n",
+     b"11 path=abc!", b"10 pathabc\n", b"9 =abcde\n", b"9path=ab\n", b" 10 path=a\n",
+     b"10 path=a\n\0\0", b"9 path=a\n9 path=b\n"],
+)  # fmt: skip
+def test_bad_pax_record_is_refused(tmp_path: Path, payload: bytes) -> None:
+    """A pax record whose length is zero, negative, not a number or runs past the payload,
+    or that is not key=value, or is repeated, is an ArchiveError."""
+    data = tarcraft.pax(payload) + tarcraft.member(b"f", b"x") + tarcraft.END
+    refused(data, tmp_path)
+
+
+@pytest.mark.parametrize("key", [b"path", b"linkpath"])
+def test_nul_in_pax_name_is_refused_while_parsing(tmp_path: Path, key: bytes) -> None:
+    """A NUL byte in a pax path or linkpath is an ArchiveError from the parser, not a
+    ValueError from an os call."""
+    link = tarcraft.header(b"link", typeflag=b"2", link=b"target")
+    data = tarcraft.pax(tarcraft.record(key, b"a\0b")) + link + tarcraft.END
+    assert "NUL" in refused(data, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        tarcraft.pax(tarcraft.record(b"path", b"a")) + tarcraft.pax(b"") + tarcraft.END,
+        tarcraft.pax(tarcraft.record(b"path", b"a")) + tarcraft.END,
+        tarcraft.pax(tarcraft.record(b"path", b"a")),
+        tarcraft.pax(b"", size=2 << 20) + bytes(2 << 20) + tarcraft.END,
+        tarcraft.header(b"d/", typeflag=b"5", size=512) + bytes(512) + tarcraft.END,
+        tarcraft.header(b"l", typeflag=b"2", link=b"x", size=512) + bytes(512) + tarcraft.END,
+        tarcraft.header(b"f", magic=b"ustar  \0") + tarcraft.END,
+        tarcraft.header(b"f", mode=b"0000948\0") + tarcraft.END,
+        tarcraft.header(b"\xff\xfe") + tarcraft.END,
+        tarcraft.header(b"f", prefix=b"\xff") + tarcraft.END,
+        tarcraft.header(b"l", typeflag=b"2", link=b"\xff") + tarcraft.END,
+        b"\0" * 100,
+    ],
+    ids=[
+        "pax after pax", "pax at the end", "pax then eof", "huge pax header",
+        "directory with data", "symlink with data", "old gnu magic", "bad mode",
+        "name not utf-8", "prefix not utf-8", "link not utf-8", "short",
+    ],
+)  # fmt: skip
+def test_malformed_headers_are_refused(tmp_path: Path, data: bytes) -> None:
+    """Headers that break a rule of the format (pax header placement and size, data in a
+    directory or symlink, magic, numbers, UTF-8 names) are ArchiveErrors."""
+    refused(data, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        tarcraft.pax(tarcraft.record(b"GNU.sparse.major", b"1")) + tarcraft.member(b"f", b"x"),
+        tarcraft.pax(tarcraft.record(b"SCHILY.xattr.x", b"1")) + tarcraft.member(b"f", b"x"),
+        tarcraft.member(b"f", b"x", typeflag=b"S"),
+        tarcraft.member(b"f", b"", typeflag=b"g"),
+    ],
+    ids=["sparse record", "unknown record", "sparse type", "global header"],
+)
+def test_unsupported_members_are_refused(tmp_path: Path, data: bytes) -> None:
+    """Sparse members, unknown pax records and global headers are refused, naming the member."""
+    assert "'f'" in refused(data + tarcraft.END, tmp_path, UnsafeArchive)
+
+
+def test_harmless_pax_records_are_ignored() -> None:
+    """Metadata records tarfile and GNU tar write (mtime, uid, uname, ...) are accepted."""
+    records = b"".join(
+        tarcraft.record(key, b"1.5") for key in (b"mtime", b"atime", b"ctime", b"uid", b"uname")
+    )
+    data = tarcraft.pax(records) + tarcraft.member(b"f", b"x") + tarcraft.END
+    assert [e.path for e in archive.iter_entries(data)] == ["f"]
+
+
+def test_path_too_long_to_create_is_refused(tmp_path: Path) -> None:
+    """A member path longer than any directory could hold is refused while parsing."""
+    name = "a/" * 2100 + "f"
+    data = archive.entry_header(name, 0o644, 0, archive.FILE) + tarcraft.END
+    assert "over 4095 bytes" in refused(data, tmp_path, UnsafeArchive)
+
+
+# -- trees 2,000 levels deep ----------------------------------------------------------
+
+
+DEPTH = 2000
+
+
+@pytest.fixture
+def deep_tmp(tmp_path: Path) -> Iterator[Path]:
+    """tmp_path, emptied after the test by remove_tree: pytest's own cleanup (shutil.rmtree)
+    cannot remove a tree 2,000 levels deep."""
+    yield tmp_path
+    for name in os.listdir(tmp_path):
+        remove_tree(tmp_path / name)
+
+
+def make_deep(root: str) -> str:
+    """Create *root* with DEPTH nested directories ``d`` and a file at the bottom; return the
+    bottom's path relative to *root*."""
+    os.mkdir(root)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        rel = "/".join(["d"] * DEPTH)
+        for depth in range(1, DEPTH + 1):
+            os.mkdir("/".join(["d"] * depth), dir_fd=fd)
+        with open(os.open(rel + "/bottom", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "wb") as f:
+            f.write(b"deep\n")
+    finally:
+        os.close(fd)
+    return rel
+
+
+def deep_archive(extra: tuple[tuple[str, bytes], ...] = ()) -> bytes:
+    """The archive of the deep tree, plus files (name, data) at the root."""
+    blocks = [archive.entry_header("d/" * n, 0o755, 0, archive.DIR) for n in range(1, DEPTH + 1)]
+    blocks.append(archive.entry_header("d/" * DEPTH + "bottom", 0o644, 5, archive.FILE))
+    blocks.append(tarcraft.padded(b"deep\n"))
+    for name, data in extra:
+        blocks.append(archive.entry_header(name, 0o644, len(data), archive.FILE))
+        blocks.append(tarcraft.padded(data))
+    return tarcraft.finish(b"".join(blocks))
+
+
+def test_deep_tree_round_trip(deep_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree 2,000 levels deep archives (as the hand-made archive) and extracts."""
+    monkeypatch.chdir(deep_tmp)  # relative paths: 2,000 levels fill most of PATH_MAX
+    rel = make_deep("src")
+    data = tar_bytes(Path("src"))
+    assert data == deep_archive()
+    Path("t.tar").write_bytes(data)
+    assert archive.extract("t.tar", "out") == DEPTH + 1
+    out = os.open("out", os.O_RDONLY)
+    try:
+        with open(os.open(rel + "/bottom", os.O_RDONLY, dir_fd=out), "rb") as bottom:
+            assert bottom.read() == b"deep\n"
+    finally:
+        os.close(out)
+
+
+def test_failed_deep_extraction_leaves_nothing(deep_tmp: Path) -> None:
+    """An extraction of a deep tree that fails while writing (a name over NAME_MAX) is an
+    ArchiveError and leaves no staging directory behind."""
+    path = deep_tmp / "t.tar"
+    path.write_bytes(deep_archive((("z" * 300, b"too long a name"),)))
+    with pytest.raises(ArchiveError, match="cannot extract"):
+        archive.extract(path, deep_tmp / "deep")
+    assert os.listdir(deep_tmp) == ["t.tar"]
