@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from scalems_store import FileStore, layout
+from scalems_store import FileStore, content
+from scalems_store.content import CALLS
+from scalems_store.errors import StoreError
 
 from .errors import InvalidCall, NoResult
 from .records import SUCCESS, parse_call, parse_result
-
-CALLS = "calls"
-URI_FIELDS = ("stdout", "stderr", "directory")
 
 
 def resolve_call(store: FileStore, text: str) -> str:
@@ -46,26 +45,29 @@ def results(store: FileStore, call_fp: str) -> list[str]:
     return store.get_ref(CALLS, call_fp)
 
 
-def referenced(record: dict[str, Any]) -> list[str]:
-    """Return the fingerprints a result record points at."""
-    found = [record["call"]] if record.get("call") else []
-    for field in URI_FIELDS:
-        uri = record.get(field)
-        if uri:
-            found.append(layout.normalize(uri))
-    return found
+def referenced(record: dict[str, Any]) -> tuple[str, ...]:
+    """Return the fingerprints a result record points at (as the store reads them)."""
+    return content.record_references(record, content.RESULT)
 
 
 def hit(store: FileStore, call_fp: str) -> tuple[str, dict[str, Any]] | None:
-    """Return ``(result fp, record)`` when the call's newest result can be served, else None."""
+    """Return ``(result fp, record)`` when the call's newest result can be served, else None.
+
+    It can when it is a result record of this very call (not one a ref or a bundle
+    merely says is), it succeeded, and every object it names is present.
+    """
     recorded = results(store, call_fp)
     if not recorded or recorded[0] not in store:
         return None
     try:
         record = load_result(store, recorded[0])
-    except (InvalidCall, OSError, ValueError):
+    except (InvalidCall, StoreError, OSError):
         return None
-    if record.get("status") != SUCCESS or not all(fp in store for fp in referenced(record)):
+    if (
+        record.get("call") != call_fp
+        or record.get("status") != SUCCESS
+        or not all(fp in store for fp in referenced(record))
+    ):
         return None
     return recorded[0], record
 

@@ -19,12 +19,13 @@ import traceback
 from typing import Any
 
 
-def _rank() -> int:
+def _world() -> tuple[int, int | None]:
+    """This process's MPI rank and the world size; ``(0, None)`` when not run under MPI."""
     if "mpi4py" in sys.modules or "mpi4py.MPI" in sys.modules:
         from mpi4py import MPI  # optional, only under MPI
 
-        return int(MPI.COMM_WORLD.Get_rank())
-    return 0
+        return int(MPI.COMM_WORLD.Get_rank()), int(MPI.COMM_WORLD.Get_size())
+    return 0, None
 
 
 def run(call_path: str) -> dict[str, Any]:
@@ -105,9 +106,12 @@ def main(argv: list[str]) -> int:
         "dill": dill.__version__,
         "packages": _package_versions(),
     }
+    rank, size = _world()
+    if size is not None:
+        outcome["mpi_world_size"] = size
     sys.stdout.flush()
     sys.stderr.flush()
-    if _rank() == 0:
+    if rank == 0:
         temp = f"{outcome_path}.{os.getpid()}"
         with open(temp, "w", encoding="utf-8") as stream:
             json.dump(outcome, stream)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from scalems_store.cli import ErrorGroup, echo_json, open_store, run_main, store_option
+from scalems_store.clickshared import ErrorGroup, echo_json, open_store, run_main, store_option
 from scalems_store.errors import StoreError
 
 from .errors import CallError
@@ -50,6 +50,8 @@ def _json_option(text: str | None, option: str, kind: type) -> Any:
         value = json.loads(text)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint=option) from None
+    except RecursionError:
+        raise click.BadParameter("nested too deeply", param_hint=option) from None
     if not isinstance(value, kind):
         raise click.BadParameter(
             f"must be a JSON {'array' if kind is list else 'object'}", param_hint=option
@@ -239,7 +241,7 @@ def _run_on_engine(
     dask_address: str | None,
     parsl_config: str | None,
 ) -> list[Outcome]:
-    from scalems_store.cli import progress_bar
+    from scalems_store.clickshared import progress_bar
 
     from . import executors
 

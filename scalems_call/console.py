@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from scalems_store.console import catch_sigterm, exit_status, split_store_option
+from scalems_store.commandline import catch_sigterm, exit_status, split_store_option
 from scalems_store.errors import StoreError
 
 from .errors import CallError

@@ -31,12 +31,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scalems_store import FileStore, layout
+from scalems_store.fsutil import remove_tree
 from scalems_store.layout import canonical
+from scalems_store.lease import Lease, lease_dir
 
 from . import cache
 from .errors import LaunchError
-from .lease import Lease
-from .records import OUTPUTS
+from .records import OUTPUTS, parse_call
 
 _KILL_GRACE = 5.0
 _HEARTBEAT = 30.0
@@ -64,9 +65,10 @@ def workdir_root(store: FileStore) -> str:
     return os.environ.get("SCALEMS_CALL_WORKDIR") or os.path.join(store.root, layout.TMP)
 
 
-def lease_for(store: FileStore, call_fp: str) -> Lease:
-    """The lease file of a call (inside the store, so that every worker sees it)."""
-    return Lease(os.path.join(store.root, layout.TMP, "leases", call_fp))
+def lease_for(store: FileStore, call_fp: str, rundir: str | None = None) -> Lease:
+    """The lease of a call (inside the store, so that every worker sees it), naming the
+    run directory that is removed if the runner dies."""
+    return Lease(os.path.join(lease_dir(store.root), call_fp), scratch=rundir)
 
 
 def execute(
@@ -94,14 +96,19 @@ def execute(
     """
     if not force and (served := _served(store, call_fp)):
         return served
-    record = cache.load_call(store, call_fp)
-    lease = lease_for(store, call_fp)
+    data = store.read_bytes(call_fp)
+    record = parse_call(data)
+    root = workdir_root(store)
+    rundir = os.path.join(root, f"run-{call_fp[:12]}-{os.urandom(6).hex()}")
+    lease = lease_for(store, call_fp, rundir)
     while not lease.try_acquire():
         lease.wait_free()  # another runner has it: its result is served once we hold the lease
     try:
         if not force and (served := _served(store, call_fp)):
             return served
-        return _run(store, call_fp, record, timeout, keep_workdir, publish)
+        # a root for gc from now on (the live lease); published again if gc took it just now
+        store.add_bytes(data, kind="call")
+        return _run(store, call_fp, record, rundir, timeout, keep_workdir, publish)
     finally:
         lease.release()
 
@@ -115,14 +122,13 @@ def _run(
     store: FileStore,
     call_fp: str,
     record: dict[str, Any],
+    rundir: str,
     timeout: float | None,
     keep_workdir: bool,
     publish: bool,
 ) -> Execution:
     command = child_command(store.object_path(call_fp), "", record.get("requirements") or {})
-    root = workdir_root(store)
-    os.makedirs(root, exist_ok=True)
-    rundir = os.path.join(root, f"run-{call_fp[:12]}-{os.urandom(6).hex()}")
+    os.makedirs(os.path.dirname(rundir), exist_ok=True)
     os.mkdir(rundir)
     work = os.path.join(rundir, "work")
     try:
@@ -132,16 +138,23 @@ def _run(
         else:
             os.mkdir(work)
         outcome, times = _spawn(command, rundir, work, record.get("environment") or {}, timeout)
+        outcome = check_world_size(outcome, record.get("requirements") or {})
         execution = _record(store, call_fp, record, rundir, work, outcome, times, publish)
     except BaseException:
         if not keep_workdir:
-            shutil.rmtree(rundir, ignore_errors=True)
+            _discard(rundir)
         raise
     if keep_workdir:
         execution.workdir = work
     else:
-        shutil.rmtree(rundir, ignore_errors=True)
+        _discard(rundir)
     return execution
+
+
+def _discard(rundir: str) -> None:
+    """Remove a run directory; what cannot be removed is left to gc."""
+    with contextlib.suppress(OSError):
+        remove_tree(rundir)
 
 
 def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any]) -> list[str]:
@@ -165,14 +178,26 @@ def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any
     prefix = os.environ.get("PARSL_MPI_PREFIX")  # set by Parsl's MPI mode for this task's ranks
     if prefix:
         return [*shlex.split(prefix), *python]
-    launcher = (
-        os.environ.get("SCALEMS_MPIEXEC") or shutil.which("mpiexec") or shutil.which("mpirun")
-    )
+    launcher = mpi_launcher()
     if launcher is None:
         raise LaunchError(
-            f"the call requires {ranks} MPI ranks but no MPI launcher (mpiexec) is on PATH"
+            f"the call requires {ranks} MPI ranks but no MPI launcher (mpiexec) is on PATH "
+            "or next to this Python (pip install 'scalems-store[mpi]', or set SCALEMS_MPIEXEC)"
         )
     return [*shlex.split(launcher), "-n", str(ranks), *python]
+
+
+def mpi_launcher(python: str = sys.executable) -> str | None:
+    """The MPI launcher: ``$SCALEMS_MPIEXEC``, else ``mpiexec`` or ``mpirun`` on PATH, else
+    next to *python* (the ``mpich`` wheel's, in a virtual environment not activated)."""
+    here = os.path.dirname(python)
+    return (
+        os.environ.get("SCALEMS_MPIEXEC")
+        or shutil.which("mpiexec")
+        or shutil.which("mpirun")
+        or shutil.which("mpiexec", path=here)
+        or shutil.which("mpirun", path=here)
+    )
 
 
 def _spawn(
@@ -212,6 +237,28 @@ def _spawn(
     ended = time.time()
     outcome = _read_outcome(outcome_path, status, child.returncode, timeout)
     return outcome, {"start": started, "end": ended, "exit_code": child.returncode}
+
+
+def check_world_size(outcome: dict[str, Any], requirements: dict[str, Any]) -> dict[str, Any]:
+    """The outcome of a call that asked for MPI ranks, turned into an error if it ran with
+    another number (e.g. ``srun`` without PMI starts N copies of one rank each)."""
+    ranks = requirements.get("ranks")
+    if ranks is None or outcome.get("status") in ("timeout", "killed"):
+        return outcome
+    size = outcome.get("mpi_world_size")
+    if size == ranks:
+        return outcome
+    ran = "without MPI" if size is None else f"with {size}"
+    problem = LaunchError(
+        f"asked for {ranks} ranks, ran {ran} (is the launcher's PMI set up? see docs/scale.md)"
+    )
+    return {
+        **outcome,
+        "status": "error",
+        "exception": repr(problem),
+        "traceback": f"LaunchError: {problem}\n",
+        "return_value": None,
+    }
 
 
 def _wait(child: subprocess.Popen[bytes], rundir: str, timeout: float | None) -> str | None:
@@ -333,6 +380,7 @@ def _record(
     exception = outcome.get("exception")
     provenance = {
         **outcome.get("provenance", {}),
+        **({"mpi_world_size": outcome["mpi_world_size"]} if "mpi_world_size" in outcome else {}),
         "runner_host": socket.gethostname(),
         "runner_python": platform.python_version(),
         "scalems": _version(),

@@ -1,5 +1,8 @@
 """Call and result records: the SCALE-MS ``CallPack`` / ``ResultPack`` fields as canonical JSON.
 
+Their shape and references are :mod:`scalems_store.content`'s, which gc and bundles
+read too.
+
 This module does not import dill, so that reading records (a cache hit) stays cheap.
 
 A call's identity is the BLAKE3 of its canonical record. What is in it:
@@ -13,28 +16,15 @@ the user: the same call anywhere is the same call.
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypedDict
+
+from scalems_store import content
+from scalems_store.content import CALL_KEYS, RESULT_KEYS
+from scalems_store.errors import InvalidContent
 
 from .errors import InvalidCall
 
 OUTPUTS = ("return_value", "exception", "directory", "stdout", "stderr")
-CALL_KEYS = frozenset(
-    (
-        "func",
-        "args",
-        "kwargs",
-        "outputs",
-        "requirements",
-        "skeleton",
-        "environment",
-        "encoder",
-        "decoder",
-    )
-)
-RESULT_KEYS = frozenset(
-    ("return_value", "exception", "stdout", "stderr", "directory", "encoder", "decoder")
-)
 SUCCESS = "success"
 STATUSES = ("success", "failed", "error", "timeout", "killed")
 
@@ -80,32 +70,29 @@ class ResultPack(TypedDict, total=False):
     provenance: dict[str, Any]
 
 
-def parse(data: bytes | str, keys: frozenset[str], what: str) -> dict[str, Any]:
-    """Decode a JSON record and check that it has the *keys* of a *what* record.
+def parse(data: bytes | str, kind: str) -> dict[str, Any]:
+    """Decode a record of *kind* (``call`` or ``result``), checking its shape, its
+    references and its encoder.
 
     Raises:
-        InvalidCall: the data is not JSON or lacks required fields.
+        InvalidCall: the data is not such a record.
     """
     try:
-        record = json.loads(data)
-    except ValueError as exc:
-        raise InvalidCall(f"malformed {what} record: not JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise InvalidCall(f"malformed {what} record: not a JSON object")
-    missing = sorted(keys - record.keys())
-    if missing:
-        raise InvalidCall(f"malformed {what} record: missing {', '.join(missing)}")
+        record = content.decode(data, kind)
+        content.record_references(record, kind)
+    except InvalidContent as exc:
+        raise InvalidCall(str(exc)) from None
     for field in ("encoder", "decoder"):
         if record[field] != "dill":
             raise InvalidCall(
-                f"unsupported {field} {record[field]!r} in {what} record (only 'dill')"
+                f"unsupported {field} {record[field]!r} in {kind} record (only 'dill')"
             )
     return record
 
 
 def parse_call(data: bytes | str) -> dict[str, Any]:
     """Decode and check a call record."""
-    record = parse(data, CALL_KEYS, "call")
+    record = parse(data, content.CALL)
     if not isinstance(record["args"], list) or not isinstance(record["kwargs"], dict):
         raise InvalidCall("malformed call record: args must be a list and kwargs an object")
     return record
@@ -113,4 +100,7 @@ def parse_call(data: bytes | str) -> dict[str, Any]:
 
 def parse_result(data: bytes | str) -> dict[str, Any]:
     """Decode and check a result record."""
-    return parse(data, RESULT_KEYS, "result")
+    return parse(data, content.RESULT)
+
+
+__all__ = ["CALL_KEYS", "OUTPUTS", "RESULT_KEYS", "STATUSES", "SUCCESS", "CallPack", "ResultPack"]

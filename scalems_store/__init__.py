@@ -20,6 +20,7 @@ __all__ = [
     "FileStore",
     "FingerprintMismatch",
     "GcReport",
+    "InvalidContent",
     "InvalidFingerprint",
     "InvalidLabel",
     "InvalidPath",
@@ -33,29 +34,37 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "default_root",
+    "gc",
     "get_file_reference",
     "hash_bytes",
     "hash_file",
+    "verify",
 ]
 
 _WHERE = {
     "FileReference": "reference",
     "get_file_reference": "reference",
     "FileStore": "store",
-    "GcReport": "maintenance",
-    "ObjectInfo": "store",
-    "VerifyReport": "maintenance",
-    "default_root": "store",
+    "GcReport": "collect",
+    "ObjectInfo": "objects",
+    "VerifyReport": "audit",
+    "gc": "collect",
+    "verify": "audit",
+    "default_root": "creation",
     "hash_bytes": "fingerprint",
     "hash_file": "fingerprint",
 }
 
 if TYPE_CHECKING:
+    from .audit import VerifyReport, verify
+    from .collect import GcReport, gc
+    from .creation import default_root
     from .errors import (
         AmbiguousPrefix,
         ArchiveError,
         CorruptObject,
         FingerprintMismatch,
+        InvalidContent,
         InvalidFingerprint,
         InvalidLabel,
         InvalidPath,
@@ -67,9 +76,9 @@ if TYPE_CHECKING:
         UnsupportedFormat,
     )
     from .fingerprint import hash_bytes, hash_file
-    from .maintenance import GcReport, VerifyReport
+    from .objects import ObjectInfo
     from .reference import FileReference, get_file_reference
-    from .store import FileStore, ObjectInfo, default_root
+    from .store import FileStore
 
 
 def __getattr__(name: str) -> Any:

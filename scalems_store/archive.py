@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 
 from .errors import ArchiveError, InvalidPath, UnsafeArchive
 from .fingerprint import usable_cores
-from .fsutil import Beside, ahead, remove_tree
+from .fsutil import remove_tree
 from .tarformat import (
     BLOCK,
     DIR,
@@ -46,11 +46,12 @@ from .tarformat import (
     header,
     padded,
 )
+from .threads import Beside, ahead
 from .treeread import Entry, check_link, iter_entries, list_entries, mapped
 from .unpack import write_entries
 
 try:
-    from . import _speedups
+    import scalems_store._speedups as _speedups
 except ImportError:  # built without a C compiler: the Python loop does the same, slower
     _speedups = None  # type: ignore[assignment]
 

@@ -6,118 +6,20 @@ as one line ``ErrorName: message`` with exit status 1; usage errors exit 2.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
 import click
 
-from .console import catch_sigterm, exit_status
-from .errors import StoreError
-
-if TYPE_CHECKING:
-    from .store import FileStore
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-class ErrorGroup(click.Group):
-    """A click group that turns the library's errors into one line and exit 1."""
-
-    error_roots: tuple[type[Exception], ...] = (StoreError,)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        ends: tuple[type[BaseException], ...] = (
-            *self.error_roots,
-            BrokenPipeError,  # the reader went away (``ls | head``)
-            KeyboardInterrupt,
-        )
-        try:
-            return super().invoke(ctx)
-        except ends as exc:
-            ctx.exit(exit_status(exc))
-
-
-def run_main(group: click.Group, prog_name: str) -> None:
-    """Run a CLI group: usage errors are one line and exit 2, as other errors are exit 1."""
-    catch_sigterm()
-    try:
-        status = group.main(prog_name=prog_name, standalone_mode=False)
-    except click.UsageError as exc:
-        where = exc.ctx.command_path if exc.ctx is not None else prog_name
-        click.echo(f"Usage error: {exc.format_message()} (see '{where} --help')", err=True)
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    sys.exit(status if isinstance(status, int) else 0)
-
-
-def parse_duration(text: str) -> float:
-    """Parse ``90``, ``30s``, ``10m``, ``2h``, ``7d`` or ``2w`` into seconds."""
-    text = text.strip().lower()
-    scale = _UNITS.get(text[-1:])
-    number = text[:-1] if scale else text
-    try:
-        value = float(number) * (scale or 1)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a duration like 30s, 10m, 2h, 7d") from None
-    if value < 0:
-        raise click.BadParameter("a duration cannot be negative")
-    return value
-
-
-def open_store(ctx: click.Context, *, create: bool = False) -> FileStore:
-    """Open the store chosen by ``--store``, ``$SCALEMS_STORE`` or ``./.scalems``."""
-    from .store import FileStore
-
-    store = FileStore(ctx.obj, create=create)
-    ctx.call_on_close(store.close)
-    return store
-
-
-@contextmanager
-def progress_bar(
-    label: str, length: int | Callable[[], int] | None
-) -> Iterator[Callable[[int], None] | None]:
-    """Yield a callback advancing a progress bar on stderr (None when not a terminal).
-
-    *length* may be a function, called only when a bar is shown.
-    """
-    if not sys.stderr.isatty():
-        yield None
-        return
-    total = length() if callable(length) else length
-    with click.progressbar(length=total or 0, label=label, file=sys.stderr) as bar:
-        last = [0]
-
-        def advance(done: int) -> None:
-            bar.update(done - last[0])
-            last[0] = done
-
-        yield advance
-
-
-def echo_json(value: Any) -> None:
-    """Print *value* as JSON on stdout."""
-    click.echo(json.dumps(value, indent=2, sort_keys=True))
-
-
-store_option = click.option(
-    "--store",
-    "store_path",
-    metavar="PATH",
-    envvar="SCALEMS_STORE",
-    show_envvar=True,
-    help="Store directory. Default: ./.scalems (created on first write).",
+from .clickshared import (
+    ErrorGroup,
+    echo_json,
+    open_store,
+    parse_duration,
+    progress_bar,
+    run_main,
+    store_option,
 )
-"""The ``--store`` option shared by both command-line tools."""
 
 
 @click.group(cls=ErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -281,6 +183,8 @@ def verify(
     ctx: click.Context, fingerprints: tuple[str, ...], sample: float | None, as_json: bool
 ) -> None:
     """Re-hash objects and check labels and refs; exit 1 if anything is corrupt or missing."""
+    from .audit import verify as verify_store
+
     store = open_store(ctx)
     targets = list(fingerprints) or None
 
@@ -288,7 +192,7 @@ def verify(
         return len(targets) if targets else sum(1 for _ in store.iter_fingerprints())
 
     with progress_bar("verifying", count) as bar:
-        report = store.verify(targets, sample=sample, progress=bar)
+        report = verify_store(store, targets, sample=sample, progress=bar)
     if as_json:
         echo_json(
             {
@@ -317,8 +221,10 @@ def verify(
 @click.pass_context
 def gc(ctx: click.Context, dry_run: bool, grace: str, as_json: bool) -> None:
     """Delete objects that no label or ref reaches, and stale temporary files."""
+    from .collect import gc as collect
+
     seconds = parse_duration(grace)
-    report = open_store(ctx).gc(grace=seconds, dry_run=dry_run)
+    report = collect(open_store(ctx), grace=seconds, dry_run=dry_run)
     if as_json:
         echo_json(
             {

@@ -18,13 +18,12 @@ here is the output click would give (``tests/cli/test_console.py`` runs both).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from .commandline import catch_sigterm, exit_status, split_store_option
 from .errors import StoreError
 
 if TYPE_CHECKING:
@@ -37,7 +36,8 @@ def main() -> None:
     """Console-script entry point of ``scalems-store``."""
     status = run_quick(sys.argv[1:])
     if status is None:
-        from .cli import cli, run_main
+        from .cli import cli
+        from .clickshared import run_main
 
         run_main(cli, "scalems-store")
     sys.exit(status)
@@ -57,53 +57,6 @@ def run_quick(argv: Sequence[str]) -> int | None:
             return _COMMANDS[command](store, args, output)
     except (StoreError, BrokenPipeError, KeyboardInterrupt) as exc:
         return exit_status(exc)
-
-
-def exit_status(exc: BaseException) -> int:
-    """Report what ended a command, as both front ends do; return the exit status.
-
-    A library error is one line ``ErrorName: message`` and 1; a reader that went
-    away (``get FP | head``) is 0, not a traceback; Ctrl-C is ``interrupted``, 130.
-    """
-    if isinstance(exc, BrokenPipeError):
-        sys.stderr.close()
-        return 0
-    if isinstance(exc, KeyboardInterrupt):
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(error_line(exc), file=sys.stderr)
-    return 1
-
-
-def catch_sigterm() -> None:
-    """Make SIGTERM (scancel, kill, a time limit) unwind like Ctrl-C, exiting 143.
-
-    Leases, work directories and temporary files are then cleaned up on the way
-    out. Outside the main thread, signals are left to the host program.
-    """
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, _terminated)
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
-def error_line(exc: BaseException) -> str:
-    """The one line a library error is reported as: ``ErrorName: message``."""
-    return f"{type(exc).__name__}: {exc}"
-
-
-def split_store_option(args: list[str]) -> tuple[str | None, list[str]] | None:
-    """Take a leading ``--store PATH`` (or ``--store=PATH``) off *args*; None if malformed."""
-    store_path = None
-    if args[:1] == ["--store"] and len(args) > 1:
-        store_path, args = args[1], args[2:]
-    elif args and args[0].startswith("--store="):
-        store_path, args = args[0].partition("=")[2], args[1:]
-    if (store_path or "").startswith("-"):
-        return None
-    return store_path, args
 
 
 def _parse(args: list[str]) -> tuple[str, str | None, list[str], str | None] | None:
@@ -145,7 +98,9 @@ def _get(store: FileStore, args: list[str], output: str | None) -> int:
 
 
 def _verify(store: FileStore, fingerprints: list[str], output: str | None) -> int:
-    report = store.verify(fingerprints or None)
+    from .audit import verify
+
+    report = verify(store, fingerprints or None)
     for fp, problem in report.problems:
         print(f"{fp}  {problem}")
     print(report.summary(), file=sys.stderr)

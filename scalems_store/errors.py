@@ -12,6 +12,7 @@ each refines the builtin exception it most resembles::
     ├── AmbiguousPrefix          (ValueError)         a prefix matches several objects
     ├── FingerprintMismatch      (ValueError)         content does not match an expected fingerprint
     ├── CorruptObject            (ValueError)         a stored object no longer matches its name
+    ├── InvalidContent           (ValueError)         bytes are not the kind of object claimed
     ├── InvalidPath              (ValueError)         a user path is missing, of the wrong type, ...
     ├── InvalidLabel             (ValueError)         a label name that is not allowed
     └── ArchiveError             (ValueError)         a tree cannot be archived or extracted
@@ -28,6 +29,7 @@ __all__ = [
     "ArchiveError",
     "CorruptObject",
     "FingerprintMismatch",
+    "InvalidContent",
     "InvalidFingerprint",
     "InvalidLabel",
     "InvalidPath",
@@ -84,6 +86,11 @@ class FingerprintMismatch(StoreError, ValueError):
 
 class CorruptObject(StoreError, ValueError):
     """A stored object's bytes no longer hash to its name."""
+
+
+class InvalidContent(StoreError, ValueError):
+    """Bytes are not the kind of object they are said to be (a "call" that is not a call
+    record), or name other references than claimed."""
 
 
 class InvalidPath(StoreError, ValueError):

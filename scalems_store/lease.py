@@ -1,12 +1,17 @@
-"""Per-call leases: one runner at a time per call fingerprint, safe on a shared filesystem.
+"""Leases: one holder at a time per key (a call being run), safe on a shared filesystem.
 
-A lease is a file created with ``O_EXCL`` (atomic on local and NFSv3+
-filesystems) and kept fresh by a heartbeat that touches its mtime. A lease
-whose mtime is older than its time-to-live belongs to a runner that died, as
-does one whose holder ran on this host (same PID namespace) and has exited; it
-is taken over by renaming it aside (only one taker's rename can succeed; a
-taker that finds it moved a newer lease, not the stale one it judged, puts it
-back) and creating a new one.
+A lease is a file ``tmp/leases/<key>`` created with ``O_EXCL`` (atomic on local
+and NFSv3+ filesystems) and kept fresh by a heartbeat that touches its mtime.
+It records its holder (host, PID namespace, PID) and the holder's scratch
+directory (a call's run directory). A lease whose mtime is older than its
+time-to-live belongs to a holder that died, as does one whose holder ran on
+this host (same PID namespace) and has exited; it is taken over by renaming it
+aside (only one taker's rename can succeed; a taker that finds it moved a
+newer lease, not the stale one it judged, puts it back), the dead holder's
+scratch directory is removed, and a new lease is created.
+
+Live leases are roots for gc: their keys, the keys' closures and their scratch
+directories are never deleted.
 """
 
 from __future__ import annotations
@@ -18,16 +23,35 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
+
+from . import layout
+from .fsutil import remove_tree
 
 DEFAULT_TTL = float(os.environ.get("SCALEMS_CALL_LEASE_TTL", "60"))
+LEASES = os.path.join(layout.TMP, "leases")
+_ASIDE = ".stale-"
+
+
+def lease_dir(root: str) -> str:
+    """Where the leases of the store at *root* live."""
+    return os.path.join(root, LEASES)
 
 
 class Lease:
-    """The lease on one call, held while it runs."""
+    """The lease on one key, held while its work runs.
 
-    def __init__(self, path: str, ttl: float = DEFAULT_TTL) -> None:
+    Args:
+        path: The lease file.
+        ttl: Seconds without a heartbeat after which another host's lease is stale.
+        scratch: A directory the holder works in, removed if the holder dies and
+            its lease is taken over.
+    """
+
+    def __init__(self, path: str, ttl: float = DEFAULT_TTL, scratch: str | None = None) -> None:
         self.path = path
         self.ttl = ttl
+        self.scratch = scratch
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
@@ -36,13 +60,20 @@ class Lease:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         if self._create():
             return True
+        if not self.reap():
+            return False
+        return self._create()
+
+    def reap(self) -> bool:
+        """Remove the lease if its holder is gone, and the holder's scratch directory;
+        return True if it was stale (or already gone)."""
         try:
-            judged = self._stale()
+            judged = stale(self.path, self.ttl)
         except FileNotFoundError:
-            return self._create()
+            return True
         if judged is None:
             return False
-        aside = f"{self.path}.stale-{os.urandom(6).hex()}"
+        aside = f"{self.path}{_ASIDE}{os.urandom(6).hex()}"
         try:
             os.rename(self.path, aside)  # only one taker's rename of the stale lease succeeds
         except FileNotFoundError:
@@ -56,48 +87,27 @@ class Lease:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(aside)
             return False
+        holder = read_holder(aside)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(aside)
-        return self._create()
+        scratch = (holder or {}).get("scratch")
+        if isinstance(scratch, str) and os.path.isabs(scratch):
+            with contextlib.suppress(OSError):
+                remove_tree(scratch)  # the dead holder's run directory
+        return True
 
     def _create(self) -> bool:
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
             return False
-        holder = {**_whoami(), "pid": os.getpid(), "since": time.time()}
+        holder: dict[str, Any] = {**_whoami(), "pid": os.getpid(), "since": time.time()}
+        if self.scratch is not None:
+            holder["scratch"] = self.scratch
         os.write(fd, json.dumps(holder).encode())
         os.close(fd)
         self._start_heartbeat()
         return True
-
-    def _stale(self) -> os.stat_result | None:
-        """The lease file, if its holder is gone: its heartbeat stopped, or it ran here
-        and has exited; None while the holder lives.
-
-        Raises:
-            FileNotFoundError: nobody holds the lease.
-        """
-        seen = os.stat(self.path)
-        if time.time() - seen.st_mtime > self.ttl:
-            return seen
-        try:
-            with open(self.path, encoding="utf-8") as stream:
-                holder = json.load(stream)
-        except (OSError, ValueError):  # gone, or being written: trust the heartbeat
-            return None
-        if not isinstance(holder, dict) or {**holder, **_whoami()} != holder:
-            return None  # another machine (or PID namespace): only its heartbeat tells
-        pid = holder.get("pid")
-        if not isinstance(pid, int) or pid <= 0:
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return seen  # it was killed before it could release the lease
-        except PermissionError:
-            pass
-        return None
 
     def _start_heartbeat(self) -> None:
         self._stop.clear()
@@ -122,11 +132,72 @@ class Lease:
         """Block until nobody holds the lease (or it went stale)."""
         while True:
             try:
-                if self._stale() is not None:
+                if stale(self.path, self.ttl) is not None:
                     return
             except FileNotFoundError:
                 return
             time.sleep(poll)
+
+
+def stale(path: str, ttl: float = DEFAULT_TTL) -> os.stat_result | None:
+    """The lease file at *path*, if its holder is gone: its heartbeat stopped, or it
+    ran here and has exited; None while the holder lives.
+
+    Raises:
+        FileNotFoundError: nobody holds the lease.
+    """
+    seen = os.stat(path)
+    if time.time() - seen.st_mtime > ttl:
+        return seen
+    holder = read_holder(path)
+    if holder is None or {**holder, **_whoami()} != holder:
+        return (
+            None  # being written, or another machine (or PID namespace): only its heartbeat tells
+        )
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return seen  # it was killed before it could release the lease
+    except PermissionError:
+        pass
+    return None
+
+
+def read_holder(path: str) -> dict[str, Any] | None:
+    """What a lease file says of its holder, or None if it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            holder = json.loads(stream.read(1 << 16))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def live(root: str, ttl: float = DEFAULT_TTL) -> dict[str, dict[str, Any]]:
+    """The live leases of the store at *root*: key -> holder (possibly empty if unreadable).
+
+    A lease whose liveness cannot be judged counts as live.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        with os.scandir(lease_dir(root)) as entries:
+            names = [e.name for e in entries if e.is_file(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for name in names:
+        if _ASIDE in name:
+            continue
+        path = os.path.join(lease_dir(root), name)
+        try:
+            if stale(path, ttl) is not None:
+                continue
+        except FileNotFoundError:
+            continue
+        found[name] = read_holder(path) or {}
+    return found
 
 
 def _identity(seen: os.stat_result) -> tuple[int, int, int, int]:

@@ -7,8 +7,9 @@ import os
 import pathlib
 from typing import Any
 
-from . import layout
+from . import layout, reading
 from .errors import InvalidFingerprint, InvalidPath
+from .fingerprint import hash_bytes
 from .store import FileStore
 
 
@@ -63,7 +64,12 @@ class FileReference(os.PathLike[str]):
 
     async def aread(self) -> bytes:
         """Read the object's bytes (checked against its fingerprint) without blocking the loop."""
-        return await self._store.aread_bytes(self._fingerprint)
+        import aiofiles
+
+        async with aiofiles.open(self.__fspath__(), "rb") as stream:
+            data = await stream.read()
+        reading.matches(self._fingerprint, hash_bytes(data))
+        return data
 
 
 @functools.singledispatch
@@ -95,8 +101,10 @@ async def get_file_reference(
 async def _from_path(
     obj: os.PathLike[str], filestore: FileStore | None, mode: str
 ) -> FileReference:
+    import asyncio
+
     store = filestore if filestore is not None else FileStore()
-    fingerprint = await store.aadd_file(obj)
+    fingerprint = await asyncio.to_thread(store.add_file, obj)  # copy and hash off the loop
     return FileReference(store, fingerprint, mode)
 
 

@@ -10,7 +10,8 @@ from typing import IO, TYPE_CHECKING
 
 from .errors import InvalidPath
 from .fingerprint import CHUNK, MMAP_THRESHOLD, new_hasher
-from .fsutil import Beside, write_all
+from .fsutil import write_all
+from .threads import Beside
 
 if TYPE_CHECKING:
     import threading

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import mmap
 
 try:
-    from . import _speedups
+    import scalems_store._speedups as _speedups
 except ImportError:  # built without a C compiler: the Python loop does the same, slower
     _speedups = None  # type: ignore[assignment]
 

@@ -97,3 +97,24 @@ def use_hypothesis() -> str:
     import hypothesis
 
     return str(hypothesis.__version__)
+
+
+def count_and_wait(ledger: str, flag: str) -> str:
+    """Append a line to *ledger*, then run until the file *flag* is removed."""
+    with open(ledger, "a") as stream:
+        stream.write("ran\n")
+    return wait_for_removal(flag)
+
+
+def deep(levels: int) -> int:
+    """Leave an output directory *levels* directories deep, with a file at the bottom."""
+    fd = os.open(".", os.O_RDONLY)
+    for _ in range(levels):
+        os.mkdir("d", dir_fd=fd)
+        below = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = below
+    with open(os.open("bottom.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as out:
+        out.write("deep\n")
+    os.close(fd)
+    return levels

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
 import signal
 import threading
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scalems_call import LaunchError, pack, run
+from scalems_call import LaunchError, execute, pack, run
 from scalems_call import cache as call_cache
 from scalems_call.executors import exec_on_worker, parsl_resources, run_many
 from scalems_store import FileStore
@@ -201,8 +200,8 @@ def test_parsl_resources_for_ranks_and_nodes() -> None:
 
 
 def have_mpi() -> str | None:
-    if shutil.which("mpiexec") is None:
-        return "no MPI launcher (mpiexec) on PATH; .ci/run installs mpich where it can"
+    if execute.mpi_launcher() is None:
+        return "no MPI launcher (mpiexec); the test extra installs the mpich wheel"
     try:
         import mpi4py  # noqa: F401
     except ImportError:
@@ -269,8 +268,39 @@ def test_no_mpi_launcher_is_a_clear_error(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("SCALEMS_MPIEXEC", raising=False)
     monkeypatch.delenv("PARSL_MPI_PREFIX", raising=False)
+    monkeypatch.setattr(execute, "mpi_launcher", lambda: None)
     fp = pack(funcs.add, (1, 2), store=store, requirements={"ranks": 2})
     started = time.monotonic()
     with pytest.raises(LaunchError, match=r"MPI|mpi4py"):
         run(fp, store=store)
     assert time.monotonic() - started < 10
+
+
+def test_mpi_launcher_found_next_to_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With PATH lacking it, the launcher beside the running Python (a virtual environment
+    that is not activated) is used; with none there either, there is none."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("SCALEMS_MPIEXEC", raising=False)
+    beside = tmp_path / "venv" / "bin"
+    beside.mkdir(parents=True)
+    assert execute.mpi_launcher(str(beside / "python")) is None
+    launcher = beside / "mpiexec"
+    launcher.write_text("#!/bin/sh\n")
+    launcher.chmod(0o755)
+    assert execute.mpi_launcher(str(beside / "python")) == str(launcher)
+
+
+@pytest.mark.skipif(have_mpi() is not None, reason=str(have_mpi()))
+def test_a_rank_count_that_differs_fails_the_call(
+    store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A launcher that starts the ranks as separate one-rank worlds (srun without PMI)
+    makes the call fail with a LaunchError naming both numbers, not succeed wrongly."""
+    fake = tmp_path / "srun-without-pmi"
+    fake.write_text('#!/bin/sh\nshift 2\n"$@" &\n"$@"\nwait\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("SCALEMS_MPIEXEC", str(fake))
+    result = run(pack(funcs.mpi_rank_info, store=store, requirements={"ranks": 2}), store=store)
+    assert result.status == "error" and result.return_value is None
+    assert "asked for 2 ranks, ran with 1" in str(result.exception)
+    assert call_cache.hit(store, result.call or "") is None

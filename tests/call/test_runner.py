@@ -11,9 +11,10 @@ import pytest
 
 from scalems_call import CallResult, InvalidCall, pack, run, submit
 from scalems_call import cache as call_cache
-from scalems_store import FileStore, layout
+from scalems_store import FileStore, InvalidContent, layout
 from tests.call import funcs
 from tests.conftest import local_file
+from tests.recordutil import forge
 
 
 def ledger_lines(path: Path) -> int:
@@ -143,7 +144,9 @@ def test_not_a_call(store: FileStore) -> None:
     blob = store.add_bytes(b"just data")
     with pytest.raises(InvalidCall, match="not a call"):
         run(blob, store=store)
-    bad = store.add_bytes(b"{not json", kind="call")
+    with pytest.raises(InvalidContent, match="not a call"):
+        store.add_bytes(b"{not json", kind="call")
+    bad = forge(store, b"{not json", "call")
     with pytest.raises(InvalidCall, match="malformed"):
         run(bad, store=store)
 
@@ -161,7 +164,7 @@ def test_result_record_format(store: FileStore) -> None:
     assert record["call"] == result.call and record["status"] == "success"
     assert set(record["provenance"]) >= {"host", "python", "dill", "start", "end", "duration"}
     assert store.kind(result.fingerprint) == "result"
-    assert set(store.object_refs(result.fingerprint)) >= {
+    assert set(store.references(result.fingerprint)) >= {
         result.call,
         layout.normalize(record["directory"]),
     }

@@ -19,6 +19,7 @@ from scalems_store import FileStore
 from tests.call import funcs
 from tests.cli.test_store_cli import one_line_error, store_listing
 from tests.conftest import RunCli, entry_point, loopback_cluster
+from tests.recordutil import forge
 
 
 def packed(tmp_path: Path, func: object, *args: object, **options: object) -> str:
@@ -147,7 +148,7 @@ def test_user_errors_one_line(run_cli: RunCli, tmp_path: Path) -> None:
     """Unknown fingerprints, bad modules, malformed records, bad JSON: one line, store intact."""
     with FileStore(tmp_path / ".scalems") as store:
         blob = store.add_bytes(b"data")
-        malformed = store.add_bytes(b'{"func": 1}', kind="call")
+        malformed = forge(store, b'{"func": 1}', "call")
     before = store_listing(tmp_path / ".scalems")
     cases = [
         (["exec", "0000"], 1, "ObjectNotFound"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from scalems_call import cache as call_cache
 from scalems_call import pack, run
-from scalems_store import ArchiveError, FileStore, FingerprintMismatch
+from scalems_store import ArchiveError, FileStore, FingerprintMismatch, verify
 from scalems_store.bundle import export, import_bundle
 from tests.call import funcs
 from tests.conftest import MakeStore, RunCli
@@ -32,13 +33,13 @@ def test_round_trip_between_stores(make_store: MakeStore, tmp_path: Path) -> Non
     buffer = io.BytesIO()
     count = export(source, [fp], buffer)
     result_fp = call_cache.results(source, fp)[0]
-    expected = {fp, result_fp, *source.object_refs(result_fp), *source.object_refs(fp)}
+    expected = {fp, result_fp, *source.references(result_fp), *source.references(fp)}
     assert count == len(expected)
     imported = import_bundle(target, io.BytesIO(buffer.getvalue()))
     assert set(imported) == expected
     assert call_cache.hit(target, fp) is not None
     assert run(fp, store=target).cached
-    assert target.verify().ok
+    assert verify(target).ok
     assert (
         set(import_bundle(target, io.BytesIO(buffer.getvalue()))) == expected
     )  # twice is harmless
@@ -62,7 +63,7 @@ def test_corrupt_bundle_names_the_object_and_publishes_nothing_bad(
 
 
 def test_truncated_bundle_refused(make_store: MakeStore, tmp_path: Path) -> None:
-    """A truncated bundle is refused; what was published was verified."""
+    """A truncated bundle is refused and nothing of it is published."""
     source, target = make_store("a"), make_store("b")
     fp = run_call_with_skeleton(source, tmp_path)
     buffer = io.BytesIO()
@@ -72,9 +73,11 @@ def test_truncated_bundle_refused(make_store: MakeStore, tmp_path: Path) -> None
     for cut in (len(data) // 3, len(data) // 2, len(data.rstrip(b"\0")) - 1):
         with pytest.raises(ArchiveError):
             import_bundle(target, io.BytesIO(data[:cut]))
-        report = target.verify()
+        report = verify(target)
         assert report.ok, report.problems
         assert call_cache.results(target, fp) == []
+        assert list(target.iter_fingerprints()) == []
+        assert os.listdir(target.tmp) == []
 
 
 def test_not_a_bundle(store: FileStore) -> None:

@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from scalems_store import FileStore, hash_bytes
+from scalems_store import FileStore, gc, hash_bytes, verify
+from tests.recordutil import call_record
 
 WRITER = """
 import os, sys
@@ -37,11 +38,12 @@ while True:
 ADDER = """
 import sys
 from scalems_store import FileStore
+from tests.recordutil import call_record
 root, who = sys.argv[1], sys.argv[2]
 with FileStore(root) as store:
     for i in range(60):
         store.add_bytes(b"shared-%d" % i)
-        store.add_bytes(b"own-%s-%d" % (who.encode(), i), kind="call")
+        store.add_bytes(call_record(func="own-%s-%d" % (who, i)), kind="call")
 """
 
 
@@ -62,12 +64,12 @@ def test_sigkill_mid_add_leaves_no_partial_object(tmp_path: Path) -> None:
     with FileStore(root) as store:
         fingerprints = list(store.iter_fingerprints())
         assert fingerprints, "the writers should have published something"
-        report = store.verify()
+        report = verify(store)
         assert report.ok, report.problems
         assert report.checked == len(fingerprints)
         for fp in fingerprints:
             assert os.stat(store.object_path(fp)).st_mode & 0o777 == 0o444
-        store.gc(grace=0)
+        gc(store, grace=0)
         assert os.listdir(root / "tmp") == []
 
 
@@ -83,9 +85,47 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
     expected = {hash_bytes(b"shared-%d" % i) for i in range(60)}
-    expected |= {hash_bytes(b"own-%d-%d" % (n, i)) for n in range(4) for i in range(60)}
+    expected |= {hash_bytes(call_record(func=f"own-{n}-{i}")) for n in range(4) for i in range(60)}
     with FileStore(root) as store:
         assert set(store.iter_fingerprints()) == expected
         assert {info.fingerprint for info in store.list()} == expected
         assert len(store.list(kind="call")) == 240
-        assert store.verify().ok
+        assert verify(store).ok
+
+
+RACER = """
+import sys
+from scalems_store import FileStore, gc
+root, role = sys.argv[1], sys.argv[2]
+with FileStore(root) as store:
+    if role == "gc":
+        print("collecting", flush=True)
+        while True:
+            gc(store, grace=0)
+    for i in range(1500):
+        store.add_bytes(b"contended-%d" % (i % 3))
+        store.add_bytes(b"label me-%d" % (i % 2), label="kept")
+print("done", flush=True)
+"""
+
+
+def test_add_racing_gc_never_fails(tmp_path: Path) -> None:
+    """Adds of content that gc --grace 0 keeps removing all succeed: an add publishes again."""
+    root = tmp_path / "store"
+    FileStore(root).close()
+    collector = subprocess.Popen(
+        [sys.executable, "-c", RACER, str(root), "gc"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert collector.stdout is not None and collector.stdout.readline() == b"collecting\n"
+    try:
+        adder = subprocess.run(
+            [sys.executable, "-c", RACER, str(root), "add"], capture_output=True, timeout=120
+        )
+    finally:
+        collector.kill()
+        _, gc_err = collector.communicate()
+        collector.stdout.close()
+    assert adder.returncode == 0 and adder.stdout == b"done\n", adder.stderr.decode()
+    assert b"Traceback" not in gc_err, gc_err.decode()

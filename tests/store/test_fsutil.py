@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scalems_store.fsutil import Beside, pipelined
+from scalems_store.threads import Beside, pipelined
 
 
 @given(st.lists(st.binary(max_size=64), max_size=50), st.integers(min_value=1, max_value=4))

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from scalems_call.lease import Lease
+from scalems_store import lease as lease_module
+from scalems_store.lease import Lease
 
 
 def write_holder(path: Path, **holder: object) -> None:
@@ -81,17 +82,18 @@ def test_a_taker_that_loses_the_race_leaves_the_winner_alone(
     path = tmp_path / "l"
     write_holder(path, **here(dead_pid()))
     winner, loser = Lease(str(path), ttl=3600), Lease(str(path), ttl=3600)
-    look = Lease._stale
+    look = lease_module.stale
     won: list[os.stat_result] = []
 
-    def look_then_lose_the_race(self: Lease) -> os.stat_result | None:
-        judged = look(self)
-        if self is loser:
-            assert winner.try_acquire()  # the winner acts right after the loser looked
+    def look_then_lose_the_race(where: str, ttl: float) -> os.stat_result | None:
+        judged = look(where, ttl)
+        if not won:  # the loser looks first; the winner acts right after
             won.append(path.stat())
+            assert winner.try_acquire()
+            won[0] = path.stat()
         return judged
 
-    monkeypatch.setattr(Lease, "_stale", look_then_lose_the_race)
+    monkeypatch.setattr(lease_module, "stale", look_then_lose_the_race)
     assert not loser.try_acquire()
     now = path.stat()
     assert (now.st_ino, now.st_mtime_ns) == (won[0].st_ino, won[0].st_mtime_ns), (

@@ -22,7 +22,7 @@ def test_path_adds_file_idempotently(store: FileStore, tmp_path: Path) -> None:
     """A Path is added (twice is fine) and the reference opens like a file."""
     path = tmp_path / "input.txt"
     path.write_bytes(b"data")
-    ref = asyncio.run(store.get_file_reference(path))
+    ref = asyncio.run(get_file_reference(path, filestore=store))
     again = asyncio.run(get_file_reference(path, filestore=store))
     assert isinstance(ref, FileReference) and isinstance(ref, os.PathLike)
     assert ref == again and ref.key() == scalems_store.hash_bytes(b"data")

@@ -1,0 +1,119 @@
+"""The click plumbing both command-line tools share: errors, options, progress, JSON.
+
+:class:`ErrorGroup` turns the library's errors into one line and exit 1;
+:func:`run_main` makes usage errors one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .commandline import catch_sigterm, exit_status
+from .errors import StoreError
+
+if TYPE_CHECKING:
+    from .store import FileStore
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class ErrorGroup(click.Group):
+    """A click group that turns the library's errors into one line and exit 1."""
+
+    error_roots: tuple[type[Exception], ...] = (StoreError,)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        ends: tuple[type[BaseException], ...] = (
+            *self.error_roots,
+            BrokenPipeError,  # the reader went away (``ls | head``)
+            KeyboardInterrupt,
+        )
+        try:
+            return super().invoke(ctx)
+        except ends as exc:
+            ctx.exit(exit_status(exc))
+
+
+def run_main(group: click.Group, prog_name: str) -> None:
+    """Run a CLI group: usage errors are one line and exit 2, as other errors are exit 1."""
+    catch_sigterm()
+    try:
+        status = group.main(prog_name=prog_name, standalone_mode=False)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else prog_name
+        click.echo(f"Usage error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``90``, ``30s``, ``10m``, ``2h``, ``7d`` or ``2w`` into seconds."""
+    text = text.strip().lower()
+    scale = _UNITS.get(text[-1:])
+    number = text[:-1] if scale else text
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration like 30s, 10m, 2h, 7d") from None
+    if value < 0:
+        raise click.BadParameter("a duration cannot be negative")
+    return value
+
+
+def open_store(ctx: click.Context, *, create: bool = False) -> FileStore:
+    """Open the store chosen by ``--store``, ``$SCALEMS_STORE`` or ``./.scalems``."""
+    from .store import FileStore
+
+    store = FileStore(ctx.obj, create=create)
+    ctx.call_on_close(store.close)
+    return store
+
+
+@contextmanager
+def progress_bar(
+    label: str, length: int | Callable[[], int] | None
+) -> Iterator[Callable[[int], None] | None]:
+    """Yield a callback advancing a progress bar on stderr (None when not a terminal).
+
+    *length* may be a function, called only when a bar is shown.
+    """
+    if not sys.stderr.isatty():
+        yield None
+        return
+    total = length() if callable(length) else length
+    with click.progressbar(length=total or 0, label=label, file=sys.stderr) as bar:
+        last = [0]
+
+        def advance(done: int) -> None:
+            bar.update(done - last[0])
+            last[0] = done
+
+        yield advance
+
+
+def echo_json(value: Any) -> None:
+    """Print *value* as JSON on stdout."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+store_option = click.option(
+    "--store",
+    "store_path",
+    metavar="PATH",
+    envvar="SCALEMS_STORE",
+    show_envvar=True,
+    help="Store directory. Default: ./.scalems (created on first write).",
+)
+"""The ``--store`` option shared by both command-line tools."""

@@ -1,0 +1,59 @@
+"""How a command line of either tool starts and ends, without click.
+
+Shared by ``scalems-store`` and ``scalems-call``, and by their quick paths
+(which start without importing click): one report of what ends a command,
+SIGTERM that unwinds like Ctrl-C, and the ``--store`` option read by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+
+
+def exit_status(exc: BaseException) -> int:
+    """Report what ended a command, as both front ends do; return the exit status.
+
+    A library error is one line ``ErrorName: message`` and 1; a reader that went
+    away (``get FP | head``) is 0, not a traceback; Ctrl-C is ``interrupted``, 130.
+    """
+    if isinstance(exc, BrokenPipeError):
+        sys.stderr.close()
+        return 0
+    if isinstance(exc, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(error_line(exc), file=sys.stderr)
+    return 1
+
+
+def catch_sigterm() -> None:
+    """Make SIGTERM (scancel, kill, a time limit) unwind like Ctrl-C, exiting 143.
+
+    Leases, work directories and temporary files are then cleaned up on the way
+    out. Outside the main thread, signals are left to the host program.
+    """
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a library error is reported as: ``ErrorName: message``."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def split_store_option(args: list[str]) -> tuple[str | None, list[str]] | None:
+    """Take a leading ``--store PATH`` (or ``--store=PATH``) off *args*; None if malformed."""
+    store_path = None
+    if args[:1] == ["--store"] and len(args) > 1:
+        store_path, args = args[1], args[2:]
+    elif args and args[0].startswith("--store="):
+        store_path, args = args[0].partition("=")[2], args[1:]
+    if (store_path or "").startswith("-"):
+        return None
+    return store_path, args

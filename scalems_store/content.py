@@ -1,0 +1,209 @@
+"""What an object's own bytes say it is and refers to: the one source of references.
+
+A store has four kinds of objects. Blobs and trees refer to nothing. Call and
+result records are canonical JSON, and name the objects they need:
+
+* a **call** record: its ``skeleton`` tree (``blake3:<hex>`` or null) and, in a
+  call graph, the ``upstream`` calls whose outputs it consumes (a sorted list
+  of ``blake3:<hex>``, present only when not empty, so that calls without
+  upstream keep their fingerprints);
+* a **result** record: its ``call`` (64 hex digits), its ``stdout``,
+  ``stderr`` and ``directory`` (``blake3:<hex>``, or another URI scheme such as
+  ``file://`` from the SCALE-MS entry point, which names no stored object, or
+  null), and for each input it ``consumed`` the upstream ``call`` and the
+  upstream ``result`` it used.
+
+gc, bundles, verify and cache hits all read references here, from the bytes;
+``meta/`` files and the index only cache what this module says. Nothing here
+does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import layout
+from .errors import InvalidContent
+
+BLOB, TREE, CALL, RESULT = "blob", "tree", "call", "result"
+KINDS = (BLOB, TREE, CALL, RESULT)
+RECORD_KINDS = (CALL, RESULT)
+
+CALL_KEYS = frozenset(
+    (
+        "func",
+        "args",
+        "kwargs",
+        "outputs",
+        "requirements",
+        "skeleton",
+        "environment",
+        "encoder",
+        "decoder",
+    )
+)
+RESULT_KEYS = frozenset(
+    ("return_value", "exception", "stdout", "stderr", "directory", "encoder", "decoder")
+)
+_REQUIRED = {CALL: CALL_KEYS, RESULT: RESULT_KEYS}
+URI_FIELDS = ("stdout", "stderr", "directory")
+CALLS = "calls"
+"""The ref namespace of the results recorded for each call (``refs/calls/<call>``, newest
+first): each must be a result record whose ``call`` is that call."""
+
+
+def check_kind(kind: str) -> str:
+    """Return *kind* if it is one of :data:`KINDS`.
+
+    Raises:
+        InvalidContent: another kind.
+    """
+    if kind not in KINDS:
+        raise InvalidContent(f"unknown object kind {kind!r} (expected one of {', '.join(KINDS)})")
+    return kind
+
+
+def decode(data: bytes | str, kind: str) -> dict[str, Any]:
+    """Decode a record of *kind* (``call`` or ``result``) and check its shape.
+
+    Raises:
+        InvalidContent: the bytes are not a JSON object with the record's fields.
+    """
+    return _shaped(_load(data, kind), kind)
+
+
+def _load(data: bytes | str, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidContent(f"malformed {what} record: not JSON ({exc})") from None
+
+
+def _shaped(record: Any, kind: str) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise InvalidContent(f"malformed {kind} record: not a JSON object")
+    missing = sorted(_REQUIRED[kind] - record.keys())
+    if missing:
+        raise InvalidContent(f"malformed {kind} record: missing {', '.join(missing)}")
+    return record
+
+
+def record_references(record: dict[str, Any], kind: str) -> tuple[str, ...]:
+    """The fingerprints a decoded record of *kind* refers to, sorted, each once.
+
+    Raises:
+        InvalidContent: a reference field holds something that is not a reference.
+    """
+    found: set[str] = set()
+    if kind == CALL:
+        _uri(record.get("skeleton"), "skeleton", found)
+        upstream = record.get("upstream", [])
+        if not isinstance(upstream, list):
+            raise InvalidContent("malformed call record: upstream must be a list")
+        for item in upstream:
+            if item is None or not _uri(item, "upstream", found):
+                raise InvalidContent(f"malformed call record: bad upstream entry {item!r}")
+    else:
+        call = record.get("call")
+        if call is not None:
+            if not isinstance(call, str) or not layout.is_fingerprint(call):
+                raise InvalidContent(f"malformed result record: bad call {call!r}")
+            found.add(call)
+        for field in URI_FIELDS:
+            _uri(record.get(field), field, found)
+        for item in _consumed(record):
+            if not _uri(item.get("call"), "consumed call", found):
+                raise InvalidContent("malformed result record: a consumed entry names no call")
+            _uri(item.get("result"), "consumed result", found)
+    return tuple(sorted(found))
+
+
+def _consumed(record: dict[str, Any]) -> list[dict[str, Any]]:
+    consumed = record.get("consumed", [])
+    if not isinstance(consumed, list) or not all(isinstance(c, dict) for c in consumed):
+        raise InvalidContent("malformed result record: consumed must be a list of objects")
+    return consumed
+
+
+def _uri(value: Any, field: str, found: set[str]) -> bool:
+    """Add the fingerprint of a ``blake3:`` URI to *found*; True if *value* named one.
+
+    Null and URIs of other schemes (``file://``) name no stored object.
+    """
+    if value is None:
+        return False
+    if not isinstance(value, str):
+        raise InvalidContent(f"malformed record: {field} is not a URI: {value!r}")
+    if not value.startswith(layout.URI_SCHEME):
+        if "://" in value:
+            return False
+        raise InvalidContent(f"malformed record: {field} is not a URI: {value!r}")
+    hexpart = value[len(layout.URI_SCHEME) :]
+    if not layout.is_fingerprint(hexpart):
+        raise InvalidContent(f"malformed record: {field} is not a full fingerprint: {value!r}")
+    found.add(hexpart)
+    return True
+
+
+def references(kind: str, data: bytes) -> tuple[str, ...]:
+    """The fingerprints an object of *kind* with content *data* refers to, sorted.
+
+    Raises:
+        InvalidContent: *data* is not a record of *kind* (blobs and trees refer to
+            nothing; whether bytes are a valid tree is checked by the archive parser).
+    """
+    check_kind(kind)
+    if kind not in RECORD_KINDS:
+        return ()
+    return record_references(decode(data, kind), kind)
+
+
+def might_be_record(head: bytes) -> bool:
+    """Whether bytes starting with *head* could be a record (a JSON object)."""
+    return head.lstrip(b" \t\r\n")[:1] == b"{"
+
+
+def sniff(data: bytes) -> tuple[str | None, tuple[str, ...]]:
+    """The record kind and references of *data* when it is a valid record, judged
+    from the bytes alone; ``(None, ())`` for anything else.
+
+    For damaged or missing side files: gc follows these references whatever a
+    side file says, so that it never deletes what a record names.
+    """
+    if not might_be_record(data[:64]):
+        return None, ()
+    try:
+        loaded = _load(data, "record")
+    except InvalidContent:
+        return None, ()
+    found: str | None = None
+    refs: set[str] = set()
+    for kind in RECORD_KINDS:
+        try:
+            refs.update(record_references(_shaped(loaded, kind), kind))
+        except InvalidContent:
+            continue
+        found = found or kind
+    return found, tuple(sorted(refs))
+
+
+def check_claim(
+    fingerprint: str, kind: str, data: bytes, refs: tuple[str, ...] | list[str] | None
+) -> tuple[str, ...]:
+    """Check that *data* is an object of *kind* referring to exactly *refs* (when given,
+    as a bundle manifest or a caller claims); return the references the bytes name.
+
+    Raises:
+        InvalidContent: the bytes are not of that kind, or name other references.
+    """
+    try:
+        found = references(kind, data)
+    except InvalidContent as exc:
+        raise InvalidContent(f"object {fingerprint} is not a {kind}: {exc}") from None
+    if refs is not None and tuple(sorted(set(refs))) != found:
+        raise InvalidContent(
+            f"object {fingerprint}: claimed references {sorted(set(refs))} are not the "
+            f"{len(found)} its content names"
+        )
+    return found

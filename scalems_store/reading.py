@@ -1,0 +1,132 @@
+"""Reading objects out of a store, always checked against their names."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import IO, BinaryIO
+
+from . import content
+from .errors import CorruptObject, InvalidPath, ObjectNotFound, StoreError
+from .fingerprint import CHUNK, MMAP_THRESHOLD, new_hasher
+from .fsutil import new_temp, not_writable, unlink_quietly
+from .objects import ObjectDir
+from .transfer import copy_and_hash, copy_hashing
+
+
+def open_object(objects: ObjectDir, fp: str) -> BinaryIO:
+    """Open object *fp* (full fingerprint) for reading, never through a symlink.
+
+    Raises:
+        ObjectNotFound: it is not there.
+    """
+    try:
+        fd = os.open(objects.path(fp), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ObjectNotFound(f"no object {fp} in store {os.path.dirname(objects.top)!r}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read object {fp}: {exc.strerror}") from exc
+    return os.fdopen(fd, "rb")
+
+
+def matches(fp: str, got: str) -> None:
+    """Raise :class:`CorruptObject` unless the bytes read of object *fp* hashed to *got*."""
+    if got != fp:
+        raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")
+
+
+def _copied(fp: str, copy: Callable[[], tuple[str, bool]]) -> None:
+    """Run *copy* of object *fp* (a copy that hashes what it reads), then check the hash."""
+    try:
+        got, _ = copy()
+    except InvalidPath as exc:  # raised by transfer for the side it reads
+        raise StoreError(f"cannot read object {fp}: {exc}") from exc
+    matches(fp, got)
+
+
+def write_to(objects: ObjectDir, fp: str, out: IO[bytes]) -> int:
+    """Copy object *fp* to a binary stream, verifying it as it goes; return its size.
+
+    Raises:
+        CorruptObject: the object does not match its name (reported after
+            writing, since a stream cannot be taken back).
+    """
+    with open_object(objects, fp) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        out_fd = _file_descriptor(out) if size >= MMAP_THRESHOLD else None
+        if out_fd is None:
+            hasher = new_hasher(size)
+            while chunk := stream.read(CHUNK):
+                hasher.update(chunk)
+                out.write(chunk)
+            matches(fp, hasher.hexdigest())
+        else:
+            # written from the object's pages as they are hashed, at the stream's
+            # position (never a reflink: that would replace what the stream holds)
+            out.flush()
+            hasher = new_hasher(size, leave_cores=1)
+            _copied(fp, lambda: copy_hashing(stream.fileno(), out_fd, size, hasher))
+    return size
+
+
+def copy_blob(objects: ObjectDir, fp: str, dest: str) -> None:
+    """Copy object *fp* to the new file *dest*, checked in the same read; a corrupt copy
+    is never linked into place.
+
+    Raises:
+        InvalidPath: *dest* exists.
+        CorruptObject: the object does not match its name.
+    """
+    if os.path.lexists(dest):
+        raise InvalidPath(f"destination {dest!r} already exists")
+    parent = os.path.dirname(os.path.abspath(dest))
+    fd, temp = new_temp(parent, f".{os.path.basename(dest)}.")
+    try:
+        with open_object(objects, fp) as src:
+            size = os.fstat(src.fileno()).st_size
+            _copied(fp, lambda: copy_and_hash(src.fileno(), fd, size))
+        os.link(temp, dest)
+    except FileExistsError:
+        raise InvalidPath(f"destination {dest!r} already exists") from None
+    except OSError as exc:
+        raise not_writable(dest, exc) from exc
+    finally:
+        os.close(fd)
+        unlink_quietly(temp)
+
+
+def extract_tree(objects: ObjectDir, fp: str, dest: str) -> None:
+    """Extract tree *fp* into the new or empty directory *dest*; its fingerprint is checked
+    while the headers are parsed, and nothing is written unless it matches."""
+    from . import archive
+    from .fingerprint import hash_file
+
+    archive.prepare_destination(dest)
+    archive.extract(objects.path(fp), dest, verify=lambda: matches(fp, hash_file(objects.path(fp))))
+
+
+def sniff_kind(objects: ObjectDir, fp: str) -> str:
+    """The kind of object *fp* as its bytes alone show: a call or result record, else a
+    tree if they parse as one, else a blob."""
+    from . import archive
+    from .errors import ArchiveError
+
+    with open_object(objects, fp) as stream:
+        data = stream.read(64)
+        if content.might_be_record(data):
+            found, _ = content.sniff(data + stream.read())
+            if found is not None:
+                return found
+    try:
+        archive.list_entries(objects.path(fp))
+    except (ArchiveError, OSError):
+        return content.BLOB
+    return content.TREE
+
+
+def _file_descriptor(stream: IO[bytes]) -> int | None:
+    """The descriptor under *stream*, or None if it has none (an in-memory stream)."""
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None

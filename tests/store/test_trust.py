@@ -1,0 +1,342 @@
+"""Nothing referenced is ever lost: gc, import, export and verify trust the bytes, not side files.
+
+Each test here is a case found by an attacker or a careless user on an earlier
+version, where a label, a recorded result or a running call lost an object,
+or damage went unseen.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scalems_call import cache as call_cache
+from scalems_call import pack, run
+from scalems_store import (
+    ArchiveError,
+    FileStore,
+    InvalidContent,
+    StoreError,
+    content,
+    gc,
+    hash_bytes,
+    layout,
+    verify,
+)
+from scalems_store.bundle import export, import_bundle
+from scalems_store.fingerprint import MMAP_THRESHOLD
+from tests.call import funcs
+from tests.conftest import MakeStore
+from tests.recordutil import call_record, result_record
+
+
+def ran_call(store: FileStore, tmp_path: Path) -> tuple[str, str]:
+    """A call with a skeleton that ran: ``(call, result)``."""
+    skeleton = tmp_path / "skel"
+    skeleton.mkdir(exist_ok=True)
+    (skeleton / "input.txt").write_text("input\n")
+    call = pack(funcs.use_skeleton, store=store, skeleton=skeleton)
+    result = run(call, store=store)
+    assert result.status == "success" and result.fingerprint is not None
+    return call, result.fingerprint
+
+
+def outputs(store: FileStore, result: str) -> set[str]:
+    """The objects a result record names (its call, stdout, stderr and directory)."""
+    return set(content.references("result", store.read_bytes(result)))
+
+
+def bundle(manifest: dict[str, Any], objects: dict[str, bytes]) -> bytes:
+    """A bundle file written by hand: *manifest* (format fields added) and *objects*."""
+    data = json.dumps({"format": "scalems-bundle", "version": 1, "refs": [], **manifest}).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, body in [
+            ("bundle.json", data),
+            *((f"objects/{k}", v) for k, v in objects.items()),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
+
+
+def snapshot(store: FileStore) -> dict[str, bytes]:
+    """Every file under the store but the index and tmp/, with its bytes."""
+    found = {}
+    for top, _, names in os.walk(store.root):
+        for name in names:
+            path = os.path.join(top, name)
+            rel = os.path.relpath(path, store.root)
+            if not rel.startswith(("index.sqlite", "tmp")):
+                found[rel] = Path(path).read_bytes()
+    return found
+
+
+# -- data loss -------------------------------------------------------------------
+
+
+def test_import_cannot_rewrite_what_the_store_knows(store: FileStore, tmp_path: Path) -> None:
+    """A bundle re-declaring a stored result with fewer references (or as a blob) is refused
+    whole; gc then still keeps the result's outputs and the result can be read back."""
+    call, result = ran_call(store, tmp_path)
+    data = store.read_bytes(result)
+    before = snapshot(store)
+    for claim in ({"kind": "result", "refs": [call]}, {"kind": "blob", "refs": []}):
+        forged = bundle({"objects": [{"fingerprint": result, **claim}]}, {result: data})
+        with pytest.raises(InvalidContent, match=result):
+            import_bundle(store, io.BytesIO(forged))
+        assert snapshot(store) == before
+    gc(store, grace=0)
+    assert all(fp in store for fp in outputs(store, result))
+    _, record = call_cache.latest(store, call)
+    store.materialize(record["directory"], tmp_path / "out")
+    assert (tmp_path / "out" / "results" / "upper.txt").read_text() == "INPUT\n"
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [b"\x00garbage\xff", b'{"kind": "result", "refs": 5}', b'{"kind": "blob", "refs": []}', b""],
+    ids=["garbage", "refs-not-a-list", "says-blob", "empty"],
+)
+def test_damaged_meta_is_found_and_costs_nothing(
+    store: FileStore, tmp_path: Path, meta: bytes
+) -> None:
+    """Whatever a result's meta file says, gc keeps what the result's bytes name; verify
+    reports the damage and mends the file; nothing raises a traceback."""
+    call, result = ran_call(store, tmp_path)
+    os.chmod(store.objects.meta_path(result), 0o644)
+    Path(store.objects.meta_path(result)).write_bytes(meta)
+    assert gc(store, grace=0).removed == []
+    assert all(fp in store for fp in outputs(store, result))
+    assert call_cache.hit(store, call) is not None
+    store.info(result)
+    report = verify(store)
+    assert not report.ok and any(fp == result and "meta" in what for fp, what in report.problems)
+    assert verify(store).ok, "verify mended the meta file"
+    assert store.kind(result) == "result"
+
+
+def test_gc_never_follows_a_symlink(store: FileStore, tmp_path: Path) -> None:
+    """A symlink where a fan-out directory should be is skipped by gc (nothing outside the
+    store is touched) and reported by verify."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / ("c" * 62)
+    victim.write_bytes(b"not yours")
+    os.symlink(outside, os.path.join(store.root, "objects", "ab"))
+    (Path(store.root) / "objects" / "cd").mkdir()
+    os.symlink(victim, Path(store.root) / "objects" / "cd" / ("e" * 62))
+    report = gc(store, grace=0)
+    assert victim.read_bytes() == b"not yours"
+    assert len(report.skipped) == 2
+    problems = verify(store).problems
+    assert len(problems) == 2 and all("symlink" in what for _, what in problems)
+
+
+def test_young_objects_keep_what_they_name(store: FileStore, tmp_path: Path) -> None:
+    """A call packed a moment ago keeps its (old, otherwise unreferenced) skeleton."""
+    (tmp_path / "d").mkdir()
+    tree = store.add_tree(tmp_path / "d")
+    os.utime(store.object_path(tree), (0, 0))
+    call = store.add_bytes(call_record(tree), kind="call")
+    assert gc(store, grace=3600).removed == []
+    assert tree in store and call in store
+
+
+def test_old_and_unreferenced_goes(store: FileStore, tmp_path: Path) -> None:
+    """Beyond its grace period an unreferenced call goes, and what only it named too."""
+    (tmp_path / "d").mkdir()
+    tree = store.add_tree(tmp_path / "d")
+    call = store.add_bytes(call_record(tree), kind="call")
+    for fp in (tree, call):
+        os.utime(store.object_path(fp), (0, 0))
+    assert sorted(gc(store, grace=3600).removed) == sorted([tree, call])
+
+
+# -- wrong answers --------------------------------------------------------------------
+
+
+def test_a_forged_result_is_never_a_hit(store: FileStore, tmp_path: Path) -> None:
+    """A result that is not a result of the call (a tree; another call's result), whether
+    a bundle brings it or a ref file names it, is refused or ignored, and verify reports it."""
+    _, result = ran_call(store, tmp_path)
+    other = pack(funcs.add, (1, 2), store=store)
+    (tmp_path / "t").mkdir()
+    tree = store.add_tree(tmp_path / "t")
+    forged = bundle(
+        {
+            "objects": [{"fingerprint": tree, "kind": "tree", "refs": []}],
+            "refs": [{"namespace": "calls", "key": other, "values": [tree]}],
+        },
+        {tree: store.read_bytes(tree)},
+    )
+    with pytest.raises(InvalidContent, match="not"):
+        import_bundle(store, io.BytesIO(forged))
+    assert call_cache.results(store, other) == []
+    store.set_ref("calls", other, [result])  # by hand: another call's result
+    assert call_cache.hit(store, other) is None
+    problems = verify(store).problems
+    assert any(fp == result and "result of call" in what for fp, what in problems)
+    assert run(other, store=store).return_value == 3
+
+
+def test_readding_the_right_bytes_repairs_a_corrupt_object(
+    store: FileStore, tmp_path: Path
+) -> None:
+    """Adding the correct content of a corrupt object again replaces it (small and large)."""
+    small = b"small content"
+    large = tmp_path / "large"
+    large.write_bytes(os.urandom(MMAP_THRESHOLD + 4096))
+    for fp, again in (
+        (store.add_bytes(small), lambda: store.add_bytes(small)),
+        (store.add_file(large), lambda: store.add_file(large)),
+    ):
+        path = store.object_path(fp)
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as stream:
+            stream.write(b"X")
+        assert not verify(store, [fp]).ok
+        assert again() == fp
+        assert verify(store, [fp]).ok
+
+
+def test_export_of_a_corrupt_object_fails(store: FileStore, tmp_path: Path) -> None:
+    """export checks what it writes: a corrupt object is an error naming it."""
+    blob = store.add_bytes(b"payload " * 100)
+    os.chmod(store.object_path(blob), 0o644)
+    with open(store.object_path(blob), "r+b") as stream:
+        stream.write(b"X")
+    with pytest.raises(StoreError, match=blob):
+        export(store, [blob], io.BytesIO())
+
+
+# -- bad input: one line, store unchanged ------------------------------------------------
+
+
+def _object(fp: str, **fields: Any) -> dict[str, Any]:
+    return {"fingerprint": fp, "kind": "blob", "refs": [], **fields}
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        lambda fp: [],
+        lambda fp: {"objects": "x"},
+        lambda fp: {"objects": [{"fingerprint": fp, "refs": []}]},
+        lambda fp: {"objects": [{"fingerprint": fp, "kind": "blob"}]},
+        lambda fp: {"objects": [_object(fp, refs=[5])]},
+        lambda fp: {"objects": [_object(fp, kind="evil")]},
+        lambda fp: {"objects": [_object(fp[:4])]},
+        lambda fp: {"objects": [_object(fp.upper())]},
+        lambda fp: {"objects": [_object(fp), _object(fp)]},
+        lambda fp: {"objects": [_object(fp)], "refs": [{"namespace": "calls", "values": []}]},
+        lambda fp: {"objects": [_object(fp)], "refs": [{"namespace": "calls", "key": fp}]},
+        lambda fp: {"objects": [_object(fp)], "refs": [{"namespace": "../x", "key": fp}]},
+        lambda fp: {"objects": [_object(fp)], "refs": ["calls"]},
+    ],
+)
+def test_bad_manifests_are_one_error(store: FileStore, manifest: Any) -> None:
+    """A manifest of the wrong shape is an ArchiveError, and nothing is written."""
+    data = b"payload"
+    fp = hash_bytes(data)
+    body = manifest(fp)
+    if isinstance(body, dict):
+        body = {"format": "scalems-bundle", "version": 1, "refs": [], **body}
+    raw = json.dumps(body).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, payload in (("bundle.json", raw), (f"objects/{fp}", data)):
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(ArchiveError, match="manifest"):
+        import_bundle(store, io.BytesIO(buffer.getvalue()))
+    assert list(store.iter_fingerprints()) == [] and os.listdir(store.tmp) == []
+
+
+def test_a_bundle_whose_objects_lie_is_refused_whole(store: FileStore) -> None:
+    """A valid object listed with the wrong kind makes the import refuse everything."""
+    good, bad = b"good", b"not a call record"
+    forged = bundle(
+        {
+            "objects": [
+                {"fingerprint": hash_bytes(good), "kind": "blob", "refs": []},
+                {"fingerprint": hash_bytes(bad), "kind": "call", "refs": []},
+            ]
+        },
+        {hash_bytes(good): good, hash_bytes(bad): bad},
+    )
+    with pytest.raises(InvalidContent, match=hash_bytes(bad)):
+        import_bundle(store, io.BytesIO(forged))
+    assert list(store.iter_fingerprints()) == [] and os.listdir(store.tmp) == []
+
+
+def test_stale_index_is_found_and_mended(store: FileStore) -> None:
+    """An object deleted by hand is still listed by the index until verify mends it."""
+    fp = store.add_bytes(b"short-lived")
+    os.unlink(store.object_path(fp))
+    assert [i.fingerprint for i in store.list()] == [fp]
+    report = verify(store)
+    assert any(f == fp and "index" in what for f, what in report.problems)
+    assert store.list() == []
+
+
+def test_records_refuse_what_is_not_a_record(store: FileStore) -> None:
+    """A call or result claim is checked against the bytes; a reference that is not a full
+    fingerprint makes the record malformed."""
+    with pytest.raises(InvalidContent):
+        store.add_bytes(b"{}", kind="result")
+    short = call_record().replace(b'"skeleton":null', b'"skeleton":"blake3:abcd"')
+    with pytest.raises(InvalidContent, match="not a full fingerprint"):
+        store.add_bytes(short, kind="call")
+    record = result_record("0" * 64, stdout="1" * 64)
+    with pytest.raises(InvalidContent, match="references"):
+        store.add_bytes(record, kind="result", refs=["0" * 64])
+    assert store.add_bytes(record, kind="result", refs=["0" * 64, "1" * 64]) in store
+    assert list(store.iter_fingerprints()) == [hash_bytes(record)]
+
+
+def test_a_new_store_made_by_many_processes_at_once(tmp_path: Path) -> None:
+    """Sixteen processes opening a store that does not exist yet all succeed."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "new"
+    script = (
+        "import sys; from scalems_store import FileStore\n"
+        "with FileStore(sys.argv[1]) as s: print(s.add_bytes(sys.argv[2].encode()))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(root), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(16)
+    ]
+    results = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 16, [e for _, e in results]
+    with FileStore(root, create=False) as store:
+        assert len(list(store.iter_fingerprints())) == 16
+    assert sorted(os.listdir(tmp_path)) == ["new"], "no staging directory left"
+
+
+def test_a_damaged_ref_stops_gc(make_store: MakeStore) -> None:
+    """A ref file holding something else than fingerprints names nothing, and gc, which
+    cannot know what it was to keep, deletes nothing."""
+    store = make_store()
+    key = store.add_bytes(call_record(), kind="call")
+    path = Path(store.refs.path("calls", key))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not-a-fingerprint\n" + layout.to_uri(key).encode())
+    assert store.get_ref("calls", key) == []
+    with pytest.raises(StoreError, match="refs"):
+        gc(store, grace=0)
+    assert key in store
