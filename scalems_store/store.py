@@ -322,8 +322,7 @@ class FileStore:
         return self.add_file(path, **kwargs)
 
     def _labeller(self, label: str | None) -> Callable[[str], None] | None:
-        """What labels an object as it is added: before it is published, so that a gc
-        running meanwhile already sees the label."""
+        """What labels an object as it is added (checked before anything is written)."""
         if label is None:
             return None
         from .refs import check_label
@@ -343,12 +342,16 @@ class FileStore:
 
         Raises:
             InvalidLabel: *name* is empty, too long, or not made of ``A-Za-z0-9._-``.
+            ObjectNotFound: there is no such object (or a gc removed it meanwhile).
         """
         from .refs import check_label
 
         check_label(name)
         fp = self.resolve(fingerprint)
         self.refs.set_label(name, fp)
+        if fp not in self:  # a gc removed it before the label held it
+            self.refs.remove_label(name)
+            self.resolve(fp)
         self.index.set_label(name, fp)
         return fp
 

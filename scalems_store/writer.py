@@ -27,7 +27,7 @@ T = TypeVar("T")
 Refs = Iterable[str] | None
 """References a caller claims an object has: checked against its content; None claims nothing."""
 Named = Callable[[str], None] | None
-"""Called with an object's fingerprint just before it is published (to label it)."""
+"""Called with an object's fingerprint once it is published (to label it)."""
 
 
 class Staged(NamedTuple):
@@ -260,15 +260,17 @@ class Writer:
         """Make object *fp* visible from *temp* (or, without one, from what *write* writes
         when it is needed): see :meth:`_place`. The temporary file goes in any case.
 
-        *named* is called first: a label set then is a root before the object can be
-        judged by a gc that runs meanwhile."""
+        *named* (a label) is called once the object is published; if a gc running
+        meanwhile removed it before the label held it, it is published again."""
         final = self.objects.path(fp)
         try:
-            if named is not None:
-                named(fp)
             if meta is not None and self.objects.read_meta(fp) != meta:
                 self.objects.write_meta(fp, meta, self.tmp, durable=self.durable)
             temp = self._place(fp, final, temp, write)
+            if named is not None:
+                named(fp)
+                while not self.objects.present(fp):
+                    temp = self._place(fp, final, temp, write)
         except OSError as exc:
             raise not_writable(final, exc) from exc
         finally:

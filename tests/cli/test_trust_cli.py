@@ -13,8 +13,11 @@ import pytest
 from scalems_call import pack
 from scalems_store import FileStore
 from scalems_store.fsutil import remove_tree
+from tests import tarcraft
 from tests.call import funcs
 from tests.conftest import RunCli, entry_point
+from tests.recordutil import call_record, forge
+from tests.store.test_tarstream import HAND_SPARSE, gnu_tar_sparse
 
 TRACEBACK = b"Traceback"
 
@@ -172,3 +175,39 @@ def test_export_of_a_corrupt_object_leaves_no_bundle(run_cli: RunCli, tmp_path: 
     done = run_cli("scalems-store", "export", blob, "-o", "out.bundle")
     assert done.returncode == 1 and b"CorruptObject" in done.stderr, done.stderr
     assert not (tmp_path / "out.bundle").exists()
+
+
+HOSTILE_TREE = tarcraft.pax(tarcraft.record(b"size", b"-1536")) + tarcraft.pax(b"") + tarcraft.END
+
+
+def test_a_hostile_tree_is_one_line_everywhere(run_cli: RunCli, tmp_path: Path) -> None:
+    """A tree whose pax size once sent the parser back forever: get, exec of a call with it
+    as skeleton, and verify all answer at once, in one line."""
+    root = tmp_path / ".scalems"
+    with FileStore(root) as store:
+        tree = forge(store, HOSTILE_TREE, "tree")
+        call = store.add_bytes(call_record(tree), kind="call")
+    for command, status in (
+        (("scalems-store", "get", tree, "-o", "out"), 1),
+        (("scalems-call", "exec", call), 1),
+        (("scalems-store", "verify"), 1),
+    ):
+        done = run_cli(*command, timeout=30)
+        assert done.returncode == status and TRACEBACK not in done.stderr, (command, done)
+    assert not (tmp_path / "out").exists()
+    found = run_cli("scalems-store", "verify").stdout.decode()
+    assert tree in found and "not one" in found
+
+
+@pytest.mark.parametrize("made_by", ["hand", "gnu tar"])
+def test_a_sparse_bundle_is_refused(run_cli: RunCli, tmp_path: Path, made_by: str) -> None:
+    """A 10 KiB bundle whose sparse member would expand to 300 MiB is refused in one line;
+    nothing is written, tmp/ stays empty."""
+    data = HAND_SPARSE if made_by == "hand" else gnu_tar_sparse(tmp_path)
+    (tmp_path / "sparse.bundle").write_bytes(data)
+    FileStore(tmp_path / ".scalems").close()
+    done = run_cli("scalems-store", "import", "sparse.bundle", timeout=30)
+    assert done.returncode == 1 and b"sparse" in done.stderr and TRACEBACK not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert os.listdir(tmp_path / ".scalems" / "tmp") == []
+    assert list((tmp_path / ".scalems" / "objects").iterdir()) == []
