@@ -1,0 +1,177 @@
+"""Many short calls on a real single-node Slurm (2 CPUs) through Parsl, against the same calls
+on a local process pool and against plain Parsl apps on the same Slurm.
+
+    python benchmarks/slurm_bench.py [--calls 200] [--repeat 3] [--workdir /dev/shm/...]
+
+Each call sleeps 50 ms. Three whole processes, each timed from start to exit, alternated
+(ABC ABC ...) with medians reported:
+
+  A. ``scalems-call exec FP... --parsl-config slurm_config.py``: Parsl's SlurmProvider
+     submits one block (a Slurm job) of 2 workers; every call is a ``scalems-call exec``
+     bash app;
+  B. ``scalems-call exec FP... --jobs 2``: a local process pool, no Slurm;
+  C. the same function as plain Parsl ``python_app``s on the same config (a fresh Python
+     that imports Parsl, loads the config, runs the apps, and cleans up).
+
+(A - C) / calls is the per-call overhead our path adds over plain Parsl. Slurm is started and
+stopped here (needs root, slurm-wlm and munge: see tests/hpc/localslurm.py). The stores are on
+/dev/shm. Timings are a benchmark, never a test assertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import runpy
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SLEEP = 0.05
+
+
+def sleeper(tag: int, seconds: float = SLEEP) -> int:
+    """The benchmarked function: sleep, return the tag."""
+    time.sleep(seconds)
+    return tag
+
+
+def importable_sleeper() -> Callable[..., int]:
+    """:func:`sleeper` from the module ``slurm_bench`` (not ``__main__``), so that it is
+    serialized by reference and the workers import it (this directory is on their path)."""
+    function: Callable[..., int] = importlib.import_module("slurm_bench").sleeper
+    return function
+
+
+def plain_parsl(config_path: str, calls: int) -> None:
+    """Run *calls* sleepers as plain Parsl python apps on the config (mode C, in this process)."""
+    import parsl
+    from parsl import python_app
+
+    config = runpy.run_path(config_path)["config"]
+    app = python_app(importable_sleeper(), cache=False)
+    parsl.load(config)
+    try:
+        futures = [app(i) for i in range(calls)]
+        assert [future.result() for future in futures] == list(range(calls))
+    finally:
+        parsl.dfk().cleanup()
+
+
+def pack_calls(root: Path, calls: int) -> list[str]:
+    """A fresh store at *root* with *calls* sleeper calls; return their fingerprints."""
+    from scalems_call import pack
+    from scalems_store import FileStore
+
+    importable = importable_sleeper()
+    shutil.rmtree(root, ignore_errors=True)
+    with FileStore(root, durable=False) as store:
+        return [pack(importable, (i,), store=store) for i in range(calls)]
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+        raise RuntimeError(f"{shlex.join(argv[:5])} ... exited {proc.returncode}\n{tail}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a dir on /dev/shm")
+    parser.add_argument("--plain-parsl", metavar="CONFIG", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.plain_parsl:
+        plain_parsl(options.plain_parsl, options.calls)
+        return
+
+    sys.path.insert(0, str(REPO))
+    from tests.hpc import localslurm
+
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    work = options.workdir or Path(tempfile.mkdtemp(prefix="slurm-bench-", dir=base))
+    work.mkdir(parents=True, exist_ok=True)
+    scalems_call = os.path.join(os.path.dirname(sys.executable), "scalems-call")
+    pythonpath = os.pathsep.join([str(REPO), str(HERE)])
+    venv_bin = os.path.dirname(sys.executable)
+    try:
+        with localslurm.running(work / "slurm") as slurm:
+            print(f"Slurm up: node {slurm.node}, {slurm.node_cpus()} CPUs; work dir {work}")
+            env = {**slurm.env, "PYTHONPATH": pythonpath, "SCALEMS_STORE_FSYNC": "0"}
+            config = localslurm.write_parsl_config(
+                work / "slurm_config.py",
+                run_dir=work / "runinfo",
+                workers=slurm.cpus,
+                worker_init=(
+                    f"export PATH={venv_bin}:$PATH; export PYTHONPATH={pythonpath}; "
+                    "export SCALEMS_STORE_INDEX=off; export SCALEMS_STORE_FSYNC=0"
+                ),
+            )
+            n = options.calls
+
+            def commands(fps: list[str], store: Path) -> dict[str, list[str]]:
+                exec_ = [scalems_call, "--store", str(store), "exec", *fps]
+                return {
+                    "A scalems-call exec --parsl-config (Slurm)": [
+                        *exec_,
+                        "--parsl-config",
+                        str(config),
+                    ],
+                    f"B scalems-call exec --jobs {slurm.cpus} (no Slurm)": [
+                        *exec_,
+                        "--jobs",
+                        str(slurm.cpus),
+                    ],
+                    "C plain Parsl python_app (Slurm)": [
+                        sys.executable,
+                        __file__,
+                        "--plain-parsl",
+                        str(config),
+                        "--calls",
+                        str(n),
+                    ],
+                }
+
+            modes = list(commands([], work))
+            times: dict[str, list[float]] = {name: [] for name in modes}
+            for round_ in range(options.repeat):
+                for name in modes:
+                    store = work / "store"
+                    fps = pack_calls(store, n)  # untimed: a fresh store, every call a miss
+                    slurm.wait_idle(timeout=60)
+                    times[name].append(timed(commands(fps, store)[name], env, work))
+                    print(f"  round {round_ + 1}: {name}: {times[name][-1]:.2f} s", flush=True)
+            median = {name: statistics.median(values) for name, values in times.items()}
+            print(f"\n{n} calls of a {SLEEP * 1000:.0f} ms sleep, medians of {options.repeat}:")
+            for name, value in median.items():
+                print(f"  {name:<45} {value:7.2f} s  ({value / n * 1000:.0f} ms/call)")
+            ours, plain, local = (median[name] for name in modes)
+            workers = slurm.cpus
+            extra = (ours - plain) / n * 1000
+            print(
+                f"  overhead over plain Parsl: {extra:+.0f} ms of wall time per call, "
+                f"{extra * workers:+.0f} ms per call on a worker "
+                f"({workers} workers; {ours / plain:.2f}x); Slurm+Parsl vs local pool: "
+                f"{ours / local:.2f}x"
+            )
+    finally:
+        if options.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

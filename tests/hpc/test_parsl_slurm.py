@@ -1,0 +1,105 @@
+"""`scalems-call exec --parsl-config` on a real Slurm: Parsl's SlurmProvider runs the calls."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.hpc.conftest import exec_json, pack, result_json, scalems_call
+from tests.hpc.localslurm import LocalSlurm, write_parsl_config
+
+pytest.importorskip("parsl")
+
+
+def worker_init() -> str:
+    """What a block runs before its workers: the venv first on PATH, the repository importable,
+    and the index left alone (as docs/scale.md says for workers)."""
+    venv_bin = os.path.dirname(sys.executable)
+    return (
+        f"export PATH={venv_bin}:$PATH; export PYTHONPATH={REPO}; "
+        "export SCALEMS_STORE_INDEX=off; export SCALEMS_STORE_FSYNC=0"
+    )
+
+
+def test_exec_with_parsl_config_runs_calls_as_one_slurm_job(
+    slurm: LocalSlurm, tmp_path: Path
+) -> None:
+    """Calls run in one Parsl block that is a Slurm job, the block is cancelled at the end, and
+    a second identical exec serves every call from the store without submitting a job."""
+    store = tmp_path / "store"
+    ledger = tmp_path / "ledger.txt"
+    calls = {
+        pack(slurm, store, "add", 1, 2, cwd=tmp_path): "3",
+        pack(slurm, store, "add", 20, 22, cwd=tmp_path): "42",
+        pack(slurm, store, "count_runs", str(ledger), "counted", cwd=tmp_path): "'counted'",
+    }
+    job_id_call = pack(slurm, store, "read_environment", "SLURM_JOB_ID", cwd=tmp_path)
+    config = write_parsl_config(
+        tmp_path / "slurm_config.py", run_dir=tmp_path / "runinfo", worker_init=worker_init()
+    )
+    fps = [*calls, job_id_call]
+    logged_before = slurm.jobs_completed()
+
+    started = time.monotonic()
+    first = scalems_call(
+        slurm,
+        "--store",
+        str(store),
+        "exec",
+        *fps,
+        "--parsl-config",
+        str(config),
+        "--json",
+        cwd=tmp_path,
+    )
+    took = time.monotonic() - started
+    records = exec_json(first)
+    assert [record["call"] for record in records] == fps
+    assert all(record["status"] == "success" for record in records), first.stdout + first.stderr
+    assert not any(record["cached"] for record in records)
+    for call_fp, expected in calls.items():
+        result = result_json(slurm, store, call_fp, cwd=tmp_path)
+        assert (result["status"], result["return_value_repr"]) == ("success", expected)
+    assert ledger.read_text() == "ran\n"
+
+    # Parsl's cleanup cancelled its block: no job is left, and the log gained exactly that job,
+    # the one the calls saw as $SLURM_JOB_ID
+    slurm.wait_until(lambda: not slurm.squeue(), timeout=30, what="Parsl's block to end")
+    slurm.wait_until(
+        lambda: len(slurm.jobs_completed()) > len(logged_before),
+        timeout=10,
+        what="the block in the completion log",
+    )
+    new_jobs = slurm.jobs_completed()[len(logged_before) :]
+    assert len(new_jobs) == 1, new_jobs
+    block = new_jobs[0]
+    assert block["Name"].startswith("parsl."), block
+    assert block["JobState"] == "CANCELLED"  # by Parsl's cleanup: workers do not exit on their own
+    assert block["NodeList"] == slurm.node
+    seen_job = result_json(slurm, store, job_id_call, cwd=tmp_path)["return_value_repr"]
+    assert seen_job == repr(block["JobId"])
+    assert took < 120
+
+    again = scalems_call(
+        slurm,
+        "--store",
+        str(store),
+        "exec",
+        *fps,
+        "--parsl-config",
+        str(config),
+        "--json",
+        cwd=tmp_path,
+    )
+    hits = exec_json(again)
+    assert [(r["call"], r["result"]) for r in hits] == [(r["call"], r["result"]) for r in records]
+    assert all(record["cached"] and record["status"] == "success" for record in hits)
+    assert ledger.read_text() == "ran\n"
+    time.sleep(2)  # a job submitted by the second exec would be logged (or queued) by now
+    assert not slurm.squeue()
+    assert slurm.jobs_completed()[len(logged_before) :] == new_jobs, "the cache-hit exec ran a job"
