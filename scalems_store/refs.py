@@ -46,7 +46,7 @@ def check_label(name: str) -> str:
     Raises:
         InvalidLabel: empty, too long, not made of ``A-Za-z0-9._-``, or starting with '.'.
     """
-    if not _valid_label(name):
+    if not valid_label(name):
         raise InvalidLabel(
             f"invalid label {name!r}: use 1-200 characters from A-Z a-z 0-9 . _ - "
             "(not starting with '.')"
@@ -54,7 +54,8 @@ def check_label(name: str) -> str:
     return name
 
 
-def _valid_label(name: str) -> bool:
+def valid_label(name: str) -> bool:
+    """Whether *name* may be a label."""
     return 0 < len(name) <= 200 and _LABEL_CHARS.issuperset(name) and not name.startswith(".")
 
 
@@ -74,7 +75,7 @@ class RefDir:
         found: dict[str, str] = {}
         damage: list[Damage] = []
         for entry in _entries(self.labels_dir, damage):
-            if not _valid_label(entry.name):
+            if not valid_label(entry.name):
                 damage.append(Damage(entry.path, "not a valid label name"))
                 continue
             values = _read_values(entry, damage)

@@ -17,9 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from . import content, layout, reading
 from .creation import default_root, open_or_create
-from .errors import (
-    InvalidContent,
-)
+from .errors import InvalidContent, ObjectNotFound
 from .fingerprint import hash_bytes, hash_file
 from .objects import DAMAGED, ObjectDir, ObjectInfo
 from .refs import Damage, Ref, RefDir
@@ -63,7 +61,8 @@ class FileStore:
         self.objects = ObjectDir(self.root)
         self.refs = RefDir(self.root, self.tmp, durable=durable)
         self.writer = Writer(self.objects, self.tmp, durable=durable, indexed=self._indexed)
-        open_or_create(self.root, create, durable)
+        self.created = open_or_create(self.root, create, durable)
+        """True when opening the store created it."""
         self._index: Index | None = None
 
     def __enter__(self) -> FileStore:
@@ -109,13 +108,33 @@ class FileStore:
         )
 
     def resolve(self, text: str) -> str:
-        """Return the full fingerprint named by a fingerprint, ``blake3:`` URI or prefix.
+        """Return the full fingerprint named by *text*, as git names commits: a full
+        fingerprint or ``blake3:`` URI; else a label of that name; else a unique prefix
+        of at least 4 hex digits. A label wins over a prefix it also spells (``cafe``).
 
         Raises:
-            InvalidFingerprint: *text* is not a fingerprint or a prefix of 4+ hex digits.
-            ObjectNotFound: no object matches.
+            InvalidFingerprint: *text* is none of these.
+            ObjectNotFound: no object (or the object a label names) is there.
             AmbiguousPrefix: several objects match; the error lists them.
         """
+        from .refs import valid_label
+
+        exact = text.startswith(layout.URI_SCHEME) or len(text) == layout.FINGERPRINT_LENGTH
+        if not exact and valid_label(text):
+            try:
+                target = self.refs.label(text)
+            except ObjectNotFound:
+                pass
+            else:
+                if target not in self:
+                    raise ObjectNotFound(
+                        f"label {text!r} names {target}, which is not in the store"
+                    )
+                return target
+            if not layout.HEX_DIGITS.issuperset(text.lower()):
+                raise ObjectNotFound(
+                    f"no label {text!r} in store {self.root!r}, and it is not a fingerprint"
+                )
         return self.objects.resolve(text)
 
     def iter_fingerprints(self) -> Iterator[str]:

@@ -24,7 +24,7 @@ QUICK = (
 )
 CLICK = (
     "import sys\n"
-    "from scalems_store.cli import cli, run_main\n"
+    "from scalems_store.cli import cli\nfrom scalems_store.clickshared import run_main\n"
     "try:\n"
     "    run_main(cli, 'scalems-store')\n"
     "finally:\n"

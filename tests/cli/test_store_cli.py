@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from scalems_store import FileStore, hash_bytes
-from scalems_store.cli import cli, parse_duration
+from scalems_store.cli import cli
+from scalems_store.clickshared import parse_duration
 from tests.conftest import RunCli
 
 
@@ -88,7 +89,7 @@ def test_store_selection(run_cli: RunCli, tmp_path: Path) -> None:
     ("args", "error"),
     [
         (["get", "0000"], "ObjectNotFound"),
-        (["get", "zz"], "InvalidFingerprint"),
+        (["get", "zz"], "ObjectNotFound"),
         (["info", "abc"], "InvalidFingerprint"),
         (["label", "bad/name", "PREFIX"], "InvalidLabel"),
         (["get", "PREFIX", "-o", "existing"], "InvalidPath"),

@@ -136,9 +136,11 @@ def test_prefix_resolution(store: FileStore) -> None:
     assert info.value.candidates == sorted([a, b])
     assert a in str(info.value) and b in str(info.value)
     assert store.resolve(a[:12]) == a
-    for bad in ("abc", "xyz1", "0" * 65, ""):
+    for bad in ("abc", "0" * 65, ""):
         with pytest.raises(InvalidFingerprint):
             store.resolve(bad)
+    with pytest.raises(ObjectNotFound, match="no label 'xyz1'"):
+        store.resolve("xyz1")  # not hex: a label name, and there is no such label
     with pytest.raises(ObjectNotFound):
         store.resolve("0" * 64)
 

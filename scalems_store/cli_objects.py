@@ -1,0 +1,147 @@
+"""``scalems-store`` commands on objects and names: init, add, get, ls, info, label."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .clickshared import echo_json, open_store, progress_bar
+
+
+@click.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the store (if it does not exist) and print its path."""
+    click.echo(open_store(ctx, create=True).root)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH... | -")
+@click.option("--label", metavar="NAME", help="Point this label at the (last) added object.")
+@click.option("--expect", metavar="FP", help="Refuse content whose fingerprint is not FP.")
+@click.pass_context
+def add(ctx: click.Context, paths: tuple[str, ...], label: str | None, expect: str | None) -> None:
+    """Add files (as blobs) and directories (as trees); print one fingerprint per line.
+
+    '-' reads a blob from standard input. Adding content that is already
+    stored is not an error: the same fingerprint is printed.
+    """
+    if expect and len(paths) > 1:
+        raise click.UsageError("--expect takes a single PATH")
+    for path in paths:
+        if path != "-" and not os.path.lexists(path):
+            raise click.BadParameter(f"no such file or directory: {path!r}", param_hint="PATH")
+    store = open_store(ctx, create=True)
+    for number, path in enumerate(paths, 1):
+        this_label = label if number == len(paths) else None
+        if path == "-":
+            fp = store.add_stream(sys.stdin.buffer, label=this_label, expect=expect)
+        elif os.path.isdir(path):
+            with progress_bar(f"archiving {path}", None) as advance:
+                fp = store.add_tree(path, label=this_label, expect=expect, progress=advance)
+        else:
+            with progress_bar(f"adding {path}", os.path.getsize(path)) as advance:
+                fp = store.add_file(path, label=this_label, expect=expect, progress=advance)
+        click.echo(fp)
+
+
+@click.command()
+@click.argument("fingerprint", metavar="FP")
+@click.option(
+    "-o", "--output", metavar="DEST", help="Write a blob to DEST or extract a tree into DEST."
+)
+@click.pass_context
+def get(ctx: click.Context, fingerprint: str, output: str | None) -> None:
+    """Write an object out, checked against its fingerprint.
+
+    A blob goes to DEST or standard output; a tree is extracted into DEST,
+    which must be new or an empty directory (without -o, the tree's tar
+    archive goes to standard output).
+    """
+    store = open_store(ctx)
+    if output is not None:
+        store.materialize(fingerprint, output)
+        return
+    if sys.stdout.isatty() and store.kind(store.resolve(fingerprint)) == "tree":
+        raise click.UsageError("FP is a tree: give -o DIR to extract it (or redirect stdout)")
+    sys.stdout.flush()
+    store.write_to(fingerprint, sys.stdout.buffer)
+
+
+@click.command(name="ls")
+@click.option(
+    "--kind",
+    type=click.Choice(["blob", "tree", "call", "result"]),
+    help="Only objects of this kind.",
+)
+@click.option("--label", metavar="NAME", help="Only the object this label points at.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON records (fingerprint, kind, size, created)."
+)
+@click.pass_context
+def list_objects(ctx: click.Context, kind: str | None, label: str | None, as_json: bool) -> None:
+    """List objects, one full fingerprint a line, sorted."""
+    store = open_store(ctx)
+    if as_json:
+        echo_json([info.as_dict() for info in store.list(kind, label)])
+        return
+    fingerprints = (
+        store.index.fingerprints()
+        if kind is None and label is None
+        else [info.fingerprint for info in store.list(kind, label)]
+    )
+    if fingerprints:
+        sys.stdout.write("\n".join(fingerprints) + "\n")
+
+
+@click.command()
+@click.argument("fingerprint", metavar="FP")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON record.")
+@click.pass_context
+def info(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
+    """Show an object's kind, size, creation time, labels and references."""
+    import time
+
+    details = open_store(ctx).info(fingerprint)
+    if as_json:
+        echo_json(details.as_dict())
+        return
+    created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(details.created))
+    click.echo(f"fingerprint  {details.fingerprint}")
+    click.echo(f"kind         {details.kind}")
+    click.echo(f"size         {details.size}")
+    click.echo(f"created      {created}")
+    click.echo(f"labels       {' '.join(details.labels) or '-'}")
+    for ref in details.refs:
+        click.echo(f"refers to    {ref}")
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.argument("fingerprint", metavar="[FP]", required=False)
+@click.option("--remove", is_flag=True, help="Remove label NAME.")
+@click.pass_context
+def label(ctx: click.Context, name: str | None, fingerprint: str | None, remove: bool) -> None:
+    """Point label NAME at object FP (labels are gc roots).
+
+    With NAME only, print what it points at; with nothing, list every label.
+    """
+    store = open_store(ctx, create=fingerprint is not None)
+    if remove:
+        if name is None or fingerprint is not None:
+            raise click.UsageError("--remove takes NAME only")
+        store.remove_label(name)
+    elif fingerprint is not None and name is not None:
+        click.echo(store.set_label(name, fingerprint))
+    else:
+        labels = store.labels()
+        if name is not None:
+            if name not in labels:
+                from .errors import ObjectNotFound
+
+                raise ObjectNotFound(f"no label {name!r}")
+            click.echo(labels[name])
+        for other, fp in labels.items() if name is None else ():
+            click.echo(f"{other}\t{fp}")
