@@ -79,8 +79,13 @@ def build_call(
     outputs: Sequence[str] | None = None,
     skeleton: str | None = None,
     environment: Mapping[str, str] | None = None,
+    resolve: Callable[[Any], Any] | None = None,
 ) -> CallPack:
     """Return the call record of ``func(*args, **kwargs)``.
+
+    Args:
+        resolve: Resolves the references to other calls' outputs in the arguments
+            (see :class:`scalems_call.upstream.Resolver`).
 
     Raises:
         SerializationError: the function or an argument cannot be serialized
@@ -100,9 +105,10 @@ def build_call(
     pack = CallPack(
         func=to_hex(func, "function"),
         func_code=func_code(func),
-        args=[to_hex(arg, f"argument {number}") for number, arg in enumerate(args)],
+        args=[to_hex(arg, f"argument {number}", resolve) for number, arg in enumerate(args)],
         kwargs={
-            key: to_hex(value, f"keyword argument {key!r}") for key, value in (kwargs or {}).items()
+            key: to_hex(value, f"keyword argument {key!r}", resolve)
+            for key, value in (kwargs or {}).items()
         },
         outputs=outputs,
         requirements=dict(requirements or {}),

@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from scalems_store import FileStore, layout
+from scalems_store.errors import StoreError
 from scalems_store.layout import canonical
 
 from . import cache
 from .compat import CallResult, build_call, result_from_record
 from .errors import InvalidCall
 from .execute import Execution, execute
+from .upstream import WHOLE, Output, Resolver, clean_path
+
+KNOWN_REQUIREMENTS = ("nodes", "ranks")
+Skeleton = str | os.PathLike[str] | Mapping[str, Any] | None
 
 
 def pack(
@@ -22,7 +27,7 @@ def pack(
     kwargs: Mapping[str, Any] | None = None,
     *,
     store: FileStore,
-    skeleton: str | os.PathLike[str] | None = None,
+    skeleton: Skeleton = None,
     environment: Mapping[str, str] | None = None,
     requirements: Mapping[str, Any] | None = None,
     outputs: Sequence[str] | None = None,
@@ -31,39 +36,108 @@ def pack(
 
     Args:
         func: An importable callable (serialized by reference with dill).
-        args, kwargs: Arguments; they must serialize deterministically.
+        args, kwargs: Arguments; they must serialize deterministically and fit the
+            function's signature. ``output(call)`` / ``output(call, "path")`` anywhere
+            in them stands for another call's return value / output file.
         store: The store to write to.
-        skeleton: A directory (added as a tree) or a tree fingerprint: the
-            initial contents of the call's working directory.
+        skeleton: The initial contents of the call's work directory: a directory
+            (added as a tree), a tree fingerprint or label, or a mapping of
+            destinations in the work directory to ``output(...)`` references, with
+            ``"."`` for a base tree: ``{".": "md-input/", "start.gro": output(eq, "out.gro")}``.
         environment: Environment variable overrides for the call.
-        requirements: Run-time requirements, e.g. ``{"ranks": 2}``.
+        requirements: Run-time requirements: ``ranks`` (MPI ranks), ``nodes``.
         outputs: Result fields to record (default: all).
 
     Raises:
         SerializationError: the function or an argument cannot be serialized deterministically.
-        InvalidCall: a malformed skeleton, environment, requirement or output.
+        InvalidCall: arguments that do not fit the signature; a malformed skeleton,
+            environment, requirement or output; a reference to something not a call.
     """
-    tree = _skeleton(store, skeleton)
-    record = build_call(
-        func,
-        args=args,
-        kwargs=kwargs,
-        requirements=requirements,
-        outputs=outputs,
-        skeleton=None if tree is None else layout.to_uri(tree),
-        environment=environment,
+    _check_signature(func, args, kwargs or {})
+    _check_requirements(requirements or {})
+    resolver = Resolver(store)
+    tree = _skeleton(store, skeleton, resolver)
+    record: dict[str, Any] = dict(
+        build_call(
+            func,
+            args=args,
+            kwargs=kwargs,
+            requirements=requirements,
+            outputs=outputs,
+            skeleton=None if tree is None else layout.to_uri(tree),
+            environment=environment,
+            resolve=resolver.argument,
+        )
     )
-    return store.add_bytes(canonical(record), kind="call", refs=[tree] if tree else [])
+    if resolver.inputs:
+        record["inputs"] = resolver.record()
+    return store.add_bytes(canonical(record), kind="call")
 
 
-def _skeleton(store: FileStore, skeleton: str | os.PathLike[str] | None) -> str | None:
+def _check_signature(
+    func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> None:
+    """Refuse arguments that do not fit *func*'s signature now, not after a queue wait."""
+    import inspect
+
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: the call itself will tell
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        name = getattr(func, "__qualname__", repr(func))
+        plain = signature.replace(
+            parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+            return_annotation=signature.empty,
+        )
+        raise InvalidCall(f"arguments do not fit {name}{plain}: {exc}") from None
+
+
+def _check_requirements(requirements: Mapping[str, Any]) -> None:
+    unknown = sorted(set(requirements) - set(KNOWN_REQUIREMENTS))
+    if unknown:
+        raise InvalidCall(
+            f"unknown requirement {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(KNOWN_REQUIREMENTS)}"
+        )
+
+
+def _skeleton(store: FileStore, skeleton: Skeleton, resolver: Resolver) -> str | None:
+    """The skeleton's base tree (added if a directory); its other entries become inputs."""
+    if isinstance(skeleton, Mapping):
+        base = None
+        for dest, value in skeleton.items():
+            if isinstance(value, Output) or hasattr(value, "__scalems_output__"):
+                ref = value if isinstance(value, Output) else value.__scalems_output__()
+                resolver.mount(str(dest), ref)
+            elif clean_path(str(dest)) == WHOLE:
+                base = value
+            else:
+                raise InvalidCall(
+                    f"skeleton entry {dest!r} must be output(...) (a directory or tree goes "
+                    "under '.')"
+                )
+        return _tree(store, base)
+    return _tree(store, skeleton)
+
+
+def _tree(store: FileStore, skeleton: str | os.PathLike[str] | None) -> str | None:
     if skeleton is None:
         return None
-    if isinstance(skeleton, os.PathLike) or os.path.isdir(skeleton):
-        if not os.path.isdir(skeleton):
-            raise InvalidCall(f"skeleton {os.fspath(skeleton)!r} is not a directory")
-        return store.add_tree(skeleton)
-    fp = store.resolve(skeleton)
+    path = os.fspath(skeleton)
+    if os.path.isdir(path):
+        return store.add_tree(path)
+    if isinstance(skeleton, os.PathLike) or os.path.exists(path) or os.sep in path:
+        what = "is not a directory" if os.path.exists(path) else "does not exist"
+        raise InvalidCall(f"skeleton {path!r} {what}")
+    try:
+        fp = store.resolve(path)
+    except StoreError as exc:
+        raise InvalidCall(
+            f"skeleton {path!r}: no such directory, and no tree by that name ({exc})"
+        ) from None
     if store.kind(fp) != "tree":
         raise InvalidCall(f"skeleton {fp} is a {store.kind(fp)}, not a tree")
     return fp

@@ -25,14 +25,28 @@ from typing import Any
 
 import dill
 
-from .errors import SerializationError
+from scalems_store.errors import StoreError
+
+from . import upstream
+from .errors import CallError, SerializationError
 
 PROTOCOL = 4
 ENCODER = "dill"
 
 
 class _Pickler(dill.Pickler):
-    """A dill pickler whose output depends on values only, not on object identity or hash seed."""
+    """A dill pickler whose output depends on values only, not on object identity or hash seed.
+
+    References to other calls' outputs become persistent ids (see
+    :mod:`scalems_call.upstream`), resolved by *resolve* when one is given.
+    """
+
+    def __init__(self, *args: Any, resolve: Callable[[Any], Any] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._pid = upstream.persistent_id(resolve)
+
+    def persistent_id(self, obj: Any) -> Any:
+        return self._pid(obj)
 
     def memoize(self, obj: Any) -> None:
         # pickle shares equal objects by identity; for immutable atoms that would make
@@ -46,14 +60,29 @@ class _Pickler(dill.Pickler):
         return NotImplemented
 
 
+class _Unpickler(dill.Unpickler):
+    """A dill unpickler that gives references to other calls' outputs what *deliver* says."""
+
+    def __init__(self, *args: Any, deliver: Callable[[str, str | None], Any] | None, **kw: Any):
+        super().__init__(*args, **kw)
+        self._load = upstream.persistent_load(deliver)
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._load(pid)
+
+
 def _sort_key(item: Any) -> bytes:
     return _dumps(item)
 
 
-def _dumps(value: Any) -> bytes:
+def _dumps(value: Any, resolve: Callable[[Any], Any] | None = None) -> bytes:
     buffer = io.BytesIO()
-    _Pickler(buffer, PROTOCOL, byref=True, recurse=False).dump(value)
+    _Pickler(buffer, PROTOCOL, byref=True, recurse=False, resolve=resolve).dump(value)
     return buffer.getvalue()
+
+
+def _loads(data: bytes, deliver: Callable[[str, str | None], Any] | None = None) -> Any:
+    return _Unpickler(io.BytesIO(data), deliver=deliver).load()
 
 
 def to_bytes(value: Any, what: str = "value") -> bytes:
@@ -64,15 +93,29 @@ def to_bytes(value: Any, what: str = "value") -> bytes:
     """
     try:
         return _dumps(value)
+    except RecursionError:
+        raise SerializationError(f"cannot serialize {what}: it is nested too deeply") from None
     except Exception as exc:
         raise SerializationError(f"cannot serialize {what} {_describe(value)}: {exc}") from exc
 
 
-def to_hex(value: Any, what: str = "value") -> str:
-    """Serialize *value* deterministically, hex-encoded, or raise :class:`SerializationError`."""
-    data = to_bytes(value, what)
+def to_hex(value: Any, what: str = "value", resolve: Callable[[Any], Any] | None = None) -> str:
+    """Serialize *value* deterministically, hex-encoded, or raise :class:`SerializationError`.
+
+    Args:
+        resolve: Called with each reference to another call's output in *value*; it
+            returns the reference's persistent id (see :class:`upstream.Resolver`).
+    """
     try:
-        again = _dumps(dill.loads(data))
+        data = _dumps(value, resolve)
+    except (CallError, StoreError):
+        raise
+    except RecursionError:
+        raise SerializationError(f"cannot serialize {what}: it is nested too deeply") from None
+    except Exception as exc:
+        raise SerializationError(f"cannot serialize {what} {_describe(value)}: {exc}") from exc
+    try:
+        again = _dumps(_loads(data), upstream.persistent_id(None))
     except Exception as exc:
         raise SerializationError(f"{what} {_describe(value)} does not round-trip: {exc}") from exc
     if again != data:
@@ -83,9 +126,10 @@ def to_hex(value: Any, what: str = "value") -> str:
     return data.hex()
 
 
-def from_hex(text: str) -> Any:
-    """Inverse of :func:`to_hex`."""
-    return dill.loads(bytes.fromhex(text))
+def from_hex(text: str, deliver: Callable[[str, str | None], Any] | None = None) -> Any:
+    """Inverse of :func:`to_hex`; references to other calls' outputs become what *deliver*
+    gives for ``(call, path)``, or :class:`upstream.Output` placeholders without it."""
+    return _loads(bytes.fromhex(text), deliver)
 
 
 def _describe(value: Any) -> str:

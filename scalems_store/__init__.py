@@ -46,7 +46,7 @@ _WHERE = {
     "get_file_reference": "reference",
     "FileStore": "store",
     "GcReport": "collect",
-    "ObjectInfo": "objects",
+    "ObjectInfo": "info",
     "VerifyReport": "audit",
     "gc": "collect",
     "verify": "audit",
@@ -76,7 +76,7 @@ if TYPE_CHECKING:
         UnsupportedFormat,
     )
     from .fingerprint import hash_bytes, hash_file
-    from .objects import ObjectInfo
+    from .info import ObjectInfo
     from .reference import FileReference, get_file_reference
     from .store import FileStore
 

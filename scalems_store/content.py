@@ -4,9 +4,9 @@ A store has four kinds of objects. Blobs and trees refer to nothing. Call and
 result records are canonical JSON, and name the objects they need:
 
 * a **call** record: its ``skeleton`` tree (``blake3:<hex>`` or null) and, in a
-  call graph, the ``upstream`` calls whose outputs it consumes (a sorted list
-  of ``blake3:<hex>``, present only when not empty, so that calls without
-  upstream keep their fingerprints);
+  call graph, the upstream call of each of its ``inputs`` (a list of
+  ``{"call": "blake3:<hex>", "path": ..., "to": ...}``, present only when not
+  empty, so that calls without inputs keep their fingerprints);
 * a **result** record: its ``call`` (64 hex digits), its ``stdout``,
   ``stderr`` and ``directory`` (``blake3:<hex>``, or another URI scheme such as
   ``file://`` from the SCALE-MS entry point, which names no stored object, or
@@ -98,12 +98,9 @@ def record_references(record: dict[str, Any], kind: str) -> tuple[str, ...]:
     found: set[str] = set()
     if kind == CALL:
         _uri(record.get("skeleton"), "skeleton", found)
-        upstream = record.get("upstream", [])
-        if not isinstance(upstream, list):
-            raise InvalidContent("malformed call record: upstream must be a list")
-        for item in upstream:
-            if item is None or not _uri(item, "upstream", found):
-                raise InvalidContent(f"malformed call record: bad upstream entry {item!r}")
+        for item in _listed(record, "inputs", "call"):
+            if not _uri(item.get("call"), "input call", found):
+                raise InvalidContent("malformed call record: an input names no call")
     else:
         call = record.get("call")
         if call is not None:
@@ -112,18 +109,18 @@ def record_references(record: dict[str, Any], kind: str) -> tuple[str, ...]:
             found.add(call)
         for field in URI_FIELDS:
             _uri(record.get(field), field, found)
-        for item in _consumed(record):
+        for item in _listed(record, "consumed", "result"):
             if not _uri(item.get("call"), "consumed call", found):
                 raise InvalidContent("malformed result record: a consumed entry names no call")
             _uri(item.get("result"), "consumed result", found)
     return tuple(sorted(found))
 
 
-def _consumed(record: dict[str, Any]) -> list[dict[str, Any]]:
-    consumed = record.get("consumed", [])
-    if not isinstance(consumed, list) or not all(isinstance(c, dict) for c in consumed):
-        raise InvalidContent("malformed result record: consumed must be a list of objects")
-    return consumed
+def _listed(record: dict[str, Any], field: str, kind: str) -> list[dict[str, Any]]:
+    items = record.get(field, [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise InvalidContent(f"malformed {kind} record: {field} must be a list of objects")
+    return items
 
 
 def _uri(value: Any, field: str, found: set[str]) -> bool:

@@ -14,7 +14,7 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from . import layout
 from .content import KINDS
@@ -27,21 +27,6 @@ Anomaly = Callable[[str, str], None]
 ASIDE = "gc-"
 """Prefix of an object gc moved into ``tmp/`` before judging it (see :meth:`ObjectDir.evict`)."""
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-class ObjectInfo(NamedTuple):
-    """What the store knows of one object."""
-
-    fingerprint: str
-    kind: str
-    size: int
-    created: float
-    labels: tuple[str, ...] = ()
-    refs: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {**self._asdict(), "labels": list(self.labels), "refs": list(self.refs)}
 
 
 class Meta(NamedTuple):

@@ -11,7 +11,6 @@ from .errors import CorruptObject, InvalidPath, ObjectNotFound, StoreError
 from .fingerprint import CHUNK, MMAP_THRESHOLD, new_hasher
 from .fsutil import new_temp, not_writable, unlink_quietly
 from .objects import ObjectDir
-from .transfer import copy_and_hash, copy_hashing
 
 
 def open_object(objects: ObjectDir, fp: str) -> BinaryIO:
@@ -61,6 +60,8 @@ def write_to(objects: ObjectDir, fp: str, out: IO[bytes]) -> int:
                 out.write(chunk)
             matches(fp, hasher.hexdigest())
         else:
+            from .transfer import copy_hashing
+
             # written from the object's pages as they are hashed, at the stream's
             # position (never a reflink: that would replace what the stream holds)
             out.flush()
@@ -77,6 +78,8 @@ def copy_blob(objects: ObjectDir, fp: str, dest: str) -> None:
         InvalidPath: *dest* exists.
         CorruptObject: the object does not match its name.
     """
+    from .transfer import copy_and_hash
+
     if os.path.lexists(dest):
         raise InvalidPath(f"destination {dest!r} already exists")
     parent = os.path.dirname(os.path.abspath(dest))

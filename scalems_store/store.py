@@ -10,6 +10,7 @@ works on a store from :mod:`.audit` and :mod:`.collect`.
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,14 +20,15 @@ from . import content, layout, reading
 from .creation import default_root, open_or_create
 from .errors import InvalidContent, ObjectNotFound
 from .fingerprint import hash_bytes, hash_file
-from .objects import DAMAGED, ObjectDir, ObjectInfo
-from .refs import Damage, Ref, RefDir
-from .transfer import Progress
-from .writer import Refs, Writer
+from .objects import DAMAGED, ObjectDir
 
 if TYPE_CHECKING:
     from . import archive
     from .index import Index, Row
+    from .info import ObjectInfo
+    from .refs import Damage, Ref, RefDir
+    from .transfer import Progress
+    from .writer import Refs, Writer
 
 KINDS = content.KINDS
 
@@ -59,8 +61,6 @@ class FileStore:
         self.durable = durable
         self.tmp = os.path.join(self.root, layout.TMP)
         self.objects = ObjectDir(self.root)
-        self.refs = RefDir(self.root, self.tmp, durable=durable)
-        self.writer = Writer(self.objects, self.tmp, durable=durable, indexed=self._indexed)
         self.created = open_or_create(self.root, create, durable)
         """True when opening the store created it."""
         self._index: Index | None = None
@@ -79,6 +79,20 @@ class FileStore:
 
     def __repr__(self) -> str:
         return f"FileStore({self.root!r})"
+
+    @functools.cached_property
+    def refs(self) -> RefDir:
+        """Labels and refs (made on first use: a cache hit by fingerprint needs none)."""
+        from .refs import RefDir
+
+        return RefDir(self.root, self.tmp, durable=self.durable)
+
+    @functools.cached_property
+    def writer(self) -> Writer:
+        """The write path (made on first use: reading needs none of it)."""
+        from .writer import Writer
+
+        return Writer(self.objects, self.tmp, durable=self.durable, indexed=self._indexed)
 
     @property
     def index(self) -> Index:
@@ -169,6 +183,8 @@ class FileStore:
         Raises:
             ObjectNotFound, AmbiguousPrefix, InvalidFingerprint: see :meth:`resolve`.
         """
+        from .info import ObjectInfo
+
         fp = self.resolve(fingerprint)
         st = os.stat(self.object_path(fp))
         labels = tuple(name for name, target in self.labels().items() if target == fp)
@@ -180,6 +196,8 @@ class FileStore:
 
     def list(self, kind: str | None = None, label: str | None = None) -> builtins.list[ObjectInfo]:
         """Return the objects in the index, sorted by fingerprint, optionally filtered."""
+        from .info import ObjectInfo
+
         return [
             ObjectInfo(r.fingerprint, r.kind, r.size, r.created)
             for r in self.index.rows(kind, label)
@@ -413,4 +431,4 @@ class FileStore:
         return self.index.rebuild()
 
 
-__all__ = ["KINDS", "FileStore", "ObjectInfo", "default_root"]
+__all__ = ["KINDS", "FileStore", "default_root"]

@@ -27,10 +27,13 @@ def uri(fp: str | None) -> str | None:
 def call_record(
     skeleton: str | None = None, upstream: tuple[str, ...] = (), **fields: Any
 ) -> bytes:
-    """The bytes of a call record naming *skeleton* and *upstream* calls."""
+    """The bytes of a call record naming *skeleton* and taking the return value of each
+    *upstream* call as an input."""
     record: dict[str, Any] = {**_CALL, "skeleton": uri(skeleton), **fields}
     if upstream:
-        record["upstream"] = sorted(layout.to_uri(fp) for fp in upstream)
+        record["inputs"] = [
+            {"call": layout.to_uri(fp), "path": None, "to": None} for fp in sorted(upstream)
+        ]
     return layout.canonical(record)
 
 

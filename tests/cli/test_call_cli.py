@@ -69,7 +69,7 @@ def test_pack_options(run_cli: RunCli, tmp_path: Path) -> None:
             "--env",
             "V=hello",
             "--require",
-            "walltime=60",
+            "nodes=1",
             "--skeleton",
             "skel",
         )
@@ -78,7 +78,7 @@ def test_pack_options(run_cli: RunCli, tmp_path: Path) -> None:
     )
     with FileStore(tmp_path / ".scalems") as store:
         record = json.loads(store.read_bytes(fp))
-    assert record["environment"] == {"V": "hello"} and record["requirements"] == {"walltime": 60}
+    assert record["environment"] == {"V": "hello"} and record["requirements"] == {"nodes": 1}
     assert record["skeleton"].startswith("blake3:")
     assert run_cli("scalems-call", "exec", fp).returncode == 0
     assert "'hello'" in run_cli("scalems-call", "result", fp).stdout.decode()
@@ -373,3 +373,28 @@ def test_exec_imports_only_what_it_needs(tmp_path: Path) -> None:
     assert "scalems_call.execute" in ran and "scalems_call.execute" not in hit
     assert not {"dill", "asyncio", "tarfile"} & ran
     assert not {"dill", "asyncio", "tarfile", "sqlite3", "subprocess"} & hit
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--kwargs-json", '{"nstep": 5}'], "arguments do not fit add(a, b)"),
+        (["--args-json", "[1, 2, 3]"], "arguments do not fit add(a, b)"),
+        (
+            ["--args-json", "[1, 2]", "--require", "rank=4"],
+            "unknown requirement 'rank'; known: nodes, ranks",
+        ),
+        (["--args-json", "[1, 2]", "--skeleton", "no/such/dir"], "does not exist"),
+        (["--args-json", "[1, 2]", "--skeleton", "afile"], "is not a directory"),
+        (["--args-json", "[1, 2]", "--skeleton", "nosuch"], "no such directory, and no tree"),
+    ],
+)
+def test_pack_refuses_at_once(
+    run_cli: RunCli, tmp_path: Path, args: list[str], expected: str
+) -> None:
+    """Arguments that do not fit the signature, unknown requirements and a skeleton that is
+    no directory are one line at pack time, not an error after a queue wait."""
+    (tmp_path / "afile").write_text("x")
+    done = run_cli("scalems-call", "pack", "tests.call.funcs:add", *args)
+    assert done.returncode == 1, done.stdout
+    assert expected in one_line_error(done)
