@@ -26,8 +26,10 @@ __all__ = [
     "deserialize_call",
     "deserialize_result",
     "main",
+    "output",
     "pack",
     "run",
+    "run_many",
     "serialize_call",
     "serialize_result",
     "submit",
@@ -43,7 +45,9 @@ _WHERE = {
     "main": "compat",
     "serialize_call": "compat",
     "serialize_result": "compat",
+    "output": "upstream",
     "pack": "runner",
+    "run_many": "executors",
     "run": "runner",
     "submit": "runner",
 }
@@ -66,8 +70,10 @@ if TYPE_CHECKING:
         NoResult,
         SerializationError,
     )
+    from .executors import run_many
     from .records import CallPack, ResultPack
     from .runner import pack, run, submit
+    from .upstream import output
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scalems_store import FileStore, content
+from scalems_store import FileStore, content, hash_bytes, layout
 from scalems_store.content import CALLS
 from scalems_store.errors import StoreError
 
@@ -50,12 +50,11 @@ def referenced(record: dict[str, Any]) -> tuple[str, ...]:
     return content.record_references(record, content.RESULT)
 
 
-def hit(store: FileStore, call_fp: str) -> tuple[str, dict[str, Any]] | None:
-    """Return ``(result fp, record)`` when the call's newest result can be served, else None.
-
-    It can when it is a result record of this very call (not one a ref or a bundle
-    merely says is), it succeeded, and every object it names is present.
-    """
+def current(store: FileStore, call_fp: str) -> tuple[str, dict[str, Any]] | None:
+    """Return ``(result fp, record)`` of the call's newest result if it can stand as the
+    call's output, else None: a result record of this very call (not one a ref or a
+    bundle merely says is), that succeeded, with every object it names present.
+    Whether its inputs are still current is :func:`hit`'s question."""
     recorded = results(store, call_fp)
     if not recorded or recorded[0] not in store:
         return None
@@ -70,6 +69,96 @@ def hit(store: FileStore, call_fp: str) -> tuple[str, dict[str, Any]] | None:
     ):
         return None
     return recorded[0], record
+
+
+def hit(
+    store: FileStore, call_fp: str, known: dict[str, bool] | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """Return ``(result fp, record)`` when the call's newest result can be served, else None.
+
+    It can when it is :func:`current`, and, for a call in a graph, every upstream
+    call is a hit too and would deliver today what the result consumed (the same
+    upstream result, or one with the same content: early cutoff).
+
+    Args:
+        known: Calls already judged (True for a hit), shared across calls of one graph.
+    """
+    known = {} if known is None else known
+    found = current(store, call_fp)
+    if found is not None and call_fp not in known:
+        known[call_fp] = _inputs_current(store, call_fp, found[1], known)
+    return found if found is not None and known[call_fp] else None
+
+
+def _inputs_current(
+    store: FileStore, call_fp: str, result: dict[str, Any], known: dict[str, bool]
+) -> bool:
+    consumed = result.get("consumed") or []
+    try:
+        call = load_call(store, call_fp)
+    except (InvalidCall, StoreError):
+        return False
+    wanted = {(layout.normalize(i["call"]), _key_path(i)) for i in call.get("inputs", [])}
+    got = {(layout.normalize(c["call"]), c.get("path")) for c in consumed}
+    if wanted != got:
+        return False
+    for upstream in {call for call, _ in wanted}:
+        if upstream not in known and hit(store, upstream, known) is None:
+            known[upstream] = False
+        if not known.get(upstream, False):
+            return False
+    return all(_delivers_the_same(store, item) for item in consumed)
+
+
+def _key_path(item: dict[str, Any]) -> str | None:
+    """The path under which an input is consumed: the return value (None) for an argument
+    without a path; a skeleton entry without one takes the whole directory (``.``)."""
+    if item.get("to") is not None:
+        return item.get("path") or "."
+    return item.get("path")
+
+
+def _delivers_the_same(store: FileStore, item: dict[str, Any]) -> bool:
+    found = current(store, layout.normalize(item["call"]))
+    if found is None:
+        return False
+    if layout.to_uri(found[0]) == item.get("result"):
+        return True
+    try:
+        return digest(store, found[1], item.get("path")) == item.get("content")
+    except (InvalidCall, StoreError):
+        return False
+
+
+def digest(store: FileStore, result: dict[str, Any], path: str | None) -> str:
+    """The fingerprint of what *result* delivers at *path*: its return value (None), its
+    whole output directory (``.``: the tree's own fingerprint), or one file or
+    directory of it (the BLAKE3 of a file's bytes; of a listing of a directory's
+    members, modes and contents).
+
+    Raises:
+        InvalidCall: the output directory has no such path.
+    """
+    if path is None:
+        return hash_bytes((result.get("return_value") or "").encode())
+    directory = result.get("directory")
+    if not directory:
+        return hash_bytes(b"")
+    if path == ".":
+        return layout.normalize(directory)
+    from .check import tree_summary
+
+    summary = tree_summary(store, directory)
+    if path in summary and summary[path][0] != "directory":
+        kind, _, content_digest = summary[path]
+        return (
+            content_digest if kind == "file" else hash_bytes(f"symlink:{content_digest}".encode())
+        )
+    prefix = path + "/"
+    listing = {k[len(prefix) :]: v for k, v in summary.items() if k.startswith(prefix)}
+    if not listing and path not in summary:
+        raise InvalidCall(f"the output of call {str(result.get('call'))[:12]} has no {path!r}")
+    return hash_bytes(layout.canonical(sorted(listing.items())))
 
 
 def latest(store: FileStore, text: str) -> tuple[str, dict[str, Any]]:

@@ -36,7 +36,7 @@ def run(call_path: str) -> dict[str, Any]:
 
     try:
         with open(call_path, "rb") as stream:
-            call = deserialize_call(stream.read())
+            call = deserialize_call(stream.read(), _deliverer())
     except (CallError, OSError) as unloadable:
         return {
             "status": "error",
@@ -51,6 +51,26 @@ def run(call_path: str) -> dict[str, Any]:
     except CallError as problem:
         return {"status": "failed", "exception": repr(problem), "traceback": traceback.format_exc()}
     return {"status": "success", "return_value": encoded}
+
+
+def _deliverer() -> Any:
+    """What references to other calls' outputs in the arguments stand for, as the runner
+    delivered them (``$SCALEMS_CALL_INPUTS``; see :mod:`scalems_call.inputs`)."""
+    where = os.environ.pop("SCALEMS_CALL_INPUTS", None)
+    if where is None:
+        return None
+    from .serialize import from_hex
+
+    with open(where, encoding="utf-8") as stream:
+        delivered = json.load(stream)
+
+    def deliver(call: str, path: str | None) -> Any:
+        if path is None:
+            value = delivered["values"][call]
+            return None if value is None else from_hex(value)
+        return delivered["paths"][f"{call} {path}"]
+
+    return deliver
 
 
 def _die_with_runner() -> None:

@@ -13,7 +13,7 @@ import click
 from scalems_store.clickshared import ErrorGroup, run_main, store_option
 from scalems_store.errors import StoreError
 
-from . import cmd_run, cmd_show
+from . import cmd_exec, cmd_run, cmd_show
 from .errors import CallError
 
 
@@ -36,7 +36,7 @@ def cli(ctx: click.Context, store_path: str | None) -> None:
 
 
 cli.add_command(cmd_run.pack_command)
-cli.add_command(cmd_run.exec_command)
+cli.add_command(cmd_exec.exec_command)
 cli.add_command(cmd_run.rerun_command)
 cli.add_command(cmd_run.command_command)
 cli.add_command(cmd_show.result_command)

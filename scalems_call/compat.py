@@ -135,8 +135,16 @@ def serialize_call(
     return canonical(build_call(func, args=args, kwargs=kwargs, requirements=requirements)).decode()
 
 
-def deserialize_call(record: str | bytes | Mapping[str, Any]) -> _Call:
+def deserialize_call(
+    record: str | bytes | Mapping[str, Any],
+    deliver: Callable[[str, str | None], Any] | None = None,
+) -> _Call:
     """Deserialize a function call, importing the function where it is referenced.
+
+    Args:
+        deliver: Gives, for ``(call, path)``, what a reference to another call's
+            output in the arguments stands for; without it references stay
+            :class:`scalems_call.upstream.Output` placeholders.
 
     Raises:
         InvalidCall: the record is malformed.
@@ -145,8 +153,8 @@ def deserialize_call(record: str | bytes | Mapping[str, Any]) -> _Call:
     pack = dict(record) if isinstance(record, Mapping) else parse_call(record)
     try:
         func = from_hex(pack["func"])
-        args = tuple(from_hex(arg) for arg in pack["args"])
-        kwargs = {key: from_hex(value) for key, value in pack["kwargs"].items()}
+        args = tuple(from_hex(arg, deliver) for arg in pack["args"])
+        kwargs = {key: from_hex(value, deliver) for key, value in pack["kwargs"].items()}
     except (ImportError, AttributeError) as exc:
         raise ImportFailed(
             f"cannot load the call's function or arguments here: {exc} (is its module installed, "

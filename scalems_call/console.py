@@ -55,21 +55,26 @@ def run_quick(argv: Sequence[str]) -> int | None:
 
 
 def _cached_results(store_path: str | None, fingerprints: list[str]) -> list[str] | None:
-    """The result fingerprint of each call (in order, once per call) when all are cache
-    hits; None when one is not, or on any error (left for click to report)."""
+    """The result fingerprint of each call named (in order, one per name) when all are
+    cache hits, the graphs below them included; None when one is not, or on any error
+    (left for click to report)."""
     from scalems_store.store import FileStore
 
     from . import cache
 
     try:
         with FileStore(store_path, create=False) as store:
-            calls = dict.fromkeys(cache.resolve_call(store, fp) for fp in fingerprints)
+            known: dict[str, bool] = {}
+            served: dict[str, str] = {}
             results = []
-            for call_fp in calls:
-                hit = cache.hit(store, call_fp)
-                if hit is None:
-                    return None
-                results.append(hit[0])
+            for name in fingerprints:
+                call_fp = cache.resolve_call(store, name)
+                if call_fp not in served:
+                    hit = cache.hit(store, call_fp, known)
+                    if hit is None:
+                        return None
+                    served[call_fp] = hit[0]
+                results.append(served[call_fp])
             return results
     except (StoreError, CallError):
         return None

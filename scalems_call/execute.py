@@ -36,8 +36,9 @@ from scalems_store.layout import canonical
 from scalems_store.lease import Lease, lease_dir
 
 from . import cache
-from .errors import LaunchError
+from .errors import InvalidCall, LaunchError
 from .records import OUTPUTS, parse_call
+from .upstream import INPUTS_DIR
 
 _KILL_GRACE = 5.0
 _HEARTBEAT = 30.0
@@ -137,9 +138,16 @@ def _run(
             store.materialize(layout.normalize(skeleton), work)
         else:
             os.mkdir(work)
-        outcome, times = _spawn(command, rundir, work, record.get("environment") or {}, timeout)
-        outcome = check_world_size(outcome, record.get("requirements") or {})
-        execution = _record(store, call_fp, record, rundir, work, outcome, times, publish)
+        environment = dict(record.get("environment") or {})
+        try:
+            consumed = _deliver(store, record, rundir, work, environment)
+        except InvalidCall as exc:  # an upstream output lacks what the call takes
+            outcome, times = _unrunnable(exc, rundir), _no_time()
+            consumed = []
+        else:
+            outcome, times = _spawn(command, rundir, work, environment, timeout)
+            outcome = check_world_size(outcome, record.get("requirements") or {})
+        execution = _record(store, call_fp, record, rundir, work, outcome, times, publish, consumed)
     except BaseException:
         if not keep_workdir:
             _discard(rundir)
@@ -149,6 +157,37 @@ def _run(
     else:
         _discard(rundir)
     return execution
+
+
+def _deliver(
+    store: FileStore, record: dict[str, Any], rundir: str, work: str, environment: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Put the call's inputs from upstream calls in place; return the ``consumed`` entries."""
+    if not record.get("inputs"):
+        return []
+    from . import inputs
+
+    delivered, consumed = inputs.deliver(store, record, work)
+    environment["SCALEMS_CALL_INPUTS"] = inputs.write_for_child(rundir, delivered)
+    return consumed
+
+
+def _unrunnable(exc: BaseException, rundir: str) -> dict[str, Any]:
+    """The outcome of a call that could not be started; its stderr says why."""
+    with open(os.path.join(rundir, "stdout"), "wb"):
+        pass
+    with open(os.path.join(rundir, "stderr"), "w", encoding="utf-8") as err:
+        err.write(f"{type(exc).__name__}: {exc}\n")
+    return {
+        "status": "error",
+        "exception": repr(exc),
+        "traceback": f"{type(exc).__name__}: {exc}\n",
+    }
+
+
+def _no_time() -> dict[str, Any]:
+    now = time.time()
+    return {"start": now, "end": now, "exit_code": None}
 
 
 def _discard(rundir: str) -> None:
@@ -358,22 +397,24 @@ def _record(
     outcome: dict[str, Any],
     times: dict[str, Any],
     publish: bool,
+    consumed: list[dict[str, Any]],
 ) -> Execution:
     """Store the outputs and the result record; publish the ref last."""
     outputs = set(call.get("outputs") or OUTPUTS)
     skipped: list[str] = []
-    refs: list[str] = []
 
     def stored(name: str, add: Any) -> str | None:
         if name not in outputs:
             return None
-        fp = str(add())
-        refs.append(fp)
-        return layout.to_uri(fp)
+        return layout.to_uri(str(add()))
 
     directory = stored(
         "directory",
-        lambda: store.add_tree(work, skip=lambda path, why: skipped.append(f"{path}: {why}")),
+        lambda: store.add_tree(
+            work,
+            skip=lambda path, why: skipped.append(f"{path}: {why}"),
+            exclude=[os.path.join(work, INPUTS_DIR)],
+        ),
     )
     stdout = stored("stdout", lambda: store.add_file(os.path.join(rundir, "stdout")))
     stderr = stored("stderr", lambda: store.add_file(os.path.join(rundir, "stderr")))
@@ -404,7 +445,9 @@ def _record(
         "decoder": "dill",
         "provenance": provenance,
     }
-    result_fp = store.add_bytes(canonical(record), kind="result", refs=[call_fp, *refs])
+    if consumed:
+        record["consumed"] = consumed
+    result_fp = store.add_bytes(canonical(record), kind="result")
     if publish:
         previous = [fp for fp in cache.results(store, call_fp) if fp != result_fp]
         store.set_ref(cache.CALLS, call_fp, [result_fp, *previous])

@@ -1,16 +1,18 @@
-"""Run many calls on an engine: a process pool, Dask distributed, or Parsl.
+"""Run many calls, and the graphs below them, on an engine: a process pool, Dask, or Parsl.
 
 Engines only decide where and when a call runs; how it runs is always
 :func:`scalems_call.execute.execute` (the function behind ``scalems-call exec``),
-on a worker that reaches the store through a shared path. The coordinating
-process checks the cache first and submits only the misses; per-call leases in
-the store make duplicate submissions run once.
+on a worker that reaches the store through a shared path. The coordinator
+(:mod:`scalems_call.schedule`) serves what is cached and submits the rest,
+upstream first; the engine is made only when something must run; per-call
+leases in the store make duplicate submissions run once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, as_completed
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
 from scalems_store import FileStore
@@ -18,7 +20,8 @@ from scalems_store import FileStore
 from . import cache
 from .compat import CallResult
 from .errors import LaunchError
-from .runner import to_call_result
+from .runner import to_result
+from .schedule import Engine, Ran, Submit, run_graph
 
 Progress = Callable[[int, int], None]
 
@@ -37,10 +40,21 @@ def exec_on_worker(
         return execute(store, call_fp, force=force, timeout=timeout).result
 
 
-def default_executor(jobs: int | None = None) -> Executor:
+def exec_for_coordinator(
+    store_root: str, call_fp: str, force: bool = False, timeout: float | None = None
+) -> Ran:
+    """Like :func:`exec_on_worker`, also telling whether the result was served (another
+    runner had made it while this one waited) rather than run here."""
+    from .execute import execute
+
+    with FileStore(store_root, create=False) as store:
+        done = execute(store, call_fp, force=force, timeout=timeout)
+        return done.result, done.cached
+
+
+def default_executor(jobs: int | None = None) -> ProcessPoolExecutor:
     """A local process pool (``spawn``: safe with the threads a coordinator may run)."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     from scalems_store.fingerprint import usable_cores
 
@@ -57,73 +71,61 @@ def run_many(
     force: bool = False,
     timeout: float | None = None,
     progress: Progress | None = None,
+    retries: int = 2,
 ) -> dict[str, CallResult]:
-    """Run calls by fingerprint on *executor*, serving cached results without submitting them.
+    """Run calls, and the graph below each, on *executor*; serve what is cached.
 
     Args:
-        fingerprints: Call fingerprints or prefixes (duplicates run once).
+        fingerprints: Call fingerprints, prefixes or labels (duplicates run once).
         store: The store; workers must reach it at the same path.
         executor: Any ``concurrent.futures.Executor`` (a ``ProcessPoolExecutor``,
             ``distributed.Client(...).get_executor()``, ...); a local process
-            pool when None.
-        force: Run even the calls whose result is cached.
+            pool when None, made only if something must run.
+        force: Run the calls named even if their result is cached.
         timeout: Per-call timeout in seconds.
-        progress: Called as ``progress(done, total)`` as calls finish.
+        progress: Called as ``progress(done, total)`` as calls of the graph finish.
+        retries: Times a call whose worker was lost is submitted again.
 
     Returns:
-        A :class:`CallResult` per call fingerprint. A call whose submission
-        failed (a worker died, the engine refused it) gets ``status="error"``
-        and the engine's exception; the others still complete.
+        A :class:`CallResult` per call named. A call whose submission failed (its
+        worker died more than *retries* times, the engine refused it) gets
+        ``status="error"`` and the engine's exception; one below which a call
+        failed gets ``status="upstream-failed"``; the others still complete.
     """
+    engine: Engine = default_executor if executor is None else lambda: _given(executor)
+    return _run(store, fingerprints, engine, pool_submit(store, timeout), force, progress, retries)
+
+
+def _run(
+    store: FileStore,
+    fingerprints: Iterable[str],
+    engine: Engine,
+    submit: Submit,
+    force: bool,
+    progress: Progress | None,
+    retries: int,
+) -> dict[str, CallResult]:
     calls = list(dict.fromkeys(cache.resolve_call(store, fp) for fp in fingerprints))
-    results: dict[str, CallResult] = {}
-    misses = []
-    for call_fp in calls:
-        found = None if force else cache.hit(store, call_fp)
-        if found is None:
-            misses.append(call_fp)
-        else:
-            results[call_fp] = to_call_result(store, found[0], found[1], cached=True)
-    total = len(calls)
-    if progress is not None:
-        progress(len(results), total)
-    if not misses:
-        return results
-    own = executor is None
-    pool = default_executor() if executor is None else executor
-    try:
-        futures: dict[Future[str], str] = {
-            _submit(pool, store.root, call_fp, force, timeout): call_fp for call_fp in misses
-        }
-        for future in as_completed(futures):
-            call_fp = futures[future]
-            results[call_fp] = _collect(store, call_fp, future)
-            if progress is not None:
-                progress(len(results), total)
-    finally:
-        if own:
-            pool.shutdown()
-    return {call_fp: results[call_fp] for call_fp in calls}
+    report = None if progress is None else (lambda counts: progress(counts.done, counts.total))
+    outcomes = run_graph(
+        store, calls, engine=engine, submit=submit, force=force, retries=retries, report=report
+    )
+    return {fp: to_result(store, outcomes[fp]) for fp in calls}
 
 
-def _submit(
-    pool: Executor, root: str, call_fp: str, force: bool, timeout: float | None
-) -> Future[str]:
-    """Submit one call; an engine that refuses it gives a failed future, not an exception."""
-    try:
-        return pool.submit(exec_on_worker, root, call_fp, force, timeout)
-    except Exception as exc:
-        refused: Future[str] = Future()
-        refused.set_exception(exc)
-        return refused
+@contextlib.contextmanager
+def _given(executor: Executor) -> Iterator[Executor]:
+    """An executor the caller made (and shuts down)."""
+    yield executor
 
 
-def _collect(store: FileStore, call_fp: str, future: Future[str]) -> CallResult:
-    try:
-        result_fp = future.result()
-    except Exception as exc:
-        return CallResult(exception=repr(exc), status="error", call=call_fp)
-    return to_call_result(store, result_fp, cache.load_result(store, result_fp))
+def pool_submit(store: FileStore, timeout: float | None) -> Submit:
+    """Submit one call's exec to a ``concurrent.futures`` executor's worker."""
+
+    def submit(executor: Executor, call_fp: str, force: bool) -> Future[Ran]:
+        return executor.submit(exec_for_coordinator, store.root, call_fp, force, timeout)
+
+    return submit
 
 
 def dask_executor(address: str) -> Any:
@@ -202,34 +204,57 @@ def run_many_parsl(
     force: bool = False,
     timeout: float | None = None,
     progress: Progress | None = None,
+    retries: int = 2,
 ) -> dict[str, CallResult]:
-    """Like :func:`run_many`, on Parsl: each miss runs ``scalems-call exec`` as a ``bash_app``.
+    """Like :func:`run_many`, on Parsl: each call to run is ``scalems-call exec`` as a
+    ``bash_app``.
 
     Args:
-        config: A ``parsl.config.Config`` to load (and clean up afterwards); when
-            None, Parsl must already be loaded by the caller.
+        config: A ``parsl.config.Config`` to load (and clean up afterwards) when
+            something must run; when None, Parsl must already be loaded by the caller.
 
     Calls with ``requirements={"ranks": N}`` ask Parsl for N ranks through
     ``parsl_resource_specification``; under an executor in MPI mode, ``exec``
     then launches with Parsl's ``$PARSL_MPI_PREFIX``. Parsl's own memoization
     is off: the store is the cache.
     """
-    import parsl
+    return _run(
+        store,
+        fingerprints,
+        parsl_engine(store, config),
+        parsl_submit(timeout),
+        force,
+        progress,
+        retries,
+    )
 
-    if config is not None:
-        parsl.load(config)
-    try:
-        return run_many(
-            fingerprints,
-            store=store,
-            executor=_ParslExecutor(store, force, timeout),
-            force=force,
-            timeout=timeout,
-            progress=progress,
-        )
-    finally:
+
+def parsl_engine(store: FileStore, config: Any) -> Engine:
+    """Loads Parsl (if *config* is given) when a first call must run; cleans up after."""
+
+    @contextlib.contextmanager
+    def loaded() -> Iterator[Executor]:
+        import parsl
+
         if config is not None:
-            parsl.dfk().cleanup()
+            parsl.load(config)
+        try:
+            yield _ParslExecutor(store)
+        finally:
+            if config is not None:
+                parsl.dfk().cleanup()
+
+    return loaded
+
+
+def parsl_submit(timeout: float | None) -> Submit:
+    """Submit one call's ``scalems-call exec`` as a Parsl bash app."""
+
+    def submit(executor: Executor, call_fp: str, force: bool) -> Future[Ran]:
+        assert isinstance(executor, _ParslExecutor)
+        return executor.submit_call(call_fp, force, timeout)
+
+    return submit
 
 
 def parsl_resources(requirements: dict[str, Any]) -> dict[str, int]:
@@ -252,14 +277,12 @@ def parsl_resources(requirements: dict[str, Any]) -> dict[str, int]:
 
 
 class _ParslExecutor(Executor):
-    """The subset of ``Executor`` that :func:`run_many` uses, submitting Parsl bash apps."""
+    """Submits calls' ``scalems-call exec`` as Parsl bash apps."""
 
-    def __init__(self, store: FileStore, force: bool, timeout: float | None) -> None:
+    def __init__(self, store: FileStore) -> None:
         from parsl import bash_app
 
         self._store = store
-        self._force = force
-        self._timeout = timeout
 
         @bash_app(cache=False)
         def scalems_exec(
@@ -269,15 +292,15 @@ class _ParslExecutor(Executor):
 
         self._app = scalems_exec
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        call_fp = args[1]
-        command = parsl_command(self._store, call_fp, force=self._force, timeout=self._timeout)
+    def submit_call(self, call_fp: str, force: bool, timeout: float | None) -> Future[Ran]:
+        """Run one call's exec as a bash app (see :data:`Ran`)."""
+        command = parsl_command(self._store, call_fp, force=force, timeout=timeout)
         spec = parsl_resources(cache.load_call(self._store, call_fp).get("requirements") or {})
         before = cache.results(self._store, call_fp)[:1]
         app_future = (
             self._app(command, parsl_resource_specification=spec) if spec else self._app(command)
         )
-        result: Future[str] = Future()
+        result: Future[Ran] = Future()
 
         def done(finished: Future[Any]) -> None:
             recorded = cache.results(self._store, call_fp)[:1]
@@ -285,7 +308,7 @@ class _ParslExecutor(Executor):
             # exit 0: a result (new, or one another runner recorded); exit 1: the call failed,
             # which is recorded all the same; anything else left no new result
             if recorded and (failure is None or recorded != before):
-                result.set_result(recorded[0])
+                result.set_result((recorded[0], False))
             else:
                 result.set_exception(failure or RuntimeError("no result was recorded"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalems_store import FileStore, layout
 from scalems_store.errors import StoreError
@@ -14,8 +14,11 @@ from scalems_store.layout import canonical
 from . import cache
 from .compat import CallResult, build_call, result_from_record
 from .errors import InvalidCall
-from .execute import Execution, execute
+from .execute import Execution
 from .upstream import WHOLE, Output, Resolver, clean_path
+
+if TYPE_CHECKING:
+    from .schedule import Outcome
 
 KNOWN_REQUIREMENTS = ("nodes", "ranks")
 Skeleton = str | os.PathLike[str] | Mapping[str, Any] | None
@@ -53,8 +56,7 @@ def pack(
         InvalidCall: arguments that do not fit the signature; a malformed skeleton,
             environment, requirement or output; a reference to something not a call.
     """
-    _check_signature(func, args, kwargs or {})
-    _check_requirements(requirements or {})
+    check_call(func, args, kwargs, requirements)
     resolver = Resolver(store)
     tree = _skeleton(store, skeleton, resolver)
     record: dict[str, Any] = dict(
@@ -72,6 +74,22 @@ def pack(
     if resolver.inputs:
         record["inputs"] = resolver.record()
     return store.add_bytes(canonical(record), kind="call")
+
+
+def check_call(
+    func: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any] | None,
+    requirements: Mapping[str, Any] | None,
+) -> None:
+    """Refuse now what would fail later: arguments that do not fit the function's
+    signature, requirements nobody knows.
+
+    Raises:
+        InvalidCall: they do not fit.
+    """
+    _check_signature(func, args, kwargs or {})
+    _check_requirements(requirements or {})
 
 
 def _check_signature(
@@ -150,19 +168,37 @@ def run(
     force: bool = False,
     timeout: float | None = None,
 ) -> CallResult:
-    """Run a packed call by fingerprint (or prefix), or serve its cached result.
+    """Run a packed call by fingerprint, prefix or label, and first whatever it takes from
+    that is missing, here, one after the other; or serve its cached result.
 
-    A result is served from the store when the call's latest run succeeded and
-    every object it references is present; otherwise the call runs in a child
-    process (see :mod:`scalems_call.execute`).
+    A result is served from the store when the call's latest run succeeded, what
+    it took from other calls is what they deliver now, and every object it
+    references is present; otherwise the call runs in a child process (see
+    :mod:`scalems_call.execute`). *force* runs this call even so (not what it
+    takes from, unless missing).
 
     Raises:
         InvalidCall: the object is not a well-formed call record.
         LaunchError: the call cannot be started here.
     """
+    from .schedule import InlineExecutor, here, run_graph
+
     call_fp = cache.resolve_call(store, fingerprint)
-    done = execute(store, call_fp, force=force, timeout=timeout)
-    return to_call_result(store, done.result, done.record, cached=done.cached)
+    outcomes = run_graph(
+        store, [call_fp], engine=InlineExecutor, submit=here(store, timeout), force=force
+    )
+    outcome = outcomes[call_fp]
+    if outcome.error is not None:
+        raise outcome.error  # it could not be run here (no MPI launcher, ...)
+    return to_result(store, outcome)
+
+
+def to_result(store: FileStore, outcome: Outcome) -> CallResult:
+    """The :class:`CallResult` of how one call of a graph ended."""
+    if outcome.result is None or outcome.record is None:
+        return CallResult(exception=outcome.problem, status=outcome.state, call=outcome.call)
+    cached = outcome.state == "cached"
+    return to_call_result(store, outcome.result, outcome.record, cached=cached)
 
 
 def submit(

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 PERSISTENT_TAG = "scalems-output"
 WHOLE = "."
 """The path of a whole output directory."""
+INPUTS_DIR = ".scalems-inputs"
+"""Where files of upstream calls taken as arguments are put in a work directory (they are
+not part of the call's own output directory)."""
 
 
 @dataclass(frozen=True)

@@ -118,3 +118,63 @@ def deep(levels: int) -> int:
         out.write("deep\n")
     os.close(fd)
     return levels
+
+
+def produce(n: int) -> int:
+    """Write n lines to out/data.txt and return n squared."""
+    Path("out").mkdir()
+    Path("out", "data.txt").write_text("".join(f"{i}\n" for i in range(n)))
+    return n * n
+
+
+def consume(value: int, path: str) -> str:
+    """Combine an upstream value and an upstream file given as a path."""
+    return f"{value}:{len(Path(path).read_text().splitlines())}"
+
+
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+def read_mounted(name: str) -> str:
+    return Path(name).read_text()
+
+
+def simulate(seed: int, ledger: str | None = None) -> int:
+    """Write traj.csv (its content depends on the seed only) and return seed * 10."""
+    if ledger:
+        with open(ledger, "a") as stream:
+            stream.write(f"simulate {seed}\n")
+    Path("traj.csv").write_text("".join(f"{seed},{i}\n" for i in range(seed + 1)))
+    return seed * 10
+
+
+def analyze(paths: list[str], ledger: str | None = None) -> int:
+    """The total number of lines in the files given."""
+    if ledger:
+        with open(ledger, "a") as stream:
+            stream.write("analyze\n")
+    return sum(len(Path(p).read_text().splitlines()) for p in paths)
+
+
+def pick(values: list[int], n: int = 1) -> list[int]:
+    return sorted(values)[-n:]
+
+
+def read_external(path: str, ledger: str) -> str:
+    """Return the content of a file outside the store (so a forced rerun may differ)."""
+    with open(ledger, "a") as stream:
+        stream.write("read_external\n")
+    text = Path(path).read_text()
+    Path("value.txt").write_text(text)
+    return text
+
+
+def shout(text: str, ledger: str) -> str:
+    with open(ledger, "a") as stream:
+        stream.write(f"shout {text}\n")
+    return text.upper()
+
+
+def identity(value: object) -> object:
+    return value
