@@ -1,0 +1,81 @@
+"""``scalems-call`` in everyday use (issue 12): the call log, names, results, the demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scalems_call import pack, run
+from scalems_call.describe import function_name, short_arguments
+from scalems_call.serialize import to_hex
+from scalems_call.upstream import output
+from scalems_store import FileStore
+from tests.cli import everyday_funcs
+
+
+def packed(tmp_path: Path, func: Any, *args: Any, **kwargs: Any) -> str:
+    """Pack ``func(*args, **kwargs)`` into tmp_path/.scalems; return its fingerprint."""
+    with FileStore(tmp_path / ".scalems") as store:
+        return pack(func, args, kwargs, store=store)
+
+
+def ran(tmp_path: Path, func: Any, *args: Any, **kwargs: Any) -> tuple[str, str]:
+    """Pack and run ``func(*args, **kwargs)``; return its fingerprint and its result's."""
+    with FileStore(tmp_path / ".scalems") as store:
+        call = pack(func, args, kwargs, store=store)
+        result = run(call, store=store).fingerprint
+    assert result is not None
+    return call, result
+
+
+def test_describe_reads_functions_and_arguments_without_importing(tmp_path: Path) -> None:
+    """function_name and short_arguments read pickles without loading them: functions by
+    reference or by value, partials, containers, and references to other calls' outputs."""
+    import functools
+
+    script = (
+        "from scalems_call.serialize import to_hex\n"
+        "def simulate(steps):\n    return steps\n"
+        "print(to_hex(simulate))\n"
+    )
+    by_value = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout.strip()
+    assert function_name({"func": by_value}) == "__main__:simulate"
+    assert function_name({"func": to_hex(everyday_funcs.scale)}) == (
+        "tests.cli.everyday_funcs:scale"
+    )
+    partial = functools.partial(everyday_funcs.scale, factor=3.0)
+    assert function_name({"func": to_hex(partial)}) == (
+        "functools:partial(tests.cli.everyday_funcs:scale)"
+    )
+    assert function_name({"func": "not hex"}) == "<unknown>"
+    record = {
+        "args": [to_hex(v) for v in ([1, 2.5], {"a": (None, True)}, {3, 1}, b"xy")],
+        "kwargs": {
+            "up": to_hex(output("ab" * 32, "out/x.gro")),
+            "value": to_hex(output("cd" * 32)),
+            "when": to_hex(time.gmtime(0)),
+        },
+    }
+    text = short_arguments(record, width=200)
+    assert text == (
+        "[1, 2.5], {'a': (None, True)}, {1, 3}, b'xy', up=output(abababab…, 'out/x.gro'), "
+        "value=output(cdcdcdcd…), when=<time.struct_time>"
+    )
+    assert short_arguments(record, width=20) == text[:19] + "…"
+    module, name = b"no_such_module_here", b"simulate"
+    global_only = b"\x80\x04\x8c%c%s\x8c%c%s\x93." % (len(module), module, len(name), name)
+    assert function_name({"func": global_only.hex()}) == "no_such_module_here:simulate"
+
+
+@pytest.mark.parametrize("width", [0, 1, 5])
+def test_short_arguments_never_exceeds_the_width(width: int) -> None:
+    """However narrow the width, the line is at most that long."""
+    record = {"args": [to_hex("a long string argument")], "kwargs": {}}
+    assert len(short_arguments(record, width)) <= max(width, 1)
