@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from collections.abc import Callable
 from typing import IO, BinaryIO
 
 from . import content
 from .errors import CorruptObject, InvalidPath, ObjectNotFound, StoreError
-from .fingerprint import CHUNK, MMAP_THRESHOLD, new_hasher
+from .fingerprint import CHUNK, MMAP_THRESHOLD, hash_bytes, new_hasher
 from .fsutil import new_temp, not_writable, unlink_quietly
 from .objects import ObjectDir
 
@@ -44,30 +46,92 @@ def _copied(fp: str, copy: Callable[[], tuple[str, bool]]) -> None:
 
 
 def write_to(objects: ObjectDir, fp: str, out: IO[bytes]) -> int:
-    """Copy object *fp* to a binary stream, verifying it as it goes; return its size.
+    """Copy object *fp* to a binary stream, checked against its name; return its size.
+
+    An object smaller than :data:`~scalems_store.fingerprint.MMAP_THRESHOLD` is read
+    and checked whole before anything is written. A larger one is written as it is
+    hashed (reading it twice would double the time of ``get FP > file``); if it
+    turns out corrupt, or the copy fails, a regular file (or another seekable
+    stream) is truncated back to where it stood, and where that cannot be done (a
+    pipe) the error says that the bytes already written are not the object's.
 
     Raises:
-        CorruptObject: the object does not match its name (reported after
-            writing, since a stream cannot be taken back).
+        CorruptObject: the object does not match its name.
     """
     with open_object(objects, fp) as stream:
         size = os.fstat(stream.fileno()).st_size
-        out_fd = _file_descriptor(out) if size >= MMAP_THRESHOLD else None
-        if out_fd is None:
-            hasher = new_hasher(size)
-            while chunk := stream.read(CHUNK):
-                hasher.update(chunk)
-                out.write(chunk)
-            matches(fp, hasher.hexdigest())
-        else:
-            from .transfer import copy_hashing
-
-            # written from the object's pages as they are hashed, at the stream's
-            # position (never a reflink: that would replace what the stream holds)
-            out.flush()
-            hasher = new_hasher(size, leave_cores=1)
-            _copied(fp, lambda: copy_hashing(stream.fileno(), out_fd, size, hasher))
+        if size < MMAP_THRESHOLD:
+            data = stream.read()
+            matches(fp, hash_bytes(data))
+            out.write(data)
+            return len(data)
+        out.flush()
+        rewind = _rewinder(out)
+        try:
+            _write_hashing(stream, fp, size, out)
+        except CorruptObject as exc:
+            if rewind is None:
+                raise CorruptObject(
+                    f"{exc}; the {size} bytes already written to the output are not its "
+                    "content: discard them"
+                ) from None
+            rewind()
+            raise
+        except BaseException:
+            if rewind is not None:
+                rewind()
+            raise
     return size
+
+
+def _write_hashing(stream: BinaryIO, fp: str, size: int, out: IO[bytes]) -> None:
+    """Write all of *stream* (object *fp*) to *out* while hashing it; then check the hash."""
+    out_fd = _file_descriptor(out)
+    if out_fd is None:
+        hasher = new_hasher(size)
+        while chunk := stream.read(CHUNK):
+            hasher.update(chunk)
+            out.write(chunk)
+        matches(fp, hasher.hexdigest())
+        return
+    from .transfer import copy_hashing
+
+    # written from the object's pages as they are hashed, at the stream's
+    # position (never a reflink: that would replace what the stream holds)
+    hasher = new_hasher(size, leave_cores=1)
+    _copied(fp, lambda: copy_hashing(stream.fileno(), out_fd, size, hasher))
+
+
+def _rewinder(out: IO[bytes]) -> Callable[[], None] | None:
+    """What takes *out* back to where it stands now (truncating what is written after),
+    or None when it cannot be taken back (a pipe, a terminal)."""
+    fd = _file_descriptor(out)
+    if fd is None:
+        if not out.seekable():
+            return None
+        start = out.tell()
+
+        def rewind_stream() -> None:
+            out.seek(start)
+            out.truncate()
+
+        return rewind_stream
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    import fcntl
+
+    # opened for appending (``>>``): writes go to the end, whatever the offset says
+    appending = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND
+    start = info.st_size if appending else os.lseek(fd, 0, os.SEEK_CUR)
+
+    def rewind_file() -> None:
+        with contextlib.suppress(OSError):
+            out.flush()  # what the stream still buffers goes first, then is cut off
+        os.ftruncate(fd, start)
+        os.lseek(fd, start, os.SEEK_SET)
+
+    return rewind_file
 
 
 def copy_blob(objects: ObjectDir, fp: str, dest: str) -> None:
