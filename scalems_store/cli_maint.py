@@ -76,10 +76,12 @@ def gc(ctx: click.Context, dry_run: bool, grace: str, as_json: bool) -> None:
         return
     for fp in report.removed:
         click.echo(fp)
+    from .humane import size
+
     verb = "would remove" if dry_run else "removed"
     age = grace.strip() if grace.strip()[-1:].isalpha() else f"{grace.strip()} s"
     click.echo(
-        f"{verb} {len(report.removed)} objects ({report.freed} bytes) and {report.temp_removed} "
+        f"{verb} {len(report.removed)} objects ({size(report.freed)}) and {report.temp_removed} "
         f"temporary files; kept {report.kept_young} unreferenced objects younger than {age}",
         err=True,
     )

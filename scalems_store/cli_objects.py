@@ -76,42 +76,56 @@ def get(ctx: click.Context, fingerprint: str, output: str | None) -> None:
     type=click.Choice(["blob", "tree", "call", "result"]),
     help="Only objects of this kind.",
 )
-@click.option("--label", metavar="NAME", help="Only the object this label points at.")
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON records (fingerprint, kind, size, created)."
+    "--label", metavar="LABEL|FP", help="Only the object a label (or a fingerprint) names."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON records (fingerprint, kind, size, created, labels, refs).",
 )
 @click.pass_context
 def list_objects(ctx: click.Context, kind: str | None, label: str | None, as_json: bool) -> None:
     """List objects, one full fingerprint a line, sorted."""
+    from .info import describe, describe_all
+
     store = open_store(ctx)
+    if label is not None:
+        found = [describe(store, label)]
+        infos = [info for info in found if kind is None or info.kind == kind]
+    elif as_json or kind is not None:
+        infos = describe_all(store, kind) if as_json else store.list(kind)
+    else:
+        infos = None
     if as_json:
-        echo_json([info.as_dict() for info in store.list(kind, label)])
+        echo_json([info.as_dict() for info in infos or ()])
         return
-    fingerprints = (
-        store.index.fingerprints()
-        if kind is None and label is None
-        else [info.fingerprint for info in store.list(kind, label)]
-    )
+    fingerprints = store.index.fingerprints() if infos is None else [i.fingerprint for i in infos]
     if fingerprints:
         sys.stdout.write("\n".join(fingerprints) + "\n")
 
 
 @click.command()
 @click.argument("fingerprint", metavar="FP")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON record.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON record (size in bytes).")
 @click.pass_context
 def info(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
-    """Show an object's kind, size, creation time, labels and references."""
+    """Show an object's kind, size, when it was first stored, labels and references."""
     import time
 
-    details = open_store(ctx).info(fingerprint)
+    from .humane import size
+    from .info import describe
+
+    details = describe(open_store(ctx), fingerprint)
     if as_json:
         echo_json(details.as_dict())
         return
     created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(details.created))
+    exact = f" ({details.size} bytes)" if details.size >= 1024 else ""
     click.echo(f"fingerprint  {details.fingerprint}")
     click.echo(f"kind         {details.kind}")
-    click.echo(f"size         {details.size}")
+    click.echo(f"size         {size(details.size)}{exact}")
     click.echo(f"created      {created}")
     click.echo(f"labels       {' '.join(details.labels) or '-'}")
     for ref in details.refs:

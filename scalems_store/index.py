@@ -179,11 +179,22 @@ class Index:
                 db.execute("COMMIT")
                 return  # another process rebuilt it while we waited
             rows, labels = self._scan()
+            # an object's mtime moves each time its content is added again (gc reads it as
+            # "last used"): keep the time it was first stored where this index knew it
+            known = dict(db.execute("SELECT fingerprint, created FROM objects").fetchall())
             db.execute("DELETE FROM objects")
             db.execute("DELETE FROM labels")
             db.executemany(
                 "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
-                ((r.fingerprint, r.kind, r.size, r.created) for r in rows),
+                (
+                    (
+                        r.fingerprint,
+                        r.kind,
+                        r.size,
+                        min(r.created, known.get(r.fingerprint, r.created)),
+                    )
+                    for r in rows
+                ),
             )
             db.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?)", labels)
             db.execute("INSERT OR REPLACE INTO state VALUES ('complete', '1')")
@@ -251,6 +262,12 @@ class Index:
         if found is None:
             return self._rows_from_files(kind, label)
         return [Row(*r) for r in found]  # type: ignore[arg-type]
+
+    def created(self, fingerprint: str) -> float | None:
+        """When object *fingerprint* was first stored, as indexed; None when the index
+        cannot tell (it is off or unusable, or the object is not indexed)."""
+        found = self._query("SELECT created FROM objects WHERE fingerprint = ?", [fingerprint])
+        return float(found[0][0]) if found else None  # type: ignore[arg-type]
 
     def fingerprints(self) -> list[str]:
         """Return every fingerprint, sorted: the fast path of ``ls``."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scalems_store import FileStore
 from scalems_store.fingerprint import MMAP_THRESHOLD
 from tests.cli.test_console import base as base  # the fixture run_both's tests use
 from tests.cli.test_store_cli import one_line_error
@@ -33,6 +35,48 @@ def corrupt(root: Path, fp: str, data: bytes) -> None:
     path = root / "objects" / fp[:2] / fp[2:]
     path.chmod(0o644)
     path.write_bytes(data)
+
+
+def test_ls_json_has_the_labels_and_refs_info_has(run_cli: RunCli, tmp_path: Path) -> None:
+    """ls --json (and ls --label --json) give each object the labels, references and
+    created time info --json gives, before and after reindex."""
+    from scalems_call import pack, run
+    from tests.cli import everyday_funcs
+
+    (tmp_path / "a.txt").write_bytes(b"alpha\n")
+    blob = add(run_cli, "add", "a.txt", "--label", "first")
+    run_cli("scalems-store", "label", "second", blob)
+    with FileStore(tmp_path / ".scalems") as store:
+        call = pack(everyday_funcs.scale, ([1.0],), store=store)
+        result = run(call, store=store).fingerprint
+    for when in ("before", "after"):
+        listed = {o["fingerprint"]: o for o in json_of(run_cli, "ls", "--json")}
+        assert set(listed) >= {blob, call, result}
+        for fp in listed:
+            assert listed[fp] == json_of(run_cli, "info", fp, "--json"), (when, fp)
+        assert listed[blob]["labels"] == ["first", "second"]
+        assert call in listed[result]["refs"] and listed[call]["refs"] == []
+        by_label = json_of(run_cli, "ls", "--label", "second", "--json")
+        assert by_label == [listed[blob]]
+        run_cli("scalems-store", "reindex")
+
+
+def test_info_created_is_when_first_stored(run_cli: RunCli, tmp_path: Path) -> None:
+    """Adding the same content again moves the object's mtime but not info's created time,
+    which ls --json shows too (also after reindex); without an index, the mtime is shown."""
+    (tmp_path / "a.txt").write_bytes(b"alpha\n")
+    fp = add(run_cli, "add", "a.txt")
+    first = json_of(run_cli, "info", fp, "--json")["created"]
+    time.sleep(0.05)
+    add(run_cli, "--store", ".scalems", "add", "a.txt")  # touches the object for gc
+    mtime = os.stat(tmp_path / ".scalems" / "objects" / fp[:2] / fp[2:]).st_mtime
+    assert mtime > first
+    for _ in range(2):
+        assert json_of(run_cli, "info", fp, "--json")["created"] == first
+        assert json_of(run_cli, "ls", "--json")[0]["created"] == first
+        run_cli("scalems-store", "reindex")
+    off = run_cli("scalems-store", "info", fp, "--json", env={"SCALEMS_STORE_INDEX": "off"})
+    assert json.loads(off.stdout)["created"] == mtime
 
 
 def test_get_of_a_corrupt_small_blob_writes_nothing(run_cli: RunCli, tmp_path: Path) -> None:
@@ -129,6 +173,18 @@ def on_terminal(cwd: Path, *argv: str, stream: str = "stdout") -> tuple[int, str
     finally:
         os.close(master)
     return proc.returncode, out.decode().replace("\r\n", "\n"), getattr(proc, other)
+
+
+def test_sizes_are_human_in_text_and_exact_in_json(run_cli: RunCli, tmp_path: Path) -> None:
+    """info and gc show binary units; info --json and gc --json keep bytes."""
+    (tmp_path / "big").write_bytes(b"x" * 1_300_000)
+    fp = add(run_cli, "add", "big")
+    shown = run_cli("scalems-store", "info", fp).stdout.decode()
+    assert "size         1.2 MiB (1300000 bytes)" in shown
+    assert json_of(run_cli, "info", fp, "--json")["size"] == 1_300_000
+    gc = run_cli("scalems-store", "gc", "--dry-run", "--grace", "0")
+    assert "(1.2 MiB)" in gc.stderr.decode()
+    assert json_of(run_cli, "gc", "--dry-run", "--grace", "0", "--json")["freed"] == 1_300_000
 
 
 def complete(run_cli: RunCli, tool: str, words: str, shell: str = "bash") -> list[str]:
