@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from . import cli_trees
 from .clickshared import echo_json, open_store, progress_bar
 
 
@@ -48,9 +49,12 @@ def add(ctx: click.Context, paths: tuple[str, ...], label: str | None, expect: s
 
 
 @click.command()
-@click.argument("fingerprint", metavar="FP")
+@click.argument("fingerprint", metavar="FP[:PATH]")
 @click.option(
-    "-o", "--output", metavar="DEST", help="Write a blob to DEST or extract a tree into DEST."
+    "-o",
+    "--output",
+    metavar="DEST",
+    help="Write a blob (or file) to DEST, or extract a tree (or directory) into DEST.",
 )
 @click.pass_context
 def get(ctx: click.Context, fingerprint: str, output: str | None) -> None:
@@ -58,16 +62,20 @@ def get(ctx: click.Context, fingerprint: str, output: str | None) -> None:
 
     A blob goes to DEST or standard output; a tree is extracted into DEST,
     which must be new or an empty directory (without -o, the tree's tar
-    archive goes to standard output).
+    archive goes to standard output). FP:PATH is one file of a tree, written
+    the same way, or one directory of it, extracted into DEST.
     """
+    from .treepath import materialize_spec, split_spec, write_spec
+
     store = open_store(ctx)
     if output is not None:
-        store.materialize(fingerprint, output)
+        materialize_spec(store, fingerprint, output)
         return
-    if sys.stdout.isatty() and store.kind(store.resolve(fingerprint)) == "tree":
+    name, path = split_spec(fingerprint)
+    if not path and sys.stdout.isatty() and store.kind(store.resolve(name)) == "tree":
         raise click.UsageError("FP is a tree: give -o DIR to extract it (or redirect stdout)")
     sys.stdout.flush()
-    store.write_to(fingerprint, sys.stdout.buffer)
+    write_spec(store, fingerprint, sys.stdout.buffer)
 
 
 @click.command(name="ls")
@@ -159,3 +167,7 @@ def label(ctx: click.Context, name: str | None, fingerprint: str | None, remove:
             click.echo(labels[name])
         for other, fp in labels.items() if name is None else ():
             click.echo(f"{other}\t{fp}")
+
+
+# added to the tool along with ``ls`` by ErrorGroup.add_command (until cli.py lists them)
+list_objects.companions = (cli_trees.ls_tree,)  # type: ignore[attr-defined]

@@ -39,6 +39,12 @@ class ErrorGroup(click.Group):
         except ends as exc:
             ctx.exit(exit_status(exc))
 
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Add *cmd*, with the commands it brings along (its ``companions`` attribute)."""
+        super().add_command(cmd, name)
+        for companion in getattr(cmd, "companions", ()):
+            super().add_command(companion)
+
 
 def run_main(group: click.Group, prog_name: str) -> None:
     """Run a CLI group: usage errors are one line and exit 2, as other errors are exit 1."""

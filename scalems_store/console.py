@@ -7,7 +7,7 @@ exactly one of these shapes runs here, through the same library calls as its
 click command in :mod:`scalems_store.cli`::
 
     scalems-store [--store PATH] add PATH...        every PATH exists; stderr is not a terminal
-    scalems-store [--store PATH] get FP [-o DEST]   without -o, stdout is not a terminal
+    scalems-store [--store PATH] get FP[:PATH] [-o DEST]  without -o, stdout is not a terminal
     scalems-store [--store PATH] verify [FP...]     stderr is not a terminal
 
 Any other line (another command or option, ``--help``, ``-``, a missing path,
@@ -18,10 +18,11 @@ here is the output click would give (``tests/cli/test_console.py`` runs both).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from .commandline import catch_sigterm, exit_status, split_store_option
 from .errors import StoreError
@@ -89,11 +90,19 @@ def _add(store: FileStore, paths: list[str], output: str | None) -> int:
 
 
 def _get(store: FileStore, args: list[str], output: str | None) -> int:
+    spec = args[0]
+    materialize: Callable[[str, str], object] = store.materialize
+    write: Callable[[str, IO[bytes]], int] = store.write_to
+    if ":" in spec:  # FP:path (or a blake3: URI) goes through treepath; a plain FP need not load it
+        from . import treepath
+
+        materialize = functools.partial(treepath.materialize_spec, store)
+        write = functools.partial(treepath.write_spec, store)
     if output is not None:
-        store.materialize(args[0], output)
+        materialize(spec, output)
     else:
         sys.stdout.flush()
-        store.write_to(args[0], sys.stdout.buffer)
+        write(spec, sys.stdout.buffer)
     return 0
 
 
