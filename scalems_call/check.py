@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import mmap
-from typing import Any
+from typing import Any, NamedTuple
 
 from scalems_store import FileStore, hash_bytes, layout
 from scalems_store.archive import FILE, SYMLINK
+from scalems_store.diff import PATCH_LINES, Change, compare_results
 
 FileSummary = tuple[str, int, str]
 """``(type, mode, digest or link target)`` of one member of a directory tree."""
@@ -45,12 +46,40 @@ def _decoded(hexed: str | None) -> Any:
     return None if hexed is None else from_hex(hexed)
 
 
+class Difference(NamedTuple):
+    """One difference between a recorded result and a rerun."""
+
+    summary: str
+    """One line: ``stdout differs``, ``file out.csv differs``..."""
+    excerpt: tuple[str, ...] = ()
+    """For text (a file, stdout, stderr): the first lines of a unified diff."""
+
+    def lines(self) -> list[str]:
+        """The summary, then the excerpt indented: what ``rerun --check`` prints."""
+        return [self.summary, *(f"    {line}" for line in self.excerpt)]
+
+
 def differences(store: FileStore, recorded: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
     """Return one line per difference between two result records of the same call."""
+    return [found.summary for found in compare(store, recorded, fresh)]
+
+
+def compare(
+    store: FileStore, recorded: dict[str, Any], fresh: dict[str, Any], *, lines: int = PATCH_LINES
+) -> list[Difference]:
+    """Every difference between two result records of the same call, with the first
+    *lines* of a unified diff for each text file, stdout or stderr that differs.
+
+    Return values and exceptions are compared as values (decoded), so equal values
+    pickled differently do not differ; streams and files are compared by
+    :func:`scalems_store.diff.compare_results`.
+    """
     found = []
     if recorded.get("status") != fresh.get("status"):
         found.append(
-            f"status differs: recorded {recorded.get('status')}, rerun {fresh.get('status')}"
+            Difference(
+                f"status differs: recorded {recorded.get('status')}, rerun {fresh.get('status')}"
+            )
         )
     if recorded.get("return_value") != fresh.get("return_value"):
         before, after = _decoded(recorded.get("return_value")), _decoded(fresh.get("return_value"))
@@ -60,24 +89,33 @@ def differences(store: FileStore, recorded: dict[str, Any], fresh: dict[str, Any
             same = False
         if not same:
             found.append(
-                f"return value differs: recorded {_shorten(before)}, rerun {_shorten(after)}"
+                Difference(
+                    f"return value differs: recorded {_shorten(before)}, rerun {_shorten(after)}"
+                )
             )
     if recorded.get("exception") != fresh.get("exception"):
         before, after = _decoded(recorded.get("exception")), _decoded(fresh.get("exception"))
-        found.append(f"exception differs: recorded {before}, rerun {after}")
-    for stream in ("stdout", "stderr"):
-        if recorded.get(stream) != fresh.get(stream):
-            found.append(f"{stream} differs")
-    old, new = (
-        tree_summary(store, recorded.get("directory")),
-        tree_summary(store, fresh.get("directory")),
-    )
-    for path in sorted(old.keys() | new.keys()):
-        if path not in new:
-            found.append(f"only in the recorded directory: {path}")
-        elif path not in old:
-            found.append(f"only in the rerun directory: {path}")
-        elif old[path] != new[path]:
-            what = "mode" if old[path][::2] == new[path][::2] else old[path][0]
-            found.append(f"{what} differs: {path}" if what == "mode" else f"{what} {path} differs")
+        found.append(Difference(f"exception differs: recorded {before}, rerun {after}"))
+    changes = compare_results(store, recorded, fresh, patch=lines, names=("recorded", "rerun"))
+    found += [_difference(change) for change in changes if change.where in _COMPARED_HERE]
     return found
+
+
+_COMPARED_HERE = ("stdout", "stderr", "directory")
+
+
+def _difference(change: Change) -> Difference:
+    """The line ``rerun --check`` has always printed for a change of a stream or file."""
+    if change.where != "directory":
+        return Difference(f"{change.where} differs", change.patch)
+    if change.what == "removed":
+        return Difference(f"only in the recorded directory: {change.path}")
+    if change.what == "added":
+        return Difference(f"only in the rerun directory: {change.path}")
+    if change.detail.startswith("mode") and not change.content:
+        return Difference(f"mode differs: {change.path}")
+    first = change.detail.split(" ", 1)[0]  # a change of type: "file -> symlink"
+    was = first if first in ("file", "symlink", "directory") else "file"
+    if change.detail.startswith("->"):  # a symlink's target
+        was = "symlink"
+    return Difference(f"{was} {change.path} differs", change.patch)

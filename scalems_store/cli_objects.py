@@ -170,4 +170,4 @@ def label(ctx: click.Context, name: str | None, fingerprint: str | None, remove:
 
 
 # added to the tool along with ``ls`` by ErrorGroup.add_command (until cli.py lists them)
-list_objects.companions = (cli_trees.ls_tree,)  # type: ignore[attr-defined]
+list_objects.companions = (cli_trees.ls_tree, cli_trees.diff)  # type: ignore[attr-defined]

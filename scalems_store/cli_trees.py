@@ -1,4 +1,4 @@
-"""``scalems-store`` commands that look inside objects: ls-tree."""
+"""``scalems-store`` commands that look inside objects: ls-tree, diff."""
 
 from __future__ import annotations
 
@@ -50,6 +50,51 @@ def ls_tree(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
         shown = size(m.size) if m.type == FILE else "-"
         suffix = "/" if m.type == DIR else f" -> {m.linkname}" if m.type == SYMLINK else ""
         click.echo(f"{mode}  {shown:>9}  {m.path}{suffix}")
+
+
+@click.command(name="diff")
+@click.argument("first", metavar="FP")
+@click.argument("second", metavar="FP")
+@click.option(
+    "-p", "--patch", is_flag=True, help="Show the first lines of a unified diff of each text file."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report (sizes in bytes).")
+@click.pass_context
+def diff(ctx: click.Context, first: str, second: str, patch: bool, as_json: bool) -> None:
+    """Show what differs between two trees, blobs, results or calls.
+
+    Trees: the files added, removed and changed, with sizes. Results (of one
+    call): status, return value, exception, stdout, stderr and the files of
+    the output directory. Exit status as diff(1)'s: 0 when they are the same,
+    1 when they differ, 2 on trouble (an error is one line on stderr).
+    """
+    from .commandline import error_line
+    from .diff import PATCH_LINES, compare
+    from .errors import StoreError
+
+    try:
+        store = open_store(ctx)
+        kind, changes = compare(store, first, second, patch=PATCH_LINES if patch else 0)
+        names = [store.resolve(first), store.resolve(second)]
+    except StoreError as exc:
+        click.echo(error_line(exc), err=True)
+        ctx.exit(2)
+    if as_json:
+        echo_json(
+            {
+                "kind": kind,
+                "a": names[0],
+                "b": names[1],
+                "same": not changes,
+                "changes": [change.as_dict() for change in changes],
+            }
+        )
+    else:
+        for change in changes:
+            click.echo(change.line())
+            for line in change.patch:
+                click.echo(f"    {line}")
+    ctx.exit(1 if changes else 0)
 
 
 def _mode(member: Entry) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from scalems_call.serialize import to_hex
 from scalems_call.upstream import output
 from scalems_store import FileStore
 from tests.cli import everyday_funcs
+from tests.conftest import RunCli
 
 
 def packed(tmp_path: Path, func: Any, *args: Any, **kwargs: Any) -> str:
@@ -72,6 +74,33 @@ def test_describe_reads_functions_and_arguments_without_importing(tmp_path: Path
     module, name = b"no_such_module_here", b"simulate"
     global_only = b"\x80\x04\x8c%c%s\x8c%c%s\x93." % (len(module), module, len(name), name)
     assert function_name({"func": global_only.hex()}) == "no_such_module_here:simulate"
+
+
+def test_store_diff_of_two_results_shows_a_patch(run_cli: RunCli, tmp_path: Path) -> None:
+    """scalems-store diff of two results of one call names the file and the stream that
+    differ, with the first lines of a unified diff; rerun --check's comparison gives the
+    same excerpts."""
+    from scalems_call import check
+
+    call, old = ran(tmp_path, everyday_funcs.varying_log, 3)
+    with FileStore(tmp_path / ".scalems") as store:
+        new = str(run(call, store=store, force=True).fingerprint)
+        records = [json.loads(store.read_bytes(fp)) for fp in (old, new)]
+        found = check.compare(store, *records)
+    proc = run_cli("scalems-store", "diff", "-p", old, new)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.decode().splitlines()
+    assert lines[0] == "stdout differs: 53 B -> 53 B"  # "step 0".."step 2", the time
+    assert "    --- a/stdout" in lines and "    +++ b/stdout" in lines
+    assert any(line.startswith("    -finished at ") for line in lines)
+    assert "changed  log.txt  (53 B -> 53 B)" in lines
+    report = json.loads(run_cli("scalems-store", "diff", old, new, "--json").stdout)
+    assert report["kind"] == "result" and not report["same"]
+    assert {c["where"] for c in report["changes"]} == {"stdout", "directory"}
+    assert [d.summary for d in found] == ["stdout differs", "file log.txt differs"]
+    assert found[1].excerpt[:2] == ("--- recorded/log.txt", "+++ rerun/log.txt")
+    assert found[1].lines()[1] == "    --- recorded/log.txt"
+    assert check.differences(store, *records) == ["stdout differs", "file log.txt differs"]
 
 
 @pytest.mark.parametrize("width", [0, 1, 5])

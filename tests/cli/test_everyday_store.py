@@ -147,6 +147,29 @@ def test_get_of_a_corrupt_large_blob_in_memory_is_taken_back(
     assert got.exit_code == 1 and got.stdout_bytes == b""
 
 
+def test_labels_are_accepted_wherever_a_fingerprint_is(run_cli: RunCli, tmp_path: Path) -> None:
+    """get, info, ls --label, ls-tree, diff, export, label and Python resolve take a label;
+    a label wins over a hex prefix it also spells."""
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "f.txt").write_bytes(b"in a tree\n")
+    (tmp_path / "a.txt").write_bytes(b"alpha\n")
+    tree = add(run_cli, "add", "dir", "--label", "input")
+    blob = add(run_cli, "add", "a.txt")
+    assert run_cli("scalems-store", "get", "input:f.txt").stdout == b"in a tree\n"
+    assert json_of(run_cli, "info", "input", "--json")["fingerprint"] == tree
+    assert run_cli("scalems-store", "ls", "--label", "input").stdout.decode().split() == [tree]
+    assert run_cli("scalems-store", "ls-tree", "input").returncode == 0
+    assert run_cli("scalems-store", "diff", "input", tree).returncode == 0
+    assert run_cli("scalems-store", "export", "input", "-o", "b.bundle").returncode == 0
+    assert run_cli("scalems-store", "label", "again", "input").stdout.decode().strip() == tree
+    # a label spelling the prefix of another object names the labelled one
+    run_cli("scalems-store", "label", blob[:4], tree)
+    assert json_of(run_cli, "info", blob[:4], "--json")["fingerprint"] == tree
+    assert json_of(run_cli, "info", blob[:5], "--json")["fingerprint"] == blob
+    with FileStore(tmp_path / ".scalems", create=False) as store:
+        assert store.resolve("input") == tree and store.resolve(blob[:4]) == tree
+
+
 def on_terminal(cwd: Path, *argv: str, stream: str = "stdout") -> tuple[int, str, bytes]:
     """Run an installed command with *stream* (stdout or stderr) on a pseudo-terminal;
     return its exit status, what it printed there, and the other stream."""

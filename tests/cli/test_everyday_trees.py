@@ -127,3 +127,41 @@ def test_ls_tree(run_cli: RunCli, tree: str) -> None:
     ]
     refused = run_cli("scalems-store", "ls-tree", f"{tree}:run.sh")
     assert refused.returncode == 1 and "is a file, not a directory" in one_line_error(refused)
+
+
+def test_diff_of_two_trees(run_cli: RunCli, tmp_path: Path, tree: str) -> None:
+    """diff names files added, removed and changed with sizes, a mode change, a patch with
+    -p; exit 0 when the same, 1 when different, 2 when they cannot be compared."""
+    root = tmp_path / "md"
+    (root / "traj" / "frame0.xtc").write_bytes(b"frame zero\nand more\n")
+    (root / "run.sh").unlink()
+    (root / "traj" / "big.dat").chmod(0o755)
+    (root / "notes.txt").write_text("new\n")
+    other = add(run_cli, "add", "md")
+    same = run_cli("scalems-store", "diff", tree, tree[:8])
+    assert (same.returncode, same.stdout) == (0, b"")
+    proc = run_cli("scalems-store", "diff", tree, other)
+    assert proc.returncode == 1
+    assert proc.stdout.decode().splitlines() == [
+        "added    notes.txt  (4 B)",
+        "removed  run.sh  (10 B)",
+        "changed  traj/big.dat  (1.5 KiB -> 1.5 KiB, mode 0644 -> 0755)",
+        "changed  traj/frame0.xtc  (11 B -> 20 B)",
+    ]
+    patched = run_cli("scalems-store", "diff", "-p", tree, other).stdout.decode().splitlines()
+    assert patched[-5:] == [
+        "    --- a/traj/frame0.xtc",
+        "    +++ b/traj/frame0.xtc",
+        "    @@ -1 +1,2 @@",
+        "     frame zero",
+        "    +and more",
+    ]
+    report = json.loads(run_cli("scalems-store", "diff", tree, other, "--json").stdout)
+    assert report["kind"] == "tree" and report["same"] is False
+    assert report["changes"][3]["old_size"] == 11 and report["changes"][3]["new_size"] == 20
+    (tmp_path / "a.txt").write_bytes(b"alpha\n")
+    blob = add(run_cli, "add", "a.txt")
+    mixed = run_cli("scalems-store", "diff", tree, blob)
+    assert mixed.returncode == 2 and one_line_error(mixed).startswith("InvalidContent: cannot")
+    missing = run_cli("scalems-store", "diff", tree, "nolabel")
+    assert missing.returncode == 2 and one_line_error(missing).startswith("ObjectNotFound:")
