@@ -1,7 +1,10 @@
 """The click plumbing both command-line tools share: errors, options, progress, JSON.
 
-:class:`ErrorGroup` turns the library's errors into one line and exit 1;
-:func:`run_main` makes usage errors one line and exit 2.
+:class:`ErrorGroup` turns the library's errors into one line and exit 1, and
+equips every command it holds the same way (:func:`equip`): ``--store`` is
+taken after the command as well as before it, and every parameter that names
+an object (``FP``) completes labels and fingerprints from the store in the
+shell. :func:`run_main` makes usage errors one line and exit 2.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from .commandline import catch_sigterm, exit_status
 from .errors import StoreError
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from .store import FileStore
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -40,10 +46,11 @@ class ErrorGroup(click.Group):
             ctx.exit(exit_status(exc))
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        """Add *cmd*, with the commands it brings along (its ``companions`` attribute)."""
-        super().add_command(cmd, name)
+        """Add *cmd* equipped as every command of both tools is (see :func:`equip`), with
+        the commands it brings along (its ``companions`` attribute, if any)."""
+        super().add_command(equip(cmd), name)
         for companion in getattr(cmd, "companions", ()):
-            super().add_command(companion)
+            super().add_command(equip(companion))
 
 
 def run_main(group: click.Group, prog_name: str) -> None:
@@ -79,11 +86,20 @@ def parse_duration(text: str) -> float:
 
 
 def open_store(ctx: click.Context, *, create: bool = False) -> FileStore:
-    """Open the store chosen by ``--store``, ``$SCALEMS_STORE`` or ``./.scalems``."""
+    """Open the store chosen by ``--store``, ``$SCALEMS_STORE`` or the nearest ``.scalems``;
+    say so on a terminal when this creates it.
+
+    Raises:
+        StoreNotFound: there is none and *create* is False.
+    """
     from .store import FileStore
 
     store = FileStore(ctx.obj, create=create)
     ctx.call_on_close(store.close)
+    if store.created:
+        from .humane import announce_created
+
+        announce_created(store.root)
     return store
 
 
@@ -123,3 +139,62 @@ store_option = click.option(
     help="Store directory. Default: ./.scalems (created on first write).",
 )
 """The ``--store`` option shared by both command-line tools."""
+
+
+def equip(command: click.Command) -> click.Command:
+    """Give *command* what every command of both tools has; return it.
+
+    * ``--store PATH`` after the command name, as well as before it (given both
+      ways with different paths, it is a usage error);
+    * shell completion of labels and fingerprints for each parameter whose metavar
+      names an object (``FP``, ``FP...``, ``DIR|FP``), from the chosen store.
+    """
+    if not any(param.name == "store_after" for param in command.params):
+        command.params.append(
+            click.Option(
+                ["--store", "store_after"],
+                metavar="PATH",
+                expose_value=False,
+                callback=_store_after,
+                help="Store directory (as before the command).",
+            )
+        )
+    for param in command.params:
+        if "FP" in (param.metavar or "") and param.type is click.STRING:
+            param.type = FINGERPRINT
+    return command
+
+
+def _store_after(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    root = ctx.find_root()
+    before = root.get_parameter_source("store_path") is ParameterSource.COMMANDLINE
+    if before and root.params.get("store_path") != value:
+        raise click.UsageError("--store is given twice, with different paths", ctx=ctx)
+    ctx.obj = value
+
+
+class Fingerprint(click.ParamType):
+    """A parameter naming an object: completed from the store's labels and fingerprints."""
+
+    name = "fingerprint"
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """Labels and fingerprints starting with *incomplete* (and directories, where a
+        directory is accepted too); nothing, rather than an error, without a store."""
+        from click.shell_completion import CompletionItem
+
+        from .completion import names
+
+        found: list[CompletionItem] = (
+            [CompletionItem(incomplete, type="dir")] if "DIR" in (param.metavar or "") else []
+        )
+        path = ctx.obj if isinstance(ctx.obj, str) else ctx.find_root().params.get("store_path")
+        found.extend(CompletionItem(name, help=what) for name, what in names(path, incomplete))
+        return found
+
+
+FINGERPRINT = Fingerprint()

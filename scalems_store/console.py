@@ -6,11 +6,12 @@ and more than adding or extracting a small object, so a script that calls
 exactly one of these shapes runs here, through the same library calls as its
 click command in :mod:`scalems_store.cli`::
 
-    scalems-store [--store PATH] add PATH...        every PATH exists; stderr is not a terminal
-    scalems-store [--store PATH] get FP[:PATH] [-o DEST]  without -o, stdout is not a terminal
-    scalems-store [--store PATH] verify [FP...]     stderr is not a terminal
+    scalems-store [--store PATH] add PATH...            every PATH exists; stderr is not a terminal
+    scalems-store [--store PATH] get FP[:PATH] [-o DEST] without -o, stdout is not a terminal
+    scalems-store [--store PATH] verify [FP...]         stderr is not a terminal
 
-Any other line (another command or option, ``--help``, ``-``, a missing path,
+``--store PATH`` may also come after the command (once; given both ways, the
+paths must agree). Any other line (another command or option, ``--help``, ``-``, a missing path,
 a terminal that would show a progress bar) goes to click. Usage errors, help
 and progress bars therefore have one source, and the output of a line run
 here is the output click would give (``tests/cli/test_console.py`` runs both).
@@ -55,6 +56,10 @@ def run_quick(argv: Sequence[str]) -> int | None:
         from .store import FileStore
 
         with FileStore(store_path, create=command == "add") as store:
+            if store.created:
+                from .humane import announce_created
+
+                announce_created(store.root)
             return _COMMANDS[command](store, args, output)
     except (StoreError, BrokenPipeError, KeyboardInterrupt) as exc:
         return exit_status(exc)
@@ -68,6 +73,14 @@ def _parse(args: list[str]) -> tuple[str, str | None, list[str], str | None] | N
     if not args or args[0] not in _COMMANDS:
         return None
     command, rest = args[0], args[1:]
+    taken = _store_after(rest)
+    if taken is None:
+        return None
+    after, rest = taken
+    if after is not None:
+        if store_path is not None and store_path != after:
+            return None  # click says it is given twice
+        store_path = after
     output = None
     if command == "get" and len(rest) == 3 and rest[1] in ("-o", "--output"):
         output, rest = rest[2], rest[:1]
@@ -80,6 +93,24 @@ def _parse(args: list[str]) -> tuple[str, str | None, list[str], str | None] | N
     else:
         quick = not sys.stderr.isatty()
     return (command, store_path, rest, output) if quick else None
+
+
+def _store_after(args: list[str]) -> tuple[str | None, list[str]] | None:
+    """Take one ``--store PATH`` (or ``--store=PATH``) off the arguments after the command;
+    None when it is malformed or given twice (click reports that)."""
+    found: str | None = None
+    kept: list[str] = []
+    pending = iter(args)
+    for arg in pending:
+        if arg != "--store" and not arg.startswith("--store="):
+            kept.append(arg)
+            continue
+        if found is not None or "--" in kept:
+            return None
+        found = arg.partition("=")[2] if "=" in arg else next(pending, "")
+        if not found or found.startswith("-"):
+            return None
+    return found, kept
 
 
 def _add(store: FileStore, paths: list[str], output: str | None) -> int:

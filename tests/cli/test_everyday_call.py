@@ -17,6 +17,7 @@ from scalems_call.serialize import to_hex
 from scalems_call.upstream import output
 from scalems_store import FileStore
 from tests.cli import everyday_funcs
+from tests.cli.test_everyday_store import complete
 from tests.conftest import RunCli
 
 
@@ -33,6 +34,21 @@ def ran(tmp_path: Path, func: Any, *args: Any, **kwargs: Any) -> tuple[str, str]
         result = run(call, store=store).fingerprint
     assert result is not None
     return call, result
+
+
+def test_store_after_the_command(run_cli: RunCli, tmp_path: Path) -> None:
+    """scalems-call takes --store after the command: pack, exec, result, ls."""
+    packed_call = run_cli(
+        "scalems-call", "pack", "tests.cli.everyday_funcs:scale", "--args-json", "[[1]]",
+        "--store", "elsewhere",
+    )  # fmt: skip
+    assert packed_call.returncode == 0, packed_call.stderr
+    call = packed_call.stdout.decode().strip()
+    assert run_cli("scalems-call", "exec", call[:8], "--store", "elsewhere").returncode == 0
+    shown = run_cli("scalems-call", "result", call[:8], "--json", "--store", "elsewhere")
+    assert json.loads(shown.stdout)["call"] == call
+    assert call[:12] in run_cli("scalems-call", "ls", "--store", "elsewhere").stdout.decode()
+    assert not (tmp_path / ".scalems").exists()
 
 
 def test_describe_reads_functions_and_arguments_without_importing(tmp_path: Path) -> None:
@@ -74,6 +90,16 @@ def test_describe_reads_functions_and_arguments_without_importing(tmp_path: Path
     module, name = b"no_such_module_here", b"simulate"
     global_only = b"\x80\x04\x8c%c%s\x8c%c%s\x93." % (len(module), module, len(name), name)
     assert function_name({"func": global_only.hex()}) == "no_such_module_here:simulate"
+
+
+def test_completion_of_calls(run_cli: RunCli, tmp_path: Path) -> None:
+    """exec completes labels and fingerprints; pack --skeleton offers directories too."""
+    call = packed(tmp_path, everyday_funcs.scale, [1.0])
+    run_cli("scalems-store", "label", "step-one", call)
+    assert complete(run_cli, "scalems-call", "scalems-call exec st") == ["plain,step-one"]
+    assert complete(run_cli, "scalems-call", f"scalems-call exec {call[:4]}") == [f"plain,{call}"]
+    offered = complete(run_cli, "scalems-call", "scalems-call pack m:f --skeleton st")
+    assert offered == ["dir,st", "plain,step-one"]
 
 
 def test_store_diff_of_two_results_shows_a_patch(run_cli: RunCli, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from scalems_store import FileStore
 from scalems_store.fingerprint import MMAP_THRESHOLD
+from tests.cli.test_console import ALPHA, run_both
 from tests.cli.test_console import base as base  # the fixture run_both's tests use
 from tests.cli.test_store_cli import one_line_error
 from tests.conftest import RunCli, entry_point
@@ -198,6 +199,60 @@ def on_terminal(cwd: Path, *argv: str, stream: str = "stdout") -> tuple[int, str
     return proc.returncode, out.decode().replace("\r\n", "\n"), getattr(proc, other)
 
 
+def test_a_command_that_creates_the_store_says_so(run_cli: RunCli, tmp_path: Path) -> None:
+    """add, init, label and scalems-call pack say 'created store PATH' on a terminal, once;
+    a script's stderr (a pipe) gets no such line."""
+    (tmp_path / "a.txt").write_bytes(b"alpha\n")
+    status, said, out = on_terminal(tmp_path, "scalems-store", "add", "a.txt", stream="stderr")
+    assert status == 0 and out.strip() == ALPHA.encode()
+    assert said.startswith("created store .scalems\n")  # then the progress bar
+    again = on_terminal(tmp_path, "scalems-store", "add", "a.txt", stream="stderr")
+    assert again[0] == 0 and "created" not in again[1]
+    labelled = on_terminal(tmp_path, "scalems-store", "--store", "other", "label", "x", ALPHA[:8],
+                           stream="stderr")  # fmt: skip
+    assert labelled[0] == 1 and labelled[1].startswith("created store other\nObjectNotFound:")
+    init = on_terminal(tmp_path, "scalems-store", "init", "--store", str(tmp_path / "third"),
+                       stream="stderr")  # fmt: skip
+    assert init[1:] == ("created store third\n", str(tmp_path / "third").encode() + b"\n")
+    packed = on_terminal(tmp_path, "scalems-call", "pack", "tests.cli.everyday_funcs:scale",
+                         "--args-json", "[[1]]", "--store", "fourth", stream="stderr")  # fmt: skip
+    assert packed[:2] == (0, "created store fourth\n")
+    piped = run_cli("scalems-store", "--store", "fifth", "add", "a.txt")
+    assert piped.returncode == 0 and piped.stderr == b"" and (tmp_path / "fifth").is_dir()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("get", ALPHA[:6], "--store", "store"),
+        ("get", ALPHA, "--store=store", "-o", "out.txt"),
+        ("add", "new.txt", "--store", "store"),
+        ("verify", "--store", "store"),
+        ("get", "nope", "--store", "store"),
+    ],
+    ids=lambda args: " ".join(args)[:30],
+)
+def test_store_after_the_command_quick_and_click_agree(base: Path, args: tuple[str, ...]) -> None:
+    """--store after the command works, and the quick path gives click's output for it."""
+    quick, slow = run_both(base, *args)
+    assert quick == slow
+    assert quick[0] == (1 if "nope" in args else 0), quick
+
+
+def test_store_after_the_command(run_cli: RunCli, tmp_path: Path) -> None:
+    """--store after the command picks that store; given twice, differently, it is exit 2."""
+    (tmp_path / "a.txt").write_bytes(b"alpha\n")
+    fp = add(run_cli, "add", "a.txt", "--store", "elsewhere")
+    assert not (tmp_path / ".scalems").exists()
+    assert run_cli("scalems-store", "get", fp, "--store", "elsewhere").stdout == b"alpha\n"
+    listed = run_cli("scalems-store", "ls", "--json", "--store", "elsewhere")
+    assert json.loads(listed.stdout)[0]["fingerprint"] == fp
+    twice = run_cli("scalems-store", "--store", "elsewhere", "get", fp, "--store", "other")
+    assert twice.returncode == 2 and "given twice" in one_line_error(twice)
+    same = run_cli("scalems-store", "--store", "elsewhere", "info", fp, "--store", "elsewhere")
+    assert same.returncode == 0
+
+
 def test_sizes_are_human_in_text_and_exact_in_json(run_cli: RunCli, tmp_path: Path) -> None:
     """info and gc show binary units; info --json and gc --json keep bytes."""
     (tmp_path / "big").write_bytes(b"x" * 1_300_000)
@@ -221,3 +276,29 @@ def complete(run_cli: RunCli, tool: str, words: str, shell: str = "bash") -> lis
     proc = run_cli(tool, env=env)
     assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
     return [line for line in proc.stdout.decode().splitlines() if line]
+
+
+def test_shell_completion_offers_labels_and_fingerprints(run_cli: RunCli, tmp_path: Path) -> None:
+    """FP arguments complete labels, and fingerprints from two hex digits on, in bash,
+    zsh and fish; the scripts to source are printed for each shell."""
+    (tmp_path / "a.txt").write_bytes(b"alpha\n")
+    fp = add(run_cli, "add", "a.txt", "--label", "alpha-input")
+    assert complete(run_cli, "scalems-store", "scalems-store get al") == ["plain,alpha-input"]
+    assert complete(run_cli, "scalems-store", f"scalems-store info {fp[:3]}") == [f"plain,{fp}"]
+    assert complete(run_cli, "scalems-store", "scalems-store diff alpha-input a") == [
+        "plain,alpha-input"
+    ]
+    zsh = complete(run_cli, "scalems-store", f"scalems-store ls-tree {fp[:2]}", "zsh")
+    assert zsh == ["plain", fp, "blob"]
+    fish = complete(run_cli, "scalems-store", "scalems-store --store .scalems get alp", "fish")
+    assert fish == ["plain,alpha-input\tlabel -> " + fp[:12]]
+    for shell in ("bash", "zsh", "fish"):
+        source = run_cli("scalems-store", env={"_SCALEMS_STORE_COMPLETE": f"{shell}_source"})
+        assert source.returncode == 0 and b"_SCALEMS_STORE_COMPLETE" in source.stdout
+
+
+def test_shell_completion_without_a_store_offers_nothing(run_cli: RunCli, tmp_path: Path) -> None:
+    """Completing where there is no store prints nothing, fails nothing, creates nothing."""
+    assert complete(run_cli, "scalems-store", "scalems-store get ab") == []
+    assert complete(run_cli, "scalems-call", "scalems-call exec ab") == []
+    assert not (tmp_path / ".scalems").exists()

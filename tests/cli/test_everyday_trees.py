@@ -93,6 +93,7 @@ def test_a_corrupt_tree_is_refused_before_its_path_is_read(
         ("get", "TREE:sub/f.txt"),
         ("get", "TREE:sub", "-o", "out"),
         ("get", "TREE:nope"),
+        ("get", "TREE:sub/f.txt", "--store", "store"),
     ],
     ids=lambda args: " ".join(args),
 )
