@@ -1,12 +1,25 @@
-"""Human and JSON views of calls and results for the command line."""
+"""Human and JSON views of calls and results for the command line.
+
+Text is for reading (sizes in binary units, local times, short fingerprints);
+JSON keeps exact bytes, seconds, ISO times and full fingerprints.
+"""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
 
 from scalems_store import FileStore, layout
+from scalems_store.errors import StoreError
+from scalems_store.humane import duration, size
 
 from . import cache
+from .describe import UNKNOWN, function_name, short_arguments
+from .errors import CallError
+
+RUNNING = "running"
+PENDING = "pending"
 
 
 def _decoded_repr(hexed: str | None) -> str:
@@ -26,15 +39,36 @@ def _size(store: FileStore, uri: str | None) -> str:
         return "not recorded"
     fp = layout.normalize(uri)
     try:
-        return f"{store.info(fp).size} bytes  {uri}"
-    except Exception:
+        return f"{size(store.info(fp).size)}  {uri}"
+    except StoreError:
         return f"missing  {uri}"
+
+
+def _directory(store: FileStore, uri: str) -> list[str]:
+    """The output directory's line and one line per member, with sizes."""
+    from scalems_store.tarformat import DIR, FILE, SYMLINK
+    from scalems_store.treeview import open_tree
+
+    fp = layout.normalize(uri)
+    try:
+        with open_tree(store, fp) as tree:
+            members = tree.members()
+    except StoreError as exc:
+        return [f"directory   {fp}  ({exc})"]
+    total = sum(m.size for m in members if m.type == FILE)
+    out = [f"directory   {fp}  ({len(members)} entries, {size(total)})"]
+    for m in members:
+        if m.type == DIR:
+            out.append(f"              {m.path}/")
+        elif m.type == SYMLINK:
+            out.append(f"              {m.path} -> {m.linkname}")
+        else:
+            out.append(f"              {m.path}  {size(m.size)}")
+    return out
 
 
 def lines(store: FileStore, result_fp: str, record: dict[str, Any]) -> list[str]:
     """Return a human-readable description of a result."""
-    from .check import tree_summary
-
     prov = record.get("provenance", {})
     out = [
         f"call        {record.get('call')}",
@@ -45,14 +79,9 @@ def lines(store: FileStore, result_fp: str, record: dict[str, Any]) -> list[str]
         f"stdout      {_size(store, record.get('stdout'))}",
         f"stderr      {_size(store, record.get('stderr'))}",
     ]
-    directory = record.get("directory")
-    if directory:
-        files = tree_summary(store, directory)
-        out.append(f"directory   {layout.normalize(directory)}  ({len(files)} entries)")
-        out.extend(
-            f"              {path}{'/' if kind == 'directory' else ''}"
-            for path, (kind, _, _) in files.items()
-        )
+    if record.get("directory"):
+        out += _directory(store, record["directory"])
+    seconds = prov.get("duration")
     out += [
         f"host        {prov.get('host', '?')}",
         f"python      {prov.get('python', '?')}  dill {prov.get('dill', '?')}"
@@ -64,10 +93,12 @@ def lines(store: FileStore, result_fp: str, record: dict[str, Any]) -> list[str]
         ),
         f"started     {prov.get('start', '?')}",
         f"ended       {prov.get('end', '?')}",
-        f"duration    {prov.get('duration', '?')} s",
+        f"duration    {duration(seconds) if isinstance(seconds, int | float) else '?'}",
     ]
-    if prov.get("skipped"):
-        out.append("not archived: " + "; ".join(prov["skipped"]))
+    skipped = prov.get("skipped") or []
+    if skipped:
+        out.append(f"not archived ({len(skipped)}, left out of the output directory):")
+        out += [f"              {entry}" for entry in skipped]
     if record.get("traceback"):
         out += ["traceback:", *("  " + line for line in record["traceback"].rstrip().splitlines())]
     return out
@@ -83,23 +114,100 @@ def as_json(store: FileStore, result_fp: str, record: dict[str, Any]) -> dict[st
     return view
 
 
-def call_rows(store: FileStore) -> list[dict[str, Any]]:
-    """Return every call with the status and end time of its latest result."""
-    rows = []
-    for info in store.list(kind="call"):
-        row: dict[str, Any] = {
-            "call": info.fingerprint,
-            "status": "pending",
-            "time": None,
-            "result": None,
-        }
-        result_fp = cache.newest(store, info.fingerprint)
-        if result_fp is not None:
-            record = cache.load_result(store, result_fp)
-            row.update(
-                status=record.get("status"),
-                result=result_fp,
-                time=record.get("provenance", {}).get("end"),
-            )
-        rows.append(row)
+def call_rows(store: FileStore, width: int = 60) -> list[dict[str, Any]]:
+    """Every call as a line of the log, newest first: its status (``running`` while a live
+    lease holds it, ``pending`` before any result), start, duration, ``module:function``
+    and arguments (at most *width* characters), read without importing the function.
+
+    Each row has ``call``, ``status``, ``start`` and ``end`` (ISO times or None),
+    ``duration`` (seconds or None), ``function``, ``arguments``, ``result`` (a
+    fingerprint or None), ``time`` (the end, as before) and ``when`` (seconds since
+    the epoch that it is sorted by: its start, or when it was packed).
+    """
+    from scalems_store.lease import live
+
+    running = live(store.root)
+    rows = [
+        _row(store, info.fingerprint, info.created, running, width) for info in store.list("call")
+    ]
+    rows.sort(key=lambda row: row["when"], reverse=True)
     return rows
+
+
+def _row(
+    store: FileStore, call_fp: str, packed: float, running: dict[str, Any], width: int
+) -> dict[str, Any]:
+    try:
+        record = cache.load_call(store, call_fp)
+        function, arguments = function_name(record), short_arguments(record, width)
+    except (CallError, StoreError):
+        function, arguments = UNKNOWN, ""
+    row: dict[str, Any] = {
+        "call": call_fp,
+        "status": PENDING,
+        "function": function,
+        "arguments": arguments,
+        "start": None,
+        "end": None,
+        "duration": None,
+        "result": None,
+        "time": None,
+        "when": packed,
+    }
+    result_fp = cache.newest(store, call_fp)
+    if result_fp is not None:
+        prov = cache.load_result(store, result_fp).get("provenance", {})
+        start = _epoch(prov.get("start"))
+        row.update(
+            status=cache.load_result(store, result_fp).get("status"),
+            result=result_fp,
+            start=prov.get("start"),
+            end=prov.get("end"),
+            time=prov.get("end"),
+            duration=prov.get("duration"),
+            when=start if start is not None else packed,
+        )
+    holder = running.get(call_fp)
+    if holder is not None:
+        since = holder.get("since")
+        since = float(since) if isinstance(since, int | float) else time.time()
+        row.update(
+            status=RUNNING,
+            start=datetime.fromtimestamp(since).astimezone().isoformat(timespec="milliseconds"),
+            end=None,
+            duration=round(max(time.time() - since, 0.0), 3),
+            when=since,
+        )
+    return row
+
+
+def _epoch(iso: Any) -> float | None:
+    if not isinstance(iso, str):
+        return None
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
+
+
+def log_line(row: dict[str, Any], short: bool = True) -> str:
+    """One line of ``scalems-call ls``: the call's fingerprint (12 digits when *short*),
+    status, start (local time), duration, ``module:function`` and the arguments."""
+    when = _epoch(row["start"])
+    started = "-" if when is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+    took = duration(row["duration"]) if isinstance(row["duration"], int | float) else "-"
+    name = row["call"][:SHORT] if short else row["call"]
+    return (
+        f"{name}  {row['status'] or '?':<8} {started:<19}  {took:>8}  "
+        f"{row['function']}({row['arguments']})"
+    )
+
+
+def log_header(short: bool = True) -> str:
+    """The heading of :func:`log_line`'s columns."""
+    call = "CALL".ljust(SHORT if short else layout.FINGERPRINT_LENGTH)
+    return f"{call}  {'STATUS':<8} {'STARTED':<19}  {'DURATION':>8}  FUNCTION(ARGUMENTS)"
+
+
+SHORT = 12
+"""Digits of a fingerprint shown where it is shortened (more than enough to name it)."""

@@ -17,8 +17,9 @@ from scalems_call.serialize import to_hex
 from scalems_call.upstream import output
 from scalems_store import FileStore
 from tests.cli import everyday_funcs
-from tests.cli.test_everyday_store import complete
-from tests.conftest import RunCli
+from tests.cli.test_everyday_store import complete, on_terminal
+from tests.cli.test_store_cli import one_line_error
+from tests.conftest import RunCli, entry_point
 
 
 def packed(tmp_path: Path, func: Any, *args: Any, **kwargs: Any) -> str:
@@ -36,6 +37,46 @@ def ran(tmp_path: Path, func: Any, *args: Any, **kwargs: Any) -> tuple[str, str]
     return call, result
 
 
+def test_result_stdout_stderr_json_combinations(run_cli: RunCli, tmp_path: Path) -> None:
+    """--stdout or --stderr alone print the stream; with each other, or with --json, they
+    are a one-line usage error (exit 2)."""
+    call, _ = ran(tmp_path, everyday_funcs.varying_log, 2)
+    shown = run_cli("scalems-call", "result", call, "--stdout")
+    assert shown.returncode == 0 and shown.stdout.startswith(b"step 0\nstep 1\nfinished at")
+    assert run_cli("scalems-call", "result", call, "--stderr").stdout == b""
+    for args in (["--stdout", "--stderr"], ["--json", "--stdout"], ["--stderr", "--json"]):
+        proc = run_cli("scalems-call", "result", call, *args)
+        assert proc.returncode == 2 and one_line_error(proc).startswith("Usage error:")
+        assert proc.stdout == b""
+
+
+def test_labels_name_calls_and_skeletons(run_cli: RunCli, tmp_path: Path) -> None:
+    """exec, result, rerun, command and pack --skeleton take labels."""
+    (tmp_path / "skel").mkdir()
+    (tmp_path / "skel" / "input.txt").write_text("x")
+    tree = run_cli("scalems-store", "add", "skel", "--label", "inputs").stdout.decode().strip()
+    packed_call = run_cli(
+        "scalems-call",
+        "pack",
+        "tests.cli.everyday_funcs:scale",
+        "--args-json",
+        "[[1, 2]]",
+        "--skeleton",
+        "inputs",
+    )
+    call = packed_call.stdout.decode().strip()
+    with FileStore(tmp_path / ".scalems") as store:
+        assert json.loads(store.read_bytes(call))["skeleton"] == f"blake3:{tree}"
+    run_cli("scalems-store", "label", "my-step", call)
+    result = run_cli("scalems-call", "exec", "my-step")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(run_cli("scalems-call", "result", "my-step", "--json").stdout)
+    assert shown["fingerprint"] == result.stdout.decode().strip()
+    assert shown["return_value_repr"] == "[2.0, 4.0]"
+    assert run_cli("scalems-call", "rerun", "my-step", "--check").returncode == 0
+    assert call in run_cli("scalems-call", "command", "my-step").stdout.decode()
+
+
 def test_store_after_the_command(run_cli: RunCli, tmp_path: Path) -> None:
     """scalems-call takes --store after the command: pack, exec, result, ls."""
     packed_call = run_cli(
@@ -49,6 +90,70 @@ def test_store_after_the_command(run_cli: RunCli, tmp_path: Path) -> None:
     assert json.loads(shown.stdout)["call"] == call
     assert call[:12] in run_cli("scalems-call", "ls", "--store", "elsewhere").stdout.decode()
     assert not (tmp_path / ".scalems").exists()
+
+
+def test_text_result_names_what_the_output_directory_left_out(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """An absolute symlink and a fifo left in the output directory are listed by the text
+    result (and kept in the JSON provenance); sizes are in binary units."""
+    call, _ = ran(tmp_path, everyday_funcs.leave_specials)
+    shown = run_cli("scalems-call", "result", call).stdout.decode()
+    assert "not archived (2, left out of the output directory):" in shown
+    assert "              absolute: " in shown and "              pipe: " in shown
+    assert "kept.txt  5 B" in shown and "stdout      0 B  blake3:" in shown
+    record = json.loads(run_cli("scalems-call", "result", call, "--json").stdout)
+    assert len(record["provenance"]["skipped"]) == 2
+
+
+def test_ls_is_a_log_people_can_read(run_cli: RunCli, tmp_path: Path) -> None:
+    """ls lists newest first: fingerprint (short on a terminal), status, start, duration,
+    module:function and one-line arguments; a call being run is 'running'; filters
+    narrow it; piped and in --json, fingerprints are whole."""
+    first, _ = ran(tmp_path, everyday_funcs.scale, [1.5, 2.5], 3, label="x" * 200)
+    (tmp_path / "flag").touch()
+    waiting = packed(tmp_path, everyday_funcs.wait_while, str(tmp_path / "flag"))
+    pending = packed(tmp_path, everyday_funcs.varying_log, 1)
+    runner = subprocess.Popen([*entry_point("scalems-call"), "exec", waiting], cwd=tmp_path)
+    try:
+        lease = tmp_path / ".scalems" / "tmp" / "leases" / waiting
+        deadline = time.monotonic() + 60
+        while not lease.exists():
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.05)
+        log = on_terminal(tmp_path, "scalems-call", "ls")[1].splitlines()
+        piped = run_cli("scalems-call", "ls").stdout.decode().splitlines()
+        rows = json.loads(run_cli("scalems-call", "ls", "--json").stdout)
+    finally:
+        (tmp_path / "flag").unlink()
+        assert runner.wait(60) == 0
+    assert log[0].split()[:2] == ["CALL", "STATUS"]
+    assert [line.split()[0] for line in piped[1:]] == [row["call"] for row in rows]
+    # a pending call counts from when it was packed: here, after the first one ran
+    assert [row["call"] for row in rows] == [waiting, pending, first]
+    assert [row["status"] for row in rows] == ["running", "pending", "success"]
+    running, never, done = log[1:]
+    assert running.startswith(f"{waiting[:12]}  running ") and waiting not in running
+    assert "tests.cli.everyday_funcs:wait_while(" in running
+    assert done.startswith(f"{first[:12]}  success  20")
+    assert "tests.cli.everyday_funcs:scale([1.5, 2.5], 3, label='xxx" in done
+    assert done.endswith("…)") and len(done) < 160
+    assert never.split()[1:4] == ["pending", "-", "-"]
+    assert rows[2]["duration"] > 0 and rows[2]["start"].startswith("20")
+    assert rows[1]["start"] is None and rows[0]["end"] is None
+
+    def calls(*args: str) -> list[str]:
+        listed = json.loads(run_cli("scalems-call", "ls", "--json", *args).stdout)
+        return [row["call"] for row in listed]
+
+    assert calls("--status", "success") == [waiting, first]
+    assert calls("--status", "pending", "--status", "failed") == [pending]
+    assert calls("--function", "scale") == [first]
+    assert calls("--function", "*:wait_*") == [waiting]
+    assert calls("--since", "1h") == [waiting, pending, first]
+    assert calls("--since", "2999-01-01") == []
+    bad = run_cli("scalems-call", "ls", "--since", "someday")
+    assert bad.returncode == 2 and one_line_error(bad).startswith("Usage error:")
 
 
 def test_describe_reads_functions_and_arguments_without_importing(tmp_path: Path) -> None:
