@@ -8,12 +8,16 @@ commands a user types.
 
 from __future__ import annotations
 
+import os
 import random
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from scalems_store import humane
 
 
 def simulate(steps: int, seed: int = 7) -> dict[str, float]:
@@ -67,10 +71,28 @@ def main() -> None:
     _run("scalems-call", "exec", call, "--json")
     _run("scalems-call", "result", call)
     _run("scalems-call", "rerun", call, "--check")
-    _run("scalems-store", "verify")
     print(
-        f"demo done: call {call[:12]} is in ./.scalems; try 'scalems-call result {call[:8]} -o out'"
+        "  The recorded and rerun result fingerprints differ although every output is the\n"
+        "  same: a result record includes its provenance (host, start and end times), so\n"
+        "  each run makes a new record. The check compares the outputs themselves.\n",
+        flush=True,
     )
+    _run("scalems-store", "verify")
+    print(f"demo done: call {call[:12]} is in ./.scalems; try")
+    print(f"  {_command('scalems-call')} result {call[:8]} -o out")
+    activate = os.path.join(os.path.dirname(sys.executable), "activate")
+    if _command("scalems-call") != "scalems-call" and os.path.exists(activate):
+        print(f"(or activate the environment first: source {humane.path(activate)})")
+
+
+def _command(name: str) -> str:
+    """How to type the installed command *name*: its bare name when the shell finds this
+    environment's script, else the script's path (the environment is not activated)."""
+    script = os.path.join(os.path.dirname(sys.executable), name)
+    found = shutil.which(name)
+    if not os.path.exists(script) or (found and os.path.samefile(found, script)):
+        return name
+    return humane.path(script)
 
 
 if __name__ == "__main__":

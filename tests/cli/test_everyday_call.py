@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from scalems_store import FileStore
 from tests.cli import everyday_funcs
 from tests.cli.test_everyday_store import complete, on_terminal
 from tests.cli.test_store_cli import one_line_error
-from tests.conftest import RunCli, entry_point
+from tests.conftest import REPO, RunCli, entry_point
 
 
 def packed(tmp_path: Path, func: Any, *args: Any, **kwargs: Any) -> str:
@@ -232,6 +233,28 @@ def test_store_diff_of_two_results_shows_a_patch(run_cli: RunCli, tmp_path: Path
     assert found[1].excerpt[:2] == ("--- recorded/log.txt", "+++ rerun/log.txt")
     assert found[1].lines()[1] == "    --- recorded/log.txt"
     assert check.differences(store, *records) == ["stdout differs", "file log.txt differs"]
+
+
+def test_demo_names_the_environment_and_explains_the_rerun(tmp_path: Path) -> None:
+    """Run outside an activated environment, the demo's hint names the environment's
+    scalems-call; it explains why the rerun's result fingerprint differs."""
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scalems_call.demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    script = os.path.join(os.path.dirname(sys.executable), "scalems-call")
+    assert f"  {script} result " in proc.stdout
+    assert "a result record includes its provenance (host, start and end times)" in (
+        proc.stdout.replace("\n  ", " ")
+    )
+    if os.path.exists(os.path.join(os.path.dirname(sys.executable), "activate")):
+        assert "(or activate the environment first: source " in proc.stdout
 
 
 @pytest.mark.parametrize("width", [0, 1, 5])
