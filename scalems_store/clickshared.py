@@ -136,7 +136,8 @@ store_option = click.option(
     metavar="PATH",
     envvar="SCALEMS_STORE",
     show_envvar=True,
-    help="Store directory. Default: ./.scalems (created on first write).",
+    help="Store directory. Default: the nearest .scalems here or above, else ./.scalems "
+    "(created on first write).",
 )
 """The ``--store`` option shared by both command-line tools."""
 

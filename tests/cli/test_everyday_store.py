@@ -16,7 +16,7 @@ from scalems_store.fingerprint import MMAP_THRESHOLD
 from tests.cli.test_console import ALPHA, run_both
 from tests.cli.test_console import base as base  # the fixture run_both's tests use
 from tests.cli.test_store_cli import one_line_error
-from tests.conftest import RunCli, entry_point
+from tests.conftest import REPO, RunCli, entry_point
 
 
 def add(run_cli: RunCli, *args: str) -> str:
@@ -302,3 +302,34 @@ def test_shell_completion_without_a_store_offers_nothing(run_cli: RunCli, tmp_pa
     assert complete(run_cli, "scalems-store", "scalems-store get ab") == []
     assert complete(run_cli, "scalems-call", "scalems-call exec ab") == []
     assert not (tmp_path / ".scalems").exists()
+
+
+def test_speedup_check_of_the_user_guide_works_from_the_source_tree(tmp_path: Path) -> None:
+    """The guide's one-liner reports the installed package from the repository root, and
+    from a directory whose own scalems_store (without the C module) would shadow it."""
+    import shlex
+    import shutil
+    import sys
+
+    guide = (REPO / "docs" / "user-guide.md").read_text()
+    line = next(line for line in guide.splitlines() if "archive._speedups" in line)
+    argv = shlex.split(line)
+    assert argv[0] == ".venv/bin/python"
+    argv[0] = sys.executable
+    shadow = tmp_path / "scalems_store"
+    shutil.copytree(REPO / "scalems_store", shadow, ignore=shutil.ignore_patterns("*.so"))
+    from scalems_store import archive
+
+    expected = "C speed-up" if archive._speedups is not None else "pure Python"
+    for where in (REPO, tmp_path):
+        proc = subprocess.run(argv, cwd=where, capture_output=True, text=True, check=True)
+        assert proc.stdout.strip() == expected, where
+
+
+def test_the_command_reference_lists_every_command() -> None:
+    """docs/cli.md has a row for every command of scalems-store."""
+    from scalems_store.cli import cli
+
+    reference = (REPO / "docs" / "cli.md").read_text()
+    for name in cli.commands:
+        assert f"| `{name}" in reference, name
