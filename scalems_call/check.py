@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import mmap
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scalems_store import FileStore, hash_bytes, layout
 from scalems_store.archive import FILE, SYMLINK
-from scalems_store.diff import PATCH_LINES, Change, compare_results
+
+if TYPE_CHECKING:
+    from scalems_store.diff import Change
 
 FileSummary = tuple[str, int, str]
 """``(type, mode, digest or link target)`` of one member of a directory tree."""
@@ -65,15 +67,19 @@ def differences(store: FileStore, recorded: dict[str, Any], fresh: dict[str, Any
 
 
 def compare(
-    store: FileStore, recorded: dict[str, Any], fresh: dict[str, Any], *, lines: int = PATCH_LINES
+    store: FileStore, recorded: dict[str, Any], fresh: dict[str, Any], *, lines: int | None = None
 ) -> list[Difference]:
     """Every difference between two result records of the same call, with the first
-    *lines* of a unified diff for each text file, stdout or stderr that differs.
+    *lines* (default: as ``scalems-store diff -p``) of a unified diff for each text
+    file, stdout or stderr that differs.
 
     Return values and exceptions are compared as values (decoded), so equal values
     pickled differently do not differ; streams and files are compared by
     :func:`scalems_store.diff.compare_results`.
     """
+    # imported here: cache.digest imports this module for tree_summary on the cache-hit path
+    from scalems_store.diff import PATCH_LINES, compare_results
+
     found = []
     if recorded.get("status") != fresh.get("status"):
         found.append(
@@ -96,7 +102,8 @@ def compare(
     if recorded.get("exception") != fresh.get("exception"):
         before, after = _decoded(recorded.get("exception")), _decoded(fresh.get("exception"))
         found.append(Difference(f"exception differs: recorded {before}, rerun {after}"))
-    changes = compare_results(store, recorded, fresh, patch=lines, names=("recorded", "rerun"))
+    patch = PATCH_LINES if lines is None else lines
+    changes = compare_results(store, recorded, fresh, patch=patch, names=("recorded", "rerun"))
     found += [_difference(change) for change in changes if change.where in _COMPARED_HERE]
     return found
 

@@ -12,7 +12,6 @@ Everything is read checked against its fingerprint (:mod:`scalems_store.treepath
 
 from __future__ import annotations
 
-import difflib
 import os
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -236,6 +235,8 @@ def unified(
     :data:`PATCH_LIMIT`."""
     if not limit or max(len(old), len(new)) > PATCH_LIMIT or b"\0" in old or b"\0" in new:
         return ()
+    import difflib  # only for a patch
+
     try:
         before, after = old.decode().splitlines(), new.decode().splitlines()
     except UnicodeDecodeError:
