@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import pytest
 
@@ -94,16 +97,26 @@ def scalems_call(
     )
 
 
-def pack(slurm: LocalSlurm, store: Path, func: str, *args: object, cwd: Path) -> str:
-    """Pack ``tests.call.funcs:<func>(*args)`` into *store*; return the call fingerprint."""
+def pack(
+    slurm: LocalSlurm,
+    store: Path,
+    func: str,
+    *args: object,
+    cwd: Path,
+    module: str = "tests.call.funcs",
+    options: tuple[str, ...] = (),
+) -> str:
+    """Pack ``<module>:<func>(*args)`` (and pack *options*) into *store*; return the call
+    fingerprint."""
     out = scalems_call(
         slurm,
         "--store",
         str(store),
         "pack",
-        f"tests.call.funcs:{func}",
+        f"{module}:{func}",
         "--args-json",
         json.dumps(list(args)),
+        *options,
         cwd=cwd,
     ).stdout
     return out.strip()
@@ -119,3 +132,90 @@ def result_json(slurm: LocalSlurm, store: Path, call_fp: str, cwd: Path) -> dict
     out = scalems_call(slurm, "--store", str(store), "result", call_fp, "--json", cwd=cwd).stdout
     record: dict[str, Any] = json.loads(out)
     return record
+
+
+@dataclass
+class Background:
+    """A command running in the background, its output going to files."""
+
+    proc: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+    streams: tuple[IO[bytes], IO[bytes]]
+
+    def output(self) -> str:
+        return self.stdout.read_text() + self.stderr.read_text()
+
+    def finish(self, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Wait for the command (killing it after *timeout*); return what it did."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            for stream in self.streams:
+                stream.close()
+        return subprocess.CompletedProcess(
+            self.proc.args, self.proc.returncode, self.stdout.read_text(), self.stderr.read_text()
+        )
+
+
+def scalems_call_background(slurm: LocalSlurm, *args: str, cwd: Path) -> Background:
+    """Start the installed ``scalems-call`` as :func:`scalems_call` would, in the background."""
+    stdout, stderr = cwd / "background.out", cwd / "background.err"
+    streams = (open(stdout, "wb"), open(stderr, "wb"))  # noqa: SIM115 - closed by finish()
+    env = {**slurm.env, "PYTHONPATH": str(REPO), "SCALEMS_STORE_FSYNC": "0"}
+    proc = subprocess.Popen(
+        [SCALEMS_CALL, *args], cwd=cwd, env=env, stdout=streams[0], stderr=streams[1]
+    )
+    return Background(proc, stdout, stderr, streams)
+
+
+def wait_for(
+    predicate: Any, what: str, timeout: float = 60, running: Background | None = None
+) -> None:
+    """Poll *predicate* until true; fail (with the background command's output) after *timeout*
+    or when the background command has ended meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if running is not None and running.proc.poll() is not None:
+            pytest.fail(f"ended while waiting for {what}:\n{running.output()}")
+        if time.monotonic() > deadline:
+            extra = running.output() if running is not None else ""
+            pytest.fail(f"timed out after {timeout} s waiting for {what}\n{extra}")
+        time.sleep(0.1)
+
+
+def lines(path: Path) -> list[str]:
+    """The lines of *path* (none if it does not exist)."""
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def run_directories(store: Path) -> list[str]:
+    """The run directories (``tmp/run-*``) in *store*."""
+    return sorted(path.name for path in (store / "tmp").glob("run-*"))
+
+
+# -- docs/scale.md ----------------------------------------------------------------------------
+SCALE_MD = REPO / "docs" / "scale.md"
+
+
+def doc_blocks(section: str) -> list[tuple[str, str]]:
+    """The fenced code blocks, ``(language, code)``, of the section of docs/scale.md titled
+    *section*, in order."""
+    text = SCALE_MD.read_text()
+    found = re.search(rf"^## {re.escape(section)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert found, f"docs/scale.md has no section {section!r}"
+    return re.findall(r"^```(\w*)\n(.*?)^```", found.group(1), re.S | re.M)
+
+
+def adapt(blocks: list[tuple[str, str]], replacements: dict[str, str]) -> list[tuple[str, str]]:
+    """*blocks* with each key of *replacements* replaced by its value (in order); each key must
+    occur, so that a doc that changes cannot leave the test running something else."""
+    text = "\0".join(code for _, code in blocks)
+    for old, new in replacements.items():
+        assert old in text, f"{old!r} is no longer in the docs/scale.md section"
+        text = text.replace(old, new)
+    return [(lang, code) for (lang, _), code in zip(blocks, text.split("\0"), strict=True)]

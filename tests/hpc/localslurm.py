@@ -426,6 +426,22 @@ def running(root: Path, timeout: float = 60) -> Iterator[LocalSlurm]:
         slurm.stop()
 
 
+#: What a config file for this Slurm defines before its ``config``: Parsl's SlurmProvider asks
+#: Slurm for its blocks' states every 60 s; this Slurm forgets a job MinJobAge (4) s after it
+#: ended, and then ``squeue --job`` fails and Parsl never learns that the block has ended (so
+#: never replaces a lost one). Asking every second, Parsl sees a block end as it does on a
+#: cluster (where it asks sacct, or squeue within the default MinJobAge of 300 s).
+QUICK_PROVIDER = """\
+from parsl.providers import SlurmProvider as _SlurmProvider
+
+
+class SlurmProvider(_SlurmProvider):
+    @property
+    def status_polling_interval(self) -> int:
+        return 1
+"""
+
+
 def write_parsl_config(
     path: Path,
     *,
@@ -433,16 +449,19 @@ def write_parsl_config(
     worker_init: str,
     label: str = "slurm",
     workers: int = 2,
+    strategy: str = "simple",
 ) -> Path:
-    """Write a Parsl config file (defining ``config``) for this Slurm: one block of one node,
-    a HighThroughputExecutor on 127.0.0.1 with short heartbeats, so that a lost block is
-    noticed, and cleanup is done, in seconds."""
+    """Write a Parsl config file (defining ``config``) for this Slurm: blocks of one node (one
+    at a time), a HighThroughputExecutor on 127.0.0.1 with short heartbeats, so that a lost
+    block is noticed, and cleanup is done, in seconds; Parsl's default strategy ("simple")
+    replaces a lost block."""
     path.write_text(
         f"""\
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.launchers import SrunLauncher
-from parsl.providers import SlurmProvider
+
+{QUICK_PROVIDER}
 
 config = Config(
     executors=[
@@ -467,7 +486,52 @@ config = Config(
         )
     ],
     run_dir={str(run_dir)!r},
-    strategy="none",
+    strategy={strategy!r},
+    strategy_period=1,
+    initialize_logging=False,
+)
+"""
+    )
+    return path
+
+
+def write_mpi_config(
+    path: Path, *, run_dir: Path, worker_init: str, mpi_launcher: str = "srun"
+) -> Path:
+    """Write a Parsl config file for MPI calls on this Slurm: an MPIExecutor (one MPI call at a
+    time) whose block is one node, launching ranks with *mpi_launcher*."""
+    path.write_text(
+        f"""\
+from parsl.config import Config
+from parsl.executors import MPIExecutor
+from parsl.launchers import SimpleLauncher
+
+{QUICK_PROVIDER}
+
+config = Config(
+    executors=[
+        MPIExecutor(
+            label="mpi",
+            address="127.0.0.1",
+            max_workers_per_block=1,
+            mpi_launcher={mpi_launcher!r},
+            heartbeat_period=2,
+            heartbeat_threshold=6,
+            poll_period=10,
+            provider=SlurmProvider(
+                partition={PARTITION!r},
+                nodes_per_block=1,
+                init_blocks=1,
+                min_blocks=0,
+                max_blocks=1,
+                walltime="00:10:00",
+                launcher=SimpleLauncher(),
+                worker_init={worker_init!r},
+                cmd_timeout=30,
+            ),
+        )
+    ],
+    run_dir={str(run_dir)!r},
     strategy_period=1,
     initialize_logging=False,
 )
