@@ -310,6 +310,9 @@ MinJobAge=4
 # a cancelled job's processes get SIGKILL 2 s after SIGTERM (default 30)
 KillWait=2
 MailProg=/bin/true
+# array task indices below 4 (default 1001): docs/scale.md's job-array recipe then needs its
+# loop of several arrays for a handful of calls, as it would for thousands on a cluster
+MaxArraySize=4
 InactiveLimit=0
 Waittime=0
 NodeName={node} NodeAddr=127.0.0.1 {topology} State=UNKNOWN
