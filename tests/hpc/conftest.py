@@ -162,13 +162,21 @@ class Background:
         )
 
 
-def scalems_call_background(slurm: LocalSlurm, *args: str, cwd: Path) -> Background:
-    """Start the installed ``scalems-call`` as :func:`scalems_call` would, in the background."""
+def scalems_call_background(
+    slurm: LocalSlurm, *args: str, cwd: Path, session: bool = False
+) -> Background:
+    """Start the installed ``scalems-call`` as :func:`scalems_call` would, in the background
+    (with *session*, as the leader of a process group of its own, as in a terminal)."""
     stdout, stderr = cwd / "background.out", cwd / "background.err"
     streams = (open(stdout, "wb"), open(stderr, "wb"))  # noqa: SIM115 - closed by finish()
     env = {**slurm.env, "PYTHONPATH": str(REPO), "SCALEMS_STORE_FSYNC": "0"}
     proc = subprocess.Popen(
-        [SCALEMS_CALL, *args], cwd=cwd, env=env, stdout=streams[0], stderr=streams[1]
+        [SCALEMS_CALL, *args],
+        cwd=cwd,
+        env=env,
+        stdout=streams[0],
+        stderr=streams[1],
+        start_new_session=session,
     )
     return Background(proc, stdout, stderr, streams)
 
