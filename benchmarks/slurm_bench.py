@@ -3,17 +3,21 @@ on a local process pool and against plain Parsl apps on the same Slurm.
 
     python benchmarks/slurm_bench.py [--calls 200] [--repeat 3] [--workdir /dev/shm/...]
 
-Each call sleeps 50 ms. Three whole processes, each timed from start to exit, alternated
-(ABC ABC ...) with medians reported:
+Each call sleeps 50 ms. Four whole processes, each timed from start to exit, alternated
+(ABCD ABCD ...) with medians reported:
 
   A. ``scalems-call exec FP... --parsl-config slurm_config.py``: Parsl's SlurmProvider
      submits one block (a Slurm job) of 2 workers; every call is a ``scalems-call exec``
      bash app;
   B. ``scalems-call exec FP... --jobs 2``: a local process pool, no Slurm;
   C. the same function as plain Parsl ``python_app``s on the same config (a fresh Python
-     that imports Parsl, loads the config, runs the apps, and cleans up).
+     that imports Parsl, loads the config, runs the apps, and cleans up);
+  D. as C, but each call a plain Parsl ``bash_app`` that starts a fresh Python to sleep: the
+     floor for any path that runs a call in an interpreter of its own.
 
-(A - C) / calls is the per-call overhead our path adds over plain Parsl. Slurm is started and
+(A - C) / calls is the per-call overhead our path adds over plain Parsl; (D - C) / calls the
+part of it one fresh interpreter per call accounts for (``scalems-call exec`` starts two: the
+runner, and the child that runs the function). Slurm is started and
 stopped here (needs root, slurm-wlm and munge: see tests/hpc/localslurm.py). The stores are on
 /dev/shm. Timings are a benchmark, never a test assertion.
 """
@@ -45,6 +49,14 @@ def sleeper(tag: int, seconds: float = SLEEP) -> int:
     return tag
 
 
+def python_sleep(tag: int, seconds: float = SLEEP) -> str:
+    """The command line of mode D's bash app: a fresh Python that sleeps."""
+    import shlex
+    import sys
+
+    return shlex.join([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+
+
 def importable_sleeper() -> Callable[..., int]:
     """:func:`sleeper` from the module ``slurm_bench`` (not ``__main__``), so that it is
     serialized by reference and the workers import it (this directory is on their path)."""
@@ -52,17 +64,24 @@ def importable_sleeper() -> Callable[..., int]:
     return function
 
 
-def plain_parsl(config_path: str, calls: int) -> None:
-    """Run *calls* sleepers as plain Parsl python apps on the config (mode C, in this process)."""
+def plain_parsl(config_path: str, calls: int, bash: bool = False) -> None:
+    """Run *calls* sleepers as plain Parsl python apps on the config (mode C, in this
+    process), or with *bash* as bash apps that each start a Python to sleep (mode D)."""
     import parsl
-    from parsl import python_app
+    from parsl import bash_app, python_app
 
     config = runpy.run_path(config_path)["config"]
-    app = python_app(importable_sleeper(), cache=False)
+    python_sleep = importlib.import_module("slurm_bench").python_sleep  # by reference, as above
+    app = (
+        bash_app(python_sleep, cache=False)
+        if bash
+        else python_app(importable_sleeper(), cache=False)
+    )
+    expected = [0] * calls if bash else list(range(calls))  # a bash app's exit status
     parsl.load(config)
     try:
         futures = [app(i) for i in range(calls)]
-        assert [future.result() for future in futures] == list(range(calls))
+        assert [future.result() for future in futures] == expected
     finally:
         parsl.dfk().cleanup()
 
@@ -94,9 +113,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None, help="default: a dir on /dev/shm")
     parser.add_argument("--plain-parsl", metavar="CONFIG", help=argparse.SUPPRESS)
+    parser.add_argument("--bash", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.plain_parsl:
-        plain_parsl(options.plain_parsl, options.calls)
+        plain_parsl(options.plain_parsl, options.calls, options.bash)
         return
 
     sys.path.insert(0, str(REPO))
@@ -144,6 +164,15 @@ def main() -> None:
                         "--calls",
                         str(n),
                     ],
+                    "D plain Parsl bash_app, python -c (Slurm)": [
+                        sys.executable,
+                        __file__,
+                        "--plain-parsl",
+                        str(config),
+                        "--calls",
+                        str(n),
+                        "--bash",
+                    ],
                 }
 
             modes = list(commands([], work))
@@ -159,14 +188,19 @@ def main() -> None:
             print(f"\n{n} calls of a {SLEEP * 1000:.0f} ms sleep, medians of {options.repeat}:")
             for name, value in median.items():
                 print(f"  {name:<45} {value:7.2f} s  ({value / n * 1000:.0f} ms/call)")
-            ours, plain, local = (median[name] for name in modes)
+            ours, local, plain, bash = (median[name] for name in modes)
             workers = slurm.cpus
             extra = (ours - plain) / n * 1000
+            interpreter = (bash - plain) / n * 1000
             print(
                 f"  overhead over plain Parsl: {extra:+.0f} ms of wall time per call, "
                 f"{extra * workers:+.0f} ms per call on a worker "
                 f"({workers} workers; {ours / plain:.2f}x); Slurm+Parsl vs local pool: "
                 f"{ours / local:.2f}x"
+            )
+            print(
+                f"  of which a fresh interpreter per call (D - C): {interpreter:+.0f} ms of "
+                f"wall time per call, {interpreter * workers:+.0f} ms on a worker"
             )
     finally:
         if options.workdir is None:
