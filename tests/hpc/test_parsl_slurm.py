@@ -55,7 +55,6 @@ def test_exec_with_parsl_config_runs_calls_as_one_slurm_job(
     fps = [*calls, job_id_call]
     logged_before = slurm.jobs_completed()
 
-    started = time.monotonic()
     first = scalems_call(
         slurm,
         "--store",
@@ -67,7 +66,6 @@ def test_exec_with_parsl_config_runs_calls_as_one_slurm_job(
         "--json",
         cwd=tmp_path,
     )
-    took = time.monotonic() - started
     records = exec_json(first)
     assert [record["call"] for record in records] == fps
     assert all(record["status"] == "success" for record in records), first.stdout + first.stderr
@@ -93,7 +91,6 @@ def test_exec_with_parsl_config_runs_calls_as_one_slurm_job(
     assert block["NodeList"] == slurm.node
     seen_job = result_json(slurm, store, job_id_call, cwd=tmp_path)["return_value_repr"]
     assert seen_job == repr(block["JobId"])
-    assert took < 120
 
     again = scalems_call(
         slurm,
