@@ -186,10 +186,8 @@ def test_a_killed_exec_is_retried_and_a_call_that_raises_is_not(
     assert lines(failures) == ["ran"]  # the call that raised ran once
     assert f"call {fails[:12]}: worker lost" not in done.stderr
     failed = result_json(slurm, store, fails, cwd=tmp_path)
-    assert (failed["status"], failed["exception_repr"]) == (
-        "failed",
-        repr("ValueError('deliberate failure')"),
-    )
+    assert failed["status"] == "failed"
+    assert "ValueError('deliberate failure')" in failed["exception_repr"]
     assert not set(dead_rundirs) & set(run_directories(store))
 
     slurm.wait_until(lambda: not slurm.squeue(), timeout=30, what="Parsl's block to end")
