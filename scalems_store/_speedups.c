@@ -8,17 +8,23 @@
  *   checked (every member's name, type and bounds);
  * - read_files() reads the small files of a directory being archived, and
  *   returns None for any file it cannot read plainly, which Python then reads
- *   (and reports an error for) itself.
+ *   (and reports an error for) itself;
+ * - scan_objects() lists objects/ with each object's size and mtime (gc,
+ *   verify and reindex start from it), following no symlink;
+ * - syncfs() flushes a filesystem at once (the group commit of a batch).
  *
- * Both run their system calls without the GIL, so other threads (a second
+ * They run their system calls without the GIL, so other threads (a second
  * writer, the hashing thread) run meanwhile; the Python loops cannot do that,
  * their ~4 us of bytecode per file between system calls keeps the GIL busy.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -344,16 +350,283 @@ done:
     return result;
 }
 
+
+/* ------------------------------------------------------------------------
+ * scan_objects(): the listing of objects/ that gc, verify and reindex start
+ * from, one fstatat per object, without the GIL.
+ */
+
+typedef struct {
+    char name[65];       /* the fingerprint, 64 hex digits */
+    long long size;
+    double mtime;
+} listed_t;
+
+typedef struct {
+    char *path;          /* malloc'd */
+    int what;            /* 0 stray, 1 symlink, 2 symlinked directory */
+} odd_t;
+
+typedef struct {
+    listed_t *items;
+    Py_ssize_t count, capacity;
+    odd_t *odds;
+    Py_ssize_t odd_count, odd_capacity;
+    int failed;          /* out of memory */
+    int sizes;           /* stat each object for its size and mtime (else -1 and 0) */
+} scan_t;
+
+static int
+is_hex(const char *text, size_t length)
+{
+    if (strlen(text) != length) {
+        return 0;
+    }
+    for (size_t i = 0; i < length; i++) {
+        char c = text[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+add_odd(scan_t *scan, const char *top, const char *fanout, const char *name, int what)
+{
+    if (scan->odd_count == scan->odd_capacity) {
+        Py_ssize_t more = scan->odd_capacity ? 2 * scan->odd_capacity : 16;
+        odd_t *grown = realloc(scan->odds, (size_t)more * sizeof(odd_t));
+        if (grown == NULL) {
+            scan->failed = 1;
+            return;
+        }
+        scan->odds = grown;
+        scan->odd_capacity = more;
+    }
+    size_t length = strlen(top) + strlen(fanout) + strlen(name) + 3;
+    char *path = malloc(length);
+    if (path == NULL) {
+        scan->failed = 1;
+        return;
+    }
+    if (*fanout) {
+        snprintf(path, length, "%s/%s/%s", top, fanout, name);
+    }
+    else {
+        snprintf(path, length, "%s/%s", top, name);
+    }
+    scan->odds[scan->odd_count].path = path;
+    scan->odds[scan->odd_count].what = what;
+    scan->odd_count++;
+}
+
+static void
+add_item(scan_t *scan, const char *fanout, const char *name, const struct stat *info)
+{
+    if (scan->count == scan->capacity) {
+        Py_ssize_t more = scan->capacity ? 2 * scan->capacity : 4096;
+        listed_t *grown = realloc(scan->items, (size_t)more * sizeof(listed_t));
+        if (grown == NULL) {
+            scan->failed = 1;
+            return;
+        }
+        scan->items = grown;
+        scan->capacity = more;
+    }
+    listed_t *item = &scan->items[scan->count++];
+    memcpy(item->name, fanout, 2);
+    memcpy(item->name + 2, name, 62);
+    item->name[64] = '\0';
+    item->size = (long long)info->st_size;
+    item->mtime = (double)info->st_mtim.tv_sec + (double)info->st_mtim.tv_nsec * 1e-9;
+}
+
+static void
+scan_fanout(scan_t *scan, int top_fd, const char *top, const char *fanout)
+{
+    int fd = openat(top_fd, fanout, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int error = errno;
+        struct stat info;
+        int symlink = fstatat(top_fd, fanout, &info, AT_SYMLINK_NOFOLLOW) == 0 &&
+                      S_ISLNK(info.st_mode);
+        if (error != ENOENT) {
+            add_odd(scan, top, "", fanout, symlink ? 1 : 0);
+        }
+        return;
+    }
+    DIR *dir = fdopendir(fd);
+    if (dir == NULL) {
+        close(fd);
+        return;
+    }
+    struct dirent *entry;
+    while (!scan->failed && (entry = readdir(dir)) != NULL) {
+        const char *name = entry->d_name;
+        if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) {
+            continue;
+        }
+        struct stat info;
+        if (!is_hex(name, 62)) {
+            add_odd(scan, top, fanout, name, 0);
+            continue;
+        }
+        if (!scan->sizes && entry->d_type == DT_REG) {
+            info.st_size = -1; /* the directory says what it is: no stat needed */
+            info.st_mtim.tv_sec = 0;
+            info.st_mtim.tv_nsec = 0;
+            add_item(scan, fanout, name, &info);
+            continue;
+        }
+        if (fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue; /* removed meanwhile */
+        }
+        if (S_ISREG(info.st_mode)) {
+            add_item(scan, fanout, name, &info);
+        }
+        else {
+            add_odd(scan, top, fanout, name, S_ISLNK(info.st_mode) ? 1 : 0);
+        }
+    }
+    closedir(dir);
+}
+
+static void
+scan_top(scan_t *scan, const char *top)
+{
+    int fd = open(top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ELOOP) {
+            add_odd(scan, top, "", "", 2);
+        }
+        return;
+    }
+    DIR *dir = fdopendir(fd);
+    if (dir == NULL) {
+        close(fd);
+        return;
+    }
+    struct dirent *entry;
+    while (!scan->failed && (entry = readdir(dir)) != NULL) {
+        const char *name = entry->d_name;
+        if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) {
+            continue;
+        }
+        if (is_hex(name, 2)) {
+            scan_fanout(scan, dirfd(dir), top, name);
+        }
+        else {
+            add_odd(scan, top, "", name, 0);
+        }
+    }
+    closedir(dir);
+}
+
+PyDoc_STRVAR(scan_objects_doc,
+             "scan_objects(top, sizes, /)\n--\n\n"
+             "List the object files under the fan-out directory *top* (objects/),\n"
+             "following no symlink. Returns (objects, odd): objects is a list of\n"
+             "(fingerprint, size, mtime) of the regular files named by a fingerprint\n"
+             "in a two-hex directory, unsorted (size -1 and mtime 0 unless *sizes*:\n"
+             "then no object is stat'ed where the directory tells its type); odd is a\n"
+             "list of (path, what) for everything else, what being 'stray', 'symlink'\n"
+             "or 'symlinked'.");
+
+static PyObject *
+scan_objects(PyObject *module, PyObject *args)
+{
+    PyObject *top_bytes;
+    int sizes;
+    if (!PyArg_ParseTuple(args, "O&p:scan_objects", PyUnicode_FSConverter, &top_bytes, &sizes)) {
+        return NULL;
+    }
+    scan_t scan = {0};
+    scan.sizes = sizes;
+    const char *top = PyBytes_AS_STRING(top_bytes);
+    Py_BEGIN_ALLOW_THREADS
+    scan_top(&scan, top);
+    Py_END_ALLOW_THREADS
+    PyObject *result = NULL, *objects = NULL, *odds = NULL;
+    if (scan.failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    objects = PyList_New(scan.count);
+    odds = PyList_New(scan.odd_count);
+    if (objects == NULL || odds == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < scan.count; i++) {
+        listed_t *item = &scan.items[i];
+        PyObject *row = Py_BuildValue("(s#Ld)", item->name, (Py_ssize_t)64, item->size,
+                                      item->mtime);
+        if (row == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(objects, i, row);
+    }
+    static const char *whats[] = {"stray", "symlink", "symlinked"};
+    for (Py_ssize_t i = 0; i < scan.odd_count; i++) {
+        PyObject *path = PyUnicode_DecodeFSDefault(scan.odds[i].path);
+        if (path == NULL) {
+            goto done;
+        }
+        PyObject *row = Py_BuildValue("(Ns)", path, whats[scan.odds[i].what]);
+        if (row == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(odds, i, row);
+    }
+    result = PyTuple_Pack(2, objects, odds);
+done:
+    Py_XDECREF(objects);
+    Py_XDECREF(odds);
+    free(scan.items);
+    for (Py_ssize_t i = 0; i < scan.odd_count; i++) {
+        free(scan.odds[i].path);
+    }
+    free(scan.odds);
+    Py_DECREF(top_bytes);
+    return result;
+}
+
+PyDoc_STRVAR(syncfs_doc,
+"syncfs(fd, /)\n--\n\n"
+"Flush every written byte and name of the filesystem holding open file *fd* to\n"
+"disk (Linux syncfs(2)), without the GIL. OSError(ENOSYS) where there is none.");
+
+static PyObject *
+syncfs_(PyObject *module, PyObject *args)
+{
+    int fd, rc;
+    if (!PyArg_ParseTuple(args, "i:syncfs", &fd))
+        return NULL;
+#ifdef __linux__
+    Py_BEGIN_ALLOW_THREADS
+    rc = syncfs(fd);
+    Py_END_ALLOW_THREADS
+#else
+    rc = -1;
+    errno = ENOSYS;
+#endif
+    if (rc != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef speedups_methods[] = {
+    {"syncfs", syncfs_, METH_VARARGS, syncfs_doc},
     {"write_files", write_files, METH_VARARGS, write_files_doc},
     {"read_files", read_files, METH_VARARGS, read_files_doc},
+    {"scan_objects", scan_objects, METH_VARARGS, scan_objects_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "scalems_store._speedups",
-    "The per-file system calls of tree archives, without the GIL (optional).",
+    "The per-file system calls of tree archives and store listings, without the GIL (optional).",
     0,
     speedups_methods,
 };

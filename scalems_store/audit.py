@@ -12,13 +12,18 @@ where the store's own files should be; index rows of objects that are gone
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from . import content, reach, reading
 from .errors import ArchiveError, InvalidContent, StoreError
-from .fingerprint import MMAP_THRESHOLD, hash_bytes, hash_file
-from .objects import DAMAGED, Meta
+from .fingerprint import MMAP_THRESHOLD, hash_bytes, hash_file, usable_cores
+from .objects import DAMAGED, Meta, ObjectDir
+
+try:
+    import scalems_store._speedups as _speedups
+except ImportError:  # built without a C compiler: Python reads each object itself
+    _speedups = None  # type: ignore[assignment]
 from .transfer import Progress
 
 if TYPE_CHECKING:
@@ -67,8 +72,10 @@ def verify(
     if sample is not None and not 0 < sample <= 1:
         raise StoreError(f"sample must be a fraction in (0, 1], got {sample}")
     expected: dict[str, str] = {}
+    listed: dict[str, int] = {}
     if fingerprints is None:
-        targets = _everything(store, report)
+        listed = {fp: size for fp, size, _ in store.objects.listing(report.add, sizes=False)}
+        targets = sorted(listed)
         expected = _check_roots(store, report)
     else:
         targets = []
@@ -81,21 +88,138 @@ def verify(
         import random  # imported here: random adds milliseconds to every start-up
 
         targets = random.sample(targets, max(1, round(len(targets) * sample)))
-    for count, fp in enumerate(targets, 1):
-        _check_object(store, fp, expected.get(fp), report)
-        report.checked = count
-        if progress is not None:
-            progress(count)
+    present = set(listed) if fingerprints is None else None
+    with_meta = store.objects.with_meta()
+    problems = _mismatches(store, targets, listed, report, progress)
+    for fp in targets:
+        if fp in problems:
+            report.add(fp, problems[fp])
+        elif fp in with_meta or fp in expected:  # a blob without meta names nothing: done
+            _check_object(store, fp, None, expected.get(fp), report, present)
     if fingerprints is None and sample is None:
         _mend_index(store, set(targets), report)
     return report
 
 
-def _everything(store: FileStore, report: VerifyReport) -> list[str]:
-    found: list[str] = []
-    for fanout in store.objects.fanouts(report.add):
-        found.extend(fanout + entry.name for entry in store.objects.scan(fanout, report.add))
-    return sorted(found)
+READ_BATCH = 512
+"""Small objects read per call of the C reader (without the GIL)."""
+PARALLEL = 4096
+"""Fewest objects worth hashing in several processes."""
+_WORK: tuple[ObjectDir, list[str], dict[str, int]] | None = None
+"""What the hashing processes share (set before they are forked)."""
+
+
+def _mismatches(
+    store: FileStore,
+    targets: list[str],
+    sizes: dict[str, int],
+    report: VerifyReport,
+    progress: Progress | None,
+) -> dict[str, str]:
+    """Hash every target; return what is wrong with those that do not match their name.
+
+    Many objects are hashed in one forked process per core, each reading its share in
+    batches with the C reader, as ``find | xargs -P b3sum`` would; large objects are
+    hashed through mmap.
+    """
+    global _WORK
+    cores = usable_cores()
+    step = max(READ_BATCH, -(-len(targets) // (8 * cores)))
+    shards = [(at, min(at + step, len(targets))) for at in range(0, len(targets), step)]
+    _WORK = (store.objects, targets, sizes)
+    found: dict[str, str] = {}
+    large: list[str] = []
+    try:
+        for done, problems, unread in _shards(
+            shards, parallel=len(targets) >= PARALLEL and cores > 1
+        ):
+            found.update(problems)
+            large.extend(unread)
+            report.checked += done - len(unread)
+            if progress is not None:
+                progress(report.checked)
+    finally:
+        _WORK = None
+    for fp in large:  # here, on every core (a forked process must not: see _shard_problems)
+        actual = _hash_large(store.objects, fp)
+        if actual != fp:
+            found[fp] = _problem(actual)
+        report.checked += 1
+        if progress is not None:
+            progress(report.checked)
+    return found
+
+
+def _problem(actual: str) -> str:
+    if actual.startswith(("missing", "unreadable")):
+        return actual
+    return f"corrupt: content hashes to {actual}"
+
+
+def _shards(
+    shards: list[tuple[int, int]], *, parallel: bool
+) -> Iterator[tuple[int, dict[str, str], list[str]]]:
+    if not parallel or "fork" not in _start_methods():
+        yield from map(_shard_problems, shards)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(usable_cores()) as pool:
+        yield from pool.imap_unordered(_shard_problems, shards)
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
+
+
+def _shard_problems(shard: tuple[int, int]) -> tuple[int, dict[str, str], list[str]]:
+    """Hash the small targets ``[start, end)`` of the work; return how many targets, the
+    problems, and the objects left for the caller (large ones, or ones the C reader
+    could not read). Large objects are hashed by the caller on all cores: a forked
+    process must not, BLAKE3's thread pool being the parent's."""
+    from blake3 import blake3
+
+    assert _WORK is not None
+    objects, targets, sizes = _WORK
+    problems: dict[str, str] = {}
+    unread: list[str] = []
+    for at in range(shard[0], shard[1], READ_BATCH):
+        batch = targets[at : min(at + READ_BATCH, shard[1])]
+        for fp, got in zip(batch, _read_batch(objects, batch, sizes), strict=True):
+            if got is None:
+                unread.append(fp)
+                continue
+            # the loop of a million objects: the hasher itself, not hash_bytes' checks
+            actual = blake3(got).hexdigest()
+            if actual != fp:
+                problems[fp] = _problem(actual)
+    return shard[1] - shard[0], problems, unread
+
+
+def _read_batch(objects: ObjectDir, batch: list[str], sizes: dict[str, int]) -> list[bytes | None]:
+    """The bytes of the small objects of *batch* (None for large or unreadable ones)."""
+    if _speedups is None:
+        return [None] * len(batch)
+    top = objects.top
+    paths = [f"{top}/{fp[:2]}/{fp[2:]}" for fp in batch]  # objects.path, inlined: 1M calls
+    return [
+        None if item is None else item[0] for item in _speedups.read_files(paths, MMAP_THRESHOLD)
+    ]
+
+
+def _hash_large(objects: ObjectDir, fp: str) -> str:
+    """What object *fp* hashes to, read by Python (a large one, or one the C reader could
+    not read); ``missing`` or ``unreadable: ...`` if it cannot be read."""
+    path = objects.path(fp)
+    try:
+        size = os.lstat(path).st_size
+        return hash_file(path, size) if size >= MMAP_THRESHOLD else hash_bytes(_read(path))
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
 
 
 def _check_roots(store: FileStore, report: VerifyReport) -> dict[str, str]:
@@ -137,22 +261,17 @@ def _check_result_of(store: FileStore, call: str, result: str, report: VerifyRep
         )
 
 
-def _check_object(store: FileStore, fp: str, expected: str | None, report: VerifyReport) -> None:
-    """Hash one object; check its meta file and its references against its bytes."""
+def _check_object(
+    store: FileStore,
+    fp: str,
+    data: bytes | None,
+    expected: str | None,
+    report: VerifyReport,
+    present: set[str] | None,
+) -> None:
+    """Check an object that matches its name against what its meta file (or a ref) says,
+    and that what its bytes name is present; mend the meta file if need be."""
     path = store.object_path(fp)
-    try:
-        size = os.lstat(path).st_size
-        data = None if size >= MMAP_THRESHOLD else _read(path)
-        actual = hash_file(path, size) if data is None else hash_bytes(data)
-    except FileNotFoundError:
-        report.add(fp, "missing")
-        return
-    except OSError as exc:
-        report.add(fp, f"unreadable: {exc.strerror}")
-        return
-    if actual != fp:
-        report.add(fp, f"corrupt: content hashes to {actual}")
-        return
     meta = store.objects.meta_state(fp)
     kind = _judge_kind(store, fp, meta, expected, report)
     try:
@@ -165,7 +284,7 @@ def _check_object(store: FileStore, fp: str, expected: str | None, report: Verif
         report.add(fp, f"recorded as a {kind} but its bytes are not one: {exc}")
         return
     for ref in refs:
-        if ref not in store:
+        if ref not in (present if present is not None else store):
             report.add(ref, f"missing: referenced by {fp}")
     wanted = None if kind == content.BLOB else Meta(kind, refs)
     if meta != wanted:

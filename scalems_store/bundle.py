@@ -204,10 +204,11 @@ def import_bundle(store: FileStore, stream: IO[bytes]) -> list[str]:
     lock, staging = new_locked_dir(store.tmp, "import-")
     try:
         try:
-            entries, refs, staged = _read(store, stream, staging)
-            _check(store, entries, refs, staged)
-            for entry in entries:  # dependencies first: an import cut short leaves whole closures
-                _publish(store, entry, staged[entry.fingerprint])
+            with store.batch():  # made durable together, published after the checks
+                entries, refs, staged = _read(store, stream, staging)
+                _check(store, entries, refs, staged)
+                for entry in entries:  # dependencies first: a cut-short import leaves closures
+                    _publish(store, entry, staged[entry.fingerprint])
         finally:
             with contextlib.suppress(OSError):
                 remove_tree(staging)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from . import cli_maint, cli_objects
+from . import cli_maint, cli_objects, cli_trees
 from .clickshared import ErrorGroup, run_main, store_option
 
 
@@ -32,6 +32,8 @@ cli.add_command(cli_objects.get)
 cli.add_command(cli_objects.list_objects)
 cli.add_command(cli_objects.info)
 cli.add_command(cli_objects.label)
+cli.add_command(cli_trees.ls_tree)
+cli.add_command(cli_trees.diff)
 cli.add_command(cli_maint.verify)
 cli.add_command(cli_maint.gc)
 cli.add_command(cli_maint.export_command)

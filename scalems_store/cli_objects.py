@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
-from . import cli_trees
 from .clickshared import echo_json, open_store, progress_bar
+
+if TYPE_CHECKING:
+    from .store import FileStore
 
 
 @click.command()
@@ -19,33 +24,98 @@ def init(ctx: click.Context) -> None:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, metavar="PATH... | -")
+@click.argument("paths", nargs=-1, metavar="PATH... | -")
+@click.option(
+    "--files-from",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Also add the paths listed in FILE, one per line ('-': standard input).",
+)
+@click.option("-0", "--null", is_flag=True, help="The --files-from list is NUL-separated.")
 @click.option("--label", metavar="NAME", help="Point this label at the (last) added object.")
 @click.option("--expect", metavar="FP", help="Refuse content whose fingerprint is not FP.")
 @click.pass_context
-def add(ctx: click.Context, paths: tuple[str, ...], label: str | None, expect: str | None) -> None:
+def add(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    files_from: str | None,
+    null: bool,
+    label: str | None,
+    expect: str | None,
+) -> None:
     """Add files (as blobs) and directories (as trees); print one fingerprint per line.
 
     '-' reads a blob from standard input. Adding content that is already
-    stored is not an error: the same fingerprint is printed.
+    stored is not an error: the same fingerprint is printed. Many paths are
+    added as one batch (made durable together): their fingerprints are
+    printed once they are stored.
+
+    \b
+    Example:
+      find data -type f -print0 | scalems-store add -0 --files-from -
     """
-    if expect and len(paths) > 1:
+    if "-" in paths and files_from == "-":
+        raise click.UsageError(
+            "standard input cannot be both a blob ('-') and the --files-from list"
+        )
+    listed = list(paths) + (_read_list(files_from, null) if files_from is not None else [])
+    if not listed:
+        raise click.UsageError("give a PATH, '-' or --files-from FILE")
+    if expect and len(listed) > 1:
         raise click.UsageError("--expect takes a single PATH")
-    for path in paths:
+    for path in listed:
         if path != "-" and not os.path.lexists(path):
             raise click.BadParameter(f"no such file or directory: {path!r}", param_hint="PATH")
     store = open_store(ctx, create=True)
-    for number, path in enumerate(paths, 1):
-        this_label = label if number == len(paths) else None
-        if path == "-":
-            fp = store.add_stream(sys.stdin.buffer, label=this_label, expect=expect)
-        elif os.path.isdir(path):
-            with progress_bar(f"archiving {path}", None) as advance:
-                fp = store.add_tree(path, label=this_label, expect=expect, progress=advance)
-        else:
-            with progress_bar(f"adding {path}", os.path.getsize(path)) as advance:
-                fp = store.add_file(path, label=this_label, expect=expect, progress=advance)
-        click.echo(fp)
+    added: list[str] = []
+    try:
+        with store.batch(), progress_bar(f"adding {len(listed)} paths", len(listed)) as advance:
+            for number, path in enumerate(listed, 1):
+                added.append(
+                    _add_one(
+                        store,
+                        path,
+                        label if number == len(listed) else None,
+                        expect,
+                        len(listed) == 1,
+                    )
+                )
+                if advance is not None and len(listed) > 1:
+                    advance(number)
+    finally:
+        click.echo("\n".join(added), nl=bool(added))  # stored: the batch has ended
+
+
+def _add_one(
+    store: FileStore, path: str, label: str | None, expect: str | None, alone: bool
+) -> str:
+    """Add one path; a lone file or tree shows its own progress."""
+    if path == "-":
+        return store.add_stream(sys.stdin.buffer, label=label, expect=expect)
+    if os.path.isdir(path):
+        with progress_bar(f"archiving {path}", None) if alone else _no_bar() as advance:
+            return store.add_tree(path, label=label, expect=expect, progress=advance)
+    with progress_bar(f"adding {path}", os.path.getsize(path)) if alone else _no_bar() as advance:
+        return store.add_file(path, label=label, expect=expect, progress=advance)
+
+
+@contextlib.contextmanager
+def _no_bar() -> Iterator[None]:
+    yield None
+
+
+def _read_list(source: str, null: bool) -> list[str]:
+    """The paths of a --files-from list (empty lines skipped), decoded as the OS does."""
+    if source == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(source, "rb") as stream:
+                data = stream.read()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {source!r}: {exc.strerror}") from None
+    parts = data.split(b"\0") if null else data.splitlines()
+    return [os.fsdecode(part) for part in parts if part]
 
 
 @click.command()
@@ -167,7 +237,3 @@ def label(ctx: click.Context, name: str | None, fingerprint: str | None, remove:
             click.echo(labels[name])
         for other, fp in labels.items() if name is None else ():
             click.echo(f"{other}\t{fp}")
-
-
-# added to the tool along with ``ls`` by ErrorGroup.add_command (until cli.py lists them)
-list_objects.companions = (cli_trees.ls_tree, cli_trees.diff)  # type: ignore[attr-defined]

@@ -46,11 +46,8 @@ class ErrorGroup(click.Group):
             ctx.exit(exit_status(exc))
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        """Add *cmd* equipped as every command of both tools is (see :func:`equip`), with
-        the commands it brings along (its ``companions`` attribute, if any)."""
+        """Add *cmd* equipped as every command of both tools is (see :func:`equip`)."""
         super().add_command(equip(cmd), name)
-        for companion in getattr(cmd, "companions", ()):
-            super().add_command(equip(companion))
 
 
 def run_main(group: click.Group, prog_name: str) -> None:

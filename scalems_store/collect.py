@@ -2,7 +2,8 @@
 
 Kept, whatever their age: every root (labels, refs, live leases) and, younger
 than the grace period, every object; with all they reach, as their bytes say
-(:mod:`scalems_store.reach`). In ``tmp/``, kept: live leases, the run
+(:mod:`scalems_store.reach`; a young object is read only if it has a meta file,
+as every record does). In ``tmp/``, kept: live leases, the run
 directories they name, files a live writer holds (a shared ``flock``), and
 anything younger than the grace period. gc lists before it reads the roots,
 so an object or run directory that appears while it works is never judged
@@ -49,12 +50,8 @@ def gc(store: FileStore, *, grace: float = 14 * 86400, dry_run: bool = False) ->
     """
     report = GcReport()
     cutoff = time.time() - grace
-    objects: dict[str, tuple[float, int]] = {}
-    for fanout in store.objects.fanouts(lambda path, why: report.skipped.append((path, why))):
-        for entry in store.objects.scan(fanout, lambda p, w: report.skipped.append((p, w))):
-            with contextlib.suppress(FileNotFoundError):
-                st = entry.stat(follow_symlinks=False)
-                objects[fanout + entry.name] = (st.st_mtime, st.st_size)
+    listed = store.objects.listing(lambda path, why: report.skipped.append((path, why)))
+    objects = {fp: (mtime, size) for fp, size, mtime in listed}
     temp = _list_temp(store.tmp)
     roots = reach.roots(store)
     if roots.damage:
@@ -63,10 +60,14 @@ def gc(store: FileStore, *, grace: float = 14 * 86400, dry_run: bool = False) ->
             f"gc deleted nothing: {len(roots.damage)} file(s) under refs/ cannot be read as "
             f"labels or refs (first: {path}: {what}); see 'scalems-store verify'"
         )
-    reachable = reach.closure(store, roots.fingerprints())
+    with_meta = store.objects.with_meta()
+    reachable = reach.closure(store, roots.starts(), with_meta=with_meta)
     young = [fp for fp, (mtime, _) in objects.items() if mtime > cutoff and fp not in reachable]
     report.kept_young = len(young)
-    keep = reach.closure(store, young, reachable)
+    # a young record (one with a meta file) keeps what it names: a call packed a moment
+    # ago keeps its old skeleton; young blobs and trees name nothing and are not read
+    keep = reach.closure(store, [fp for fp in young if fp in with_meta], reachable, with_meta)
+    keep.update(young)
     for fp in sorted(set(objects) - keep):
         if dry_run:
             report.removed.append(fp)

@@ -48,7 +48,8 @@ def error_line(exc: BaseException) -> str:
 
 
 def split_store_option(args: list[str]) -> tuple[str | None, list[str]] | None:
-    """Take a leading ``--store PATH`` (or ``--store=PATH``) off *args*; None if malformed."""
+    """Take ``--store PATH`` (or ``--store=PATH``) off *args*, given before the command or
+    after it (once); None if it is malformed or given twice (click reports that)."""
     store_path = None
     if args[:1] == ["--store"] and len(args) > 1:
         store_path, args = args[1], args[2:]
@@ -56,4 +57,30 @@ def split_store_option(args: list[str]) -> tuple[str | None, list[str]] | None:
         store_path, args = args[0].partition("=")[2], args[1:]
     if (store_path or "").startswith("-"):
         return None
-    return store_path, args
+    taken = _store_after(args[1:])
+    if taken is None:
+        return None
+    after, rest = taken
+    if after is not None:
+        if store_path is not None:
+            return None
+        store_path = after
+    return store_path, args[:1] + rest
+
+
+def _store_after(args: list[str]) -> tuple[str | None, list[str]] | None:
+    """Take one ``--store PATH`` (or ``--store=PATH``) off the arguments after the command;
+    None when it is malformed or given twice (click reports that)."""
+    found: str | None = None
+    kept: list[str] = []
+    pending = iter(args)
+    for arg in pending:
+        if arg != "--store" and not arg.startswith("--store="):
+            kept.append(arg)
+            continue
+        if found is not None or "--" in kept:
+            return None
+        found = arg.partition("=")[2] if "=" in arg else next(pending, "")
+        if not found or found.startswith("-"):
+            return None
+    return found, kept

@@ -73,14 +73,6 @@ def _parse(args: list[str]) -> tuple[str, str | None, list[str], str | None] | N
     if not args or args[0] not in _COMMANDS:
         return None
     command, rest = args[0], args[1:]
-    taken = _store_after(rest)
-    if taken is None:
-        return None
-    after, rest = taken
-    if after is not None:
-        if store_path is not None and store_path != after:
-            return None  # click says it is given twice
-        store_path = after
     output = None
     if command == "get" and len(rest) == 3 and rest[1] in ("-o", "--output"):
         output, rest = rest[2], rest[:1]
@@ -95,28 +87,15 @@ def _parse(args: list[str]) -> tuple[str, str | None, list[str], str | None] | N
     return (command, store_path, rest, output) if quick else None
 
 
-def _store_after(args: list[str]) -> tuple[str | None, list[str]] | None:
-    """Take one ``--store PATH`` (or ``--store=PATH``) off the arguments after the command;
-    None when it is malformed or given twice (click reports that)."""
-    found: str | None = None
-    kept: list[str] = []
-    pending = iter(args)
-    for arg in pending:
-        if arg != "--store" and not arg.startswith("--store="):
-            kept.append(arg)
-            continue
-        if found is not None or "--" in kept:
-            return None
-        found = arg.partition("=")[2] if "=" in arg else next(pending, "")
-        if not found or found.startswith("-"):
-            return None
-    return found, kept
-
-
 def _add(store: FileStore, paths: list[str], output: str | None) -> int:
-    for path in paths:
-        fp = store.add_tree(path) if os.path.isdir(path) else store.add_file(path)
-        print(fp, flush=True)
+    added: list[str] = []
+    try:
+        with store.batch():  # as the click command: durable together, printed once stored
+            for path in paths:
+                added.append(store.add_path(path))
+    finally:
+        if added:
+            print("\n".join(added), flush=True)
     return 0
 
 

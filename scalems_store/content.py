@@ -95,25 +95,44 @@ def record_references(record: dict[str, Any], kind: str) -> tuple[str, ...]:
     Raises:
         InvalidContent: a reference field holds something that is not a reference.
     """
-    found: set[str] = set()
+    return tuple(sorted({fp for fp, _ in typed_references(record, kind)}))
+
+
+def typed_references(record: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    """``(fingerprint, kind it must be)`` of each reference of a decoded record of *kind*:
+    a result's stdout and stderr are blobs, its directory a tree, its call and inputs'
+    calls calls, its inputs' results results; a call's skeleton is a tree.
+
+    Raises:
+        InvalidContent: a reference field holds something that is not a reference.
+    """
+    found: list[tuple[str, str]] = []
+
+    def add(value: Any, field: str, role: str) -> bool:
+        named: set[str] = set()
+        if _uri(value, field, named):
+            found.append((named.pop(), role))
+            return True
+        return False
+
     if kind == CALL:
-        _uri(record.get("skeleton"), "skeleton", found)
+        add(record.get("skeleton"), "skeleton", TREE)
         for item in _listed(record, "inputs", "call"):
-            if not _uri(item.get("call"), "input call", found):
+            if not add(item.get("call"), "input call", CALL):
                 raise InvalidContent("malformed call record: an input names no call")
-    else:
-        call = record.get("call")
-        if call is not None:
-            if not isinstance(call, str) or not layout.is_fingerprint(call):
-                raise InvalidContent(f"malformed result record: bad call {call!r}")
-            found.add(call)
-        for field in URI_FIELDS:
-            _uri(record.get(field), field, found)
-        for item in _listed(record, "consumed", "result"):
-            if not _uri(item.get("call"), "consumed call", found):
-                raise InvalidContent("malformed result record: a consumed entry names no call")
-            _uri(item.get("result"), "consumed result", found)
-    return tuple(sorted(found))
+        return found
+    call = record.get("call")
+    if call is not None:
+        if not isinstance(call, str) or not layout.is_fingerprint(call):
+            raise InvalidContent(f"malformed result record: bad call {call!r}")
+        found.append((call, CALL))
+    for field in URI_FIELDS:
+        add(record.get(field), field, TREE if field == "directory" else BLOB)
+    for item in _listed(record, "consumed", "result"):
+        if not add(item.get("call"), "consumed call", CALL):
+            raise InvalidContent("malformed result record: a consumed entry names no call")
+        add(item.get("result"), "consumed result", RESULT)
+    return found
 
 
 def _listed(record: dict[str, Any], field: str, kind: str) -> list[dict[str, Any]]:
@@ -168,21 +187,28 @@ def sniff(data: bytes) -> tuple[str | None, tuple[str, ...]]:
     For damaged or missing side files: gc follows these references whatever a
     side file says, so that it never deletes what a record names.
     """
+    kind, typed = sniff_typed(data)
+    return kind, tuple(sorted({fp for fp, _ in typed}))
+
+
+def sniff_typed(data: bytes) -> tuple[str | None, list[tuple[str, str]]]:
+    """Like :func:`sniff`, with the kind each reference must be (see
+    :func:`typed_references`)."""
     if not might_be_record(data[:64]):
-        return None, ()
+        return None, []
     try:
         loaded = _load(data, "record")
     except InvalidContent:
-        return None, ()
+        return None, []
     found: str | None = None
-    refs: set[str] = set()
+    refs: list[tuple[str, str]] = []
     for kind in RECORD_KINDS:
         try:
-            refs.update(record_references(_shaped(loaded, kind), kind))
+            refs.extend(typed_references(_shaped(loaded, kind), kind))
         except InvalidContent:
             continue
         found = found or kind
-    return found, tuple(sorted(refs))
+    return found, refs
 
 
 def check_claim(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import stat
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import StoreNotWritable
 
@@ -16,23 +17,31 @@ T = TypeVar("T")
 
 def fsync_dir(path: str) -> None:
     """Make a rename or link inside directory *path* durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fsync_path(path, os.O_DIRECTORY)
+
+
+def fsync_path(path: str, flags: int = 0) -> None:
+    """fsync the file (or directory) at *path*."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def new_temp(directory: str, prefix: str) -> tuple[int, str]:
-    """Create a unique empty file in *directory*; return ``(fd, path)``.
+def new_temp(directory: str, prefix: str, mode: int = 0o644) -> tuple[int, str]:
+    """Create a unique empty file in *directory* (with *mode*), open for writing; return
+    ``(fd, path)``.
 
     The file carries a shared ``flock`` while *fd* is open, so that gc knows a
     live writer holds it (see :func:`remove_unless_held`).
     """
     while True:
-        path = os.path.join(directory, f"{prefix}{os.urandom(16).hex()}")
+        path = f"{directory}/{prefix}{_unique()}"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        except FileExistsError:
+            continue
         except OSError as exc:
             raise not_writable(directory, exc) from exc
         if _locked(fd):
@@ -40,12 +49,38 @@ def new_temp(directory: str, prefix: str) -> tuple[int, str]:
         os.close(fd)  # gc removed it between its creation and our lock: make another
 
 
+def _unique() -> str:
+    """A name no other process on any host makes: a random part drawn once per process
+    (again after a fork), and a counter."""
+    return f"{_salt[0]}-{next(_salt[1])}"
+
+
+def _new_salt() -> None:
+    _salt[:] = [os.urandom(8).hex(), itertools.count()]
+
+
+_salt: list[Any] = []
+_new_salt()
+os.register_at_fork(after_in_child=_new_salt)
+
+
 class Temp:
     """A new file in ``tmp/`` (or a staging directory there), held under a shared
     ``flock`` while it is open, so that gc leaves it alone until it is published."""
 
     def __init__(self, directory: str) -> None:
-        self.fd, self.path = new_temp(directory, "put-")
+        # read-only from the start (an object's mode); the descriptor may still write
+        self.fd, self.path = new_temp(directory, "put-", 0o444)
+        self.synced = False
+        """Its bytes are known to be on disk."""
+
+    def sync(self) -> None:
+        """fsync the file, through its descriptor or, once closed, its name."""
+        if self.fd >= 0:
+            os.fsync(self.fd)
+        else:
+            fsync_path(self.path)
+        self.synced = True
 
     def unlock(self) -> None:
         """Close the file, keeping it (a locked staging directory protects it)."""

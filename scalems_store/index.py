@@ -12,17 +12,21 @@ files themselves, slower but complete.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .errors import StoreNotWritable
 from .fsutil import unlink_quietly
 
+A = TypeVar("A")
+B = TypeVar("B")
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -49,7 +53,9 @@ class Row(NamedTuple):
     created: float
 
 
-Scan = Callable[[], tuple[Iterable[Row], Iterable[tuple[str, str]]]]
+Values = tuple[str, str, int, float]
+"""The values of a :class:`Row` (a plain tuple is cheaper to make, by the 100,000)."""
+Scan = Callable[[], tuple[Iterable[Values], Iterable[tuple[str, str]]]]
 
 
 class Index:
@@ -66,13 +72,20 @@ class Index:
         self.stale_marker = path + ".stale"
         self._scan = scan
         self._db: sqlite3.Connection | None = None
-        self._failed = False
-        """An update failed: this process leaves the index alone from then on."""
+        self._failed = not enabled()
+        """An update failed (or the index is off): this process leaves it alone."""
         # one connection, shared with worker threads of the async face, one statement at a time
         self._lock = threading.RLock()
+        self._pending: list[tuple[object, ...]] = []
+        """Rows added but not yet written: written together (see :meth:`add`)."""
+        self._timer: threading.Timer | None = None
+        me = weakref.ref(self)
+        atexit.register(_flush_at_exit, me)
+        os.register_at_fork(after_in_child=lambda: _forget_in_child(me))
 
     def close(self) -> None:
-        """Close the connection, if open."""
+        """Write what is pending and close the connection, if open."""
+        self.flush()
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -119,7 +132,7 @@ class Index:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
-            if self._claim_stale_marker():
+            if self._claim_stale_marker() or self._claim_dead_pending():
                 try:
                     self._rebuild(db)  # an update was missed: scan the files again
                 except BaseException:
@@ -147,8 +160,25 @@ class Index:
             os.unlink(claimed)
         return True
 
+    def _claim_dead_pending(self) -> bool:
+        """Take the pending-rows markers of processes on this host that died before writing
+        their rows; True if there was one (the index then misses objects)."""
+        folder, prefix = os.path.split(self.path)
+        mine = f"{prefix}.pending-{_host()}-"
+        claimed = False
+        try:
+            names = [n for n in os.listdir(folder or ".") if n.startswith(mine)]
+        except OSError:
+            return False
+        for name in names:
+            pid = name[len(mine) :]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                unlink_quietly(os.path.join(folder, name))
+                claimed = True
+        return claimed
+
     def _usable(self) -> bool:
-        return not self._failed and enabled()
+        return not self._failed
 
     def _leave_marker(self) -> None:
         with contextlib.suppress(OSError):  # a read-only store: nobody can update it anyway
@@ -178,24 +208,25 @@ class Index:
             if only_if_stale and self._current(db):
                 db.execute("COMMIT")
                 return  # another process rebuilt it while we waited
-            rows, labels = self._scan()
-            # an object's mtime moves each time its content is added again (gc reads it as
-            # "last used"): keep the time it was first stored where this index knew it
-            known = dict(db.execute("SELECT fingerprint, created FROM objects").fetchall())
-            db.execute("DELETE FROM objects")
-            db.execute("DELETE FROM labels")
-            db.executemany(
-                "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
-                (
-                    (
-                        r.fingerprint,
-                        r.kind,
-                        r.size,
-                        min(r.created, known.get(r.fingerprint, r.created)),
-                    )
-                    for r in rows
-                ),
+            # the files are listed (in C, without the GIL) while sqlite reads the table
+            (rows, labels), known_rows = _beside(
+                self._scan, lambda: db.execute("SELECT * FROM objects").fetchall()
             )
+            # Bring the table to what the files say, writing only the rows that differ
+            # (a rebuild of a sound index writes little). An object's mtime moves each
+            # time its content is added again (gc reads it as "last used"): keep the
+            # time it was first stored where this index knew it.
+            known = {r[0]: r[1:] for r in known_rows}
+            changed = []
+            for row in rows:
+                was = known.pop(row[0], None)
+                if was is None or was[0] != row[1] or was[1] != row[2] or row[3] < was[2]:
+                    changed.append(row if was is None else (*row[:3], min(row[3], was[2])))
+            db.executemany(
+                "DELETE FROM objects WHERE fingerprint = ?", [(fp,) for fp in sorted(known)]
+            )
+            db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)", sorted(changed))
+            db.execute("DELETE FROM labels")
             db.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?)", labels)
             db.execute("INSERT OR REPLACE INTO state VALUES ('complete', '1')")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -204,16 +235,47 @@ class Index:
             db.execute("ROLLBACK")
             raise
 
-    def add(self, row: Row) -> None:
-        """Record one object (a newer non-blob kind replaces ``blob``)."""
-        self._update(
-            "INSERT INTO objects VALUES (?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE "
-            "SET kind = excluded.kind WHERE excluded.kind != 'blob'",
-            [(row.fingerprint, row.kind, row.size, row.created)],
-        )
+    def add(self, fingerprint: str, kind: str, size: int) -> None:
+        """Record one object, stored now (a newer non-blob kind replaces ``blob``).
+
+        Rows are written together, :data:`BATCH_ROWS` at a time or after
+        :data:`BATCH_SECONDS`, before any query, and when the store is closed (or the
+        process exits): one transaction instead of one per object. Meanwhile a
+        ``index.sqlite.pending-<host>-<pid>`` file says rows may be missing, and a
+        process that finds it left by a process that died rebuilds the index.
+        """
+        if not self._usable():
+            self._leave_marker()
+            return
+        with self._lock:
+            if not self._pending:
+                _touch(self._marker())
+                # written within BATCH_SECONDS even if this process adds nothing more
+                self._timer = threading.Timer(BATCH_SECONDS, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+            self._pending.append((fingerprint, kind, size, time.time()))
+            if len(self._pending) >= BATCH_ROWS:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the rows added so far."""
+        with self._lock:
+            if not self._pending:
+                return
+            rows, self._pending = self._pending, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._update(_ADD, rows)
+            unlink_quietly(self._marker())
+
+    def _marker(self) -> str:
+        return f"{self.path}.pending-{_host()}-{os.getpid()}"
 
     def set_label(self, name: str, fingerprint: str | None) -> None:
         """Point label *name* at *fingerprint*, or remove it when None."""
+        self.flush()  # in order: the label's object is indexed first
         if fingerprint is None:
             self._update("DELETE FROM labels WHERE name = ?", [(name,)])
         else:
@@ -221,13 +283,21 @@ class Index:
 
     def remove(self, fingerprints: Iterable[str]) -> None:
         """Forget objects that were deleted."""
+        self.flush()  # in order: a pending row of a deleted object must not come back
         self._update("DELETE FROM objects WHERE fingerprint = ?", [(fp,) for fp in fingerprints])
 
     def _update(self, sql: str, rows: list[tuple[object, ...]]) -> None:
         if self._usable():
             try:
                 with self._lock:
-                    self.db.executemany(sql, rows)
+                    db = self.db
+                    db.execute("BEGIN IMMEDIATE")  # one transaction for all the rows
+                    try:
+                        db.executemany(sql, rows)
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+                    db.execute("COMMIT")
                 return
             except (sqlite3.Error, StoreNotWritable):
                 # not again in this process (each try could wait out a lock); the
@@ -241,8 +311,11 @@ class Index:
         """The rows of a query, or None when the index cannot answer."""
         if not self._usable():
             return None
+        self.flush()
         try:
             with self._lock:
+                if self._db is not None and self._claim_dead_pending():
+                    self._rebuild(self._db)  # e.g. a forked child that exited unflushed
                 return self.db.execute(sql, args).fetchall()
         except (sqlite3.Error, StoreNotWritable):
             return None
@@ -281,13 +354,86 @@ class Index:
         rows, labels = self._scan()
         wanted = None if label is None else {fp for name, fp in labels if name == label}
         return sorted(
-            (
-                r
-                for r in rows
-                if (kind is None or r.kind == kind) and (wanted is None or r.fingerprint in wanted)
-            ),
-            key=lambda r: r.fingerprint,
+            Row(*r)
+            for r in rows
+            if (kind is None or r[1] == kind) and (wanted is None or r[0] in wanted)
         )
+
+
+BATCH_ROWS = 512
+"""Rows added are written together, this many at a time..."""
+BATCH_SECONDS = 1.0
+"""...or once the oldest has waited this long."""
+_ADD = (
+    "INSERT INTO objects VALUES (?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE "
+    "SET kind = excluded.kind WHERE excluded.kind != 'blob'"
+)
+
+
+def _beside(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """Run *first* on a thread while *second* runs here; return both results."""
+    done: list[A] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(first())
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="scalems-index-scan")
+    thread.start()
+    try:
+        other = second()
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return done[0], other
+
+
+def _flush_at_exit(ref: weakref.ReferenceType[Index]) -> None:
+    index = ref()
+    if index is not None:
+        with contextlib.suppress(Exception):  # the index is a cache: never fail an exit
+            index.flush()
+
+
+def _forget_in_child(ref: weakref.ReferenceType[Index]) -> None:
+    """In a forked child: the parent writes its own pending rows, and neither the lock
+    (perhaps held by a parent thread) nor the sqlite connection may be shared."""
+    index = ref()
+    if index is not None:
+        index._lock = threading.RLock()
+        index._pending = []
+        index._timer = None
+        if index._db is not None:
+            _forked_away.append(index._db)  # never closed here: it is the parent's
+            index._db = None
+
+
+_forked_away: list[sqlite3.Connection] = []
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname().replace("/", "_")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _touch(path: str) -> None:
+    with contextlib.suppress(OSError):  # a read-only store: nothing can be indexed anyway
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
 def enabled() -> bool:

@@ -21,6 +21,11 @@ from .content import KINDS
 from .errors import AmbiguousPrefix, ObjectNotFound
 from .fsutil import replace_atomic
 
+try:
+    import scalems_store._speedups as _speedups
+except ImportError:  # built without a C compiler: the Python loop does the same, slower
+    _speedups = None  # type: ignore[assignment]
+
 Anomaly = Callable[[str, str], None]
 """Called as ``anomaly(path, what is wrong)`` for something that does not belong."""
 
@@ -49,7 +54,8 @@ class ObjectDir:
 
     def path(self, fingerprint: str) -> str:
         """Where object *fingerprint* (full hex) lives, present or not."""
-        return os.path.join(self.top, layout.oid_to_path(fingerprint))
+        # as os.path.join(top, oid_to_path(fp)), without its cost on the path of every add
+        return f"{self.top}/{fingerprint[:2]}/{fingerprint[2:]}"
 
     def meta_path(self, fingerprint: str) -> str:
         """Where the ``meta/`` file of *fingerprint* lives, present or not."""
@@ -127,13 +133,42 @@ class ObjectDir:
             raise AmbiguousPrefix(hexpart, found)
         return found[0]
 
-    def sizes(self) -> Iterator[tuple[str, int, float]]:
-        """``(fingerprint, size, mtime)`` of every object, unsorted."""
-        for fanout in self.fanouts():
-            for entry in self.scan(fanout):
-                with contextlib.suppress(FileNotFoundError):
-                    st = entry.stat(follow_symlinks=False)
-                    yield fanout + entry.name, st.st_size, st.st_mtime
+    def listing(
+        self, anomaly: Anomaly | None = None, *, sizes: bool = True
+    ) -> list[tuple[str, int, float]]:
+        """``(fingerprint, size, mtime)`` of every object, unsorted, following no symlink;
+        what does not belong goes to *anomaly* (in C, without the GIL, where built).
+        Without *sizes*, size and mtime may be -1 and 0 (no object is stat'ed where the
+        directory tells its type)."""
+        if _speedups is None:
+            return [
+                (fanout + entry.name, st.st_size, st.st_mtime)
+                for fanout in self.fanouts(anomaly)
+                for entry in self.scan(fanout, anomaly)
+                for st in _lstat(entry)
+            ]
+        found, odd = _speedups.scan_objects(self.top, sizes)
+        if anomaly is not None:
+            for path, what in odd:
+                anomaly(path, _ODD[what])
+        return found
+
+    def with_meta(self) -> set[str]:
+        """Every object that has a file under ``meta/`` (whatever it holds)."""
+        found: set[str] = set()
+        if _symlinked(self.meta_top, None):
+            return found
+        try:
+            fanouts = [e.name for e in os.scandir(self.meta_top) if e.is_dir(follow_symlinks=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            return found
+        for fanout in fanouts:
+            with (
+                contextlib.suppress(OSError),
+                os.scandir(os.path.join(self.meta_top, fanout)) as entries,
+            ):
+                found.update(fanout + entry.name for entry in entries)
+        return found
 
     def __iter__(self) -> Iterator[str]:
         """Every object's fingerprint, sorted."""
@@ -222,6 +257,21 @@ def _symlinked(path: str, anomaly: Anomaly | None) -> bool:
             anomaly(path, "a symlink where a directory of the store should be")
         return True
     return False
+
+
+_ODD = {
+    "stray": "not an object (stray entry inside objects/)",
+    "symlink": "a symlink inside objects/ (not followed)",
+    "symlinked": "a symlink where a directory of the store should be",
+}
+
+
+def _lstat(entry: os.DirEntry[str]) -> list[os.stat_result]:
+    """The entry's own status, or none if it went meanwhile."""
+    try:
+        return [entry.stat(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
 
 
 def _what(entry: os.DirEntry[str]) -> str:

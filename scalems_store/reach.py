@@ -4,12 +4,15 @@ Roots are labels, refs (a call and the results recorded for it) and live
 leases (a call being run). From each root, references are followed as the
 objects' own bytes name them (:func:`scalems_store.content.sniff`), whatever
 their ``meta/`` files say; a well-formed meta file can only add to what is
-kept, never take away. gc keeps this closure, bundles carry it, verify checks
+kept, never take away. An object its referrer says is a blob or a tree (a
+result's stdout, a call's skeleton) is read only if it has a meta file: a
+record always has one. gc keeps this closure, bundles carry it, verify checks
 that it is present.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -19,6 +22,10 @@ from .refs import Damage, Ref
 
 if TYPE_CHECKING:
     from .store import FileStore
+
+
+Start = tuple[str, str | None]
+"""An object to walk from, and the kind its referrer says it is (None: unknown)."""
 
 
 class Roots(NamedTuple):
@@ -31,11 +38,17 @@ class Roots(NamedTuple):
 
     def fingerprints(self) -> list[str]:
         """Every fingerprint a root names."""
-        found = list(self.labels.values())
+        return [fp for fp, _ in self.starts()]
+
+    def starts(self) -> list[Start]:
+        """Every fingerprint a root names, with the kind the root says it is: the key of
+        ``refs/calls/<key>`` is a call, its values results; a live lease runs a call."""
+        found: list[Start] = [(fp, None) for fp in self.labels.values()]
         for ref in self.refs:
-            found.append(ref.key)
-            found.extend(ref.values)
-        found.extend(key for key in self.leases if len(key) == 64)
+            calls = ref.namespace == content.CALLS
+            found.append((ref.key, content.CALL if calls else None))
+            found.extend((fp, content.RESULT if calls else None) for fp in ref.values)
+        found.extend((key, content.CALL) for key in self.leases if len(key) == 64)
         return found
 
 
@@ -46,30 +59,57 @@ def roots(store: FileStore) -> Roots:
     return Roots(labels, refs, lease.live(store.root), damage)
 
 
-def references(store: FileStore, fp: str) -> tuple[str, ...]:
+def references(
+    store: FileStore, fp: str, expected: str | None = None, has_meta: bool | None = None
+) -> list[Start]:
     """What object *fp* refers to, as its bytes say, plus what a well-formed meta file
-    adds; empty for an object that is missing or is not a record."""
-    found: set[str] = set()
+    adds, each with the kind it must be.
+
+    The bytes are read unless the object can hold no reference: its referrer says it
+    is a blob or a tree, and it has no meta file (a record always has one, written
+    before it is published; *has_meta* says whether it does, when the caller knows).
+    """
+    found: dict[str, str | None] = {}
     meta = store.objects.read_meta(fp)
     if meta is not None:
-        found.update(meta.refs)
-    try:
-        if content.might_be_record(store.read_head(fp, 64)):
-            found.update(content.sniff(store.read_bytes(fp, verify=False))[1])
-    except StoreError:  # missing or unreadable: nothing to follow but its meta file
-        pass
-    return tuple(sorted(found))
+        found.update((ref, None) for ref in meta.refs)
+    if has_meta is None:
+        has_meta = meta is not None or os.path.lexists(store.objects.meta_path(fp))
+    if has_meta or expected not in (content.BLOB, content.TREE):
+        try:
+            if content.might_be_record(store.read_head(fp, 64)):
+                found.update(content.sniff_typed(store.read_bytes(fp, verify=False))[1])
+        except StoreError:  # missing or unreadable: nothing to follow but its meta file
+            pass
+    return sorted(found.items(), key=lambda item: item[0])
 
 
-def closure(store: FileStore, start: Iterable[str], known: Iterable[str] = ()) -> set[str]:
+def closure(
+    store: FileStore,
+    start: Iterable[str | Start],
+    known: Iterable[str] = (),
+    with_meta: set[str] | None = None,
+) -> set[str]:
     """Every fingerprint reachable from *start* (included), following references, added
-    to *known* (a closure found before, not walked again)."""
+    to *known* (a closure found before, not walked again).
+
+    Args:
+        start: Fingerprints, or ``(fingerprint, kind it must be)``.
+        with_meta: The objects that have a meta file, when the caller listed them.
+    """
     seen = set(known)
-    pending = [fp for fp in start if fp not in seen]
+    pending = [_start(item) for item in start]
     while pending:
-        fp = pending.pop()
+        fp, expected = pending.pop()
         if fp in seen:
             continue
         seen.add(fp)
-        pending.extend(ref for ref in references(store, fp) if ref not in seen)
+        has_meta = None if with_meta is None else fp in with_meta
+        pending.extend(
+            ref for ref in references(store, fp, expected, has_meta) if ref[0] not in seen
+        )
     return seen
+
+
+def _start(item: str | Start) -> Start:
+    return (item, None) if isinstance(item, str) else item

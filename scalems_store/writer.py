@@ -9,10 +9,11 @@ it is published again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from collections.abc import Callable, Iterable
-from typing import IO, NamedTuple, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, NamedTuple, TypeVar
 
 from . import content, layout
 from .claims import check_tree, claimed, read_file
@@ -22,6 +23,9 @@ from .fsutil import Temp, fsync_dir, not_writable, write_all
 from .objects import Meta, ObjectDir
 from .threads import pipelined
 from .transfer import Progress, copy_and_hash, read_chunks
+
+if TYPE_CHECKING:
+    from .group import Group
 
 T = TypeVar("T")
 Refs = Iterable[str] | None
@@ -63,7 +67,37 @@ class Writer:
         self.objects = objects
         self.tmp = tmp
         self.durable = durable
-        self._indexed = indexed
+        self.indexed = indexed
+        self._group: Group | None = None
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Defer the publication of what is added inside, and make it durable together
+        (see :mod:`scalems_store.group`); a nested batch joins the outer one. What was
+        added before an error is still committed."""
+        if self._group is not None or not self.durable:
+            yield  # without fsync there is nothing to share: objects appear at once
+            return
+        from .group import Group
+
+        self._group = group = Group(self)
+        try:
+            yield
+        finally:
+            try:
+                group.commit()
+            finally:
+                self._group = None
+                group.close()
+
+    def commit(self) -> None:
+        """Publish what the current batch holds so far (labels and refs may then name it)."""
+        if self._group is not None:
+            self._group.commit()
+
+    def _temp(self) -> Temp:
+        """A new temporary file: in ``tmp/``, or in the current batch's directory."""
+        return Temp(self.tmp if self._group is None else self._group.directory)
 
     # -- entry points ----------------------------------------------------------
 
@@ -76,11 +110,13 @@ class Writer:
         meta = claimed(fp, kind, refs, lambda: data)
 
         def write() -> Temp:
-            temp = Temp(self.tmp)
+            temp = self._temp()
             self._finish_temp(temp, lambda: write_all(temp.fd, data))
             return temp
 
-        return self._publish(fp, kind, meta, len(data), None, write, named)
+        # new content (the common case) is written at once; stored content only touched
+        first = None if self.objects.present(fp) else write()
+        return self._publish(fp, kind, meta, len(data), first, write, named)
 
     def add_chunks(
         self,
@@ -97,7 +133,7 @@ class Writer:
         Args:
             trusted: The chunks are a tree archive this package wrote (not parsed again).
         """
-        staged = self.stage(chunks, self.tmp)
+        staged = self.stage(chunks, self.tmp if self._group is None else self._group.directory)
         try:
             _check_expected(staged.fp, expect)
         except BaseException:
@@ -262,6 +298,11 @@ class Writer:
 
         *named* (a label) is called once the object is published; if a gc running
         meanwhile removed it before the label held it, it is published again."""
+        if self._group is not None and temp is not None and named is None:
+            from .group import Deferred
+
+            self._group.defer(Deferred(fp, kind, meta, size, temp))
+            return fp
         final = self.objects.path(fp)
         try:
             if meta is not None and self.objects.read_meta(fp) != meta:
@@ -276,11 +317,22 @@ class Writer:
         finally:
             if temp is not None:
                 temp.discard()
-        self._indexed(fp, kind, size)
+        self.indexed(fp, kind, size)
         return fp
 
+    def place(self, fp: str, temp: Temp) -> None:
+        """Link *temp*, whose bytes are durable already, as object *fp*: the last step of
+        a group commit, which makes the names durable together afterwards."""
+        self._place(fp, self.objects.path(fp), temp, None, sync_dir=False)
+
     def _place(
-        self, fp: str, final: str, temp: Temp | None, write: Callable[[], Temp] | None
+        self,
+        fp: str,
+        final: str,
+        temp: Temp | None,
+        write: Callable[[], Temp] | None,
+        *,
+        sync_dir: bool = True,
     ) -> Temp | None:
         """Link *temp* to *final*. If an object is there already, touch it, so that gc's
         grace counts from now; if it no longer matches its name, replace it atomically
@@ -289,17 +341,23 @@ class Writer:
         file (to discard), if any."""
         while True:
             if temp is not None:
-                os.chmod(temp.path, 0o444)
-                os.makedirs(os.path.dirname(final), exist_ok=True)
+                if self.durable and not temp.synced:
+                    temp.sync()  # written in a batch, published on its own
                 try:
                     os.link(temp.path, final)
                 except FileExistsError:
                     pass
+                except FileNotFoundError:
+                    if os.path.isdir(os.path.dirname(final)):
+                        raise  # the temporary file is gone: nothing left to publish
+                    os.makedirs(os.path.dirname(final), exist_ok=True)  # a new fan-out
+                    continue
                 except OSError:
                     os.rename(temp.path, final)  # a filesystem without hardlinks
                     return temp
                 else:
-                    self._synced(final)
+                    if sync_dir:
+                        self._synced(final)
                     return temp
             state = _existing(fp, final)
             if state == "ok":
@@ -322,8 +380,11 @@ class Writer:
         error the file is removed."""
         try:
             written = write()
-            if self.durable:
+            if self.durable and self._group is None:
                 os.fsync(temp.fd)
+                temp.synced = True
+            elif self._group is not None:
+                temp.unlock()  # the batch's locked directory protects it
         except OSError as exc:
             temp.discard()
             raise not_writable(temp.path, exc) from exc
@@ -338,7 +399,7 @@ class Writer:
         """Copy a large file into ``tmp/`` while hashing it; return ``(fp, temp)``, where
         temp is None if, *early* allowing, the content turned out to be stored already
         and the copy stopped."""
-        temp = Temp(self.tmp)
+        temp = self._temp()
         enough = self.objects.present if early else None
         try:
             fp, complete = self._finish_temp(

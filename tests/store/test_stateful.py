@@ -41,11 +41,16 @@ from tests.conftest import entry_point
 WRITER = """
 import os, sys
 from scalems_store import FileStore
-with FileStore(sys.argv[1]) as store:
+with FileStore(sys.argv[1], durable=True) as store:
     for i in range(10**6):
         store.add_bytes(os.urandom(2000) + b"%d" % i)
         if i % 7 == 0:
             store.add_bytes(b"label-target-%d" % i, label="moving")
+        if i % 5 == 0:
+            with store.batch():  # a group commit, killed at any point of it
+                for j in range(40):
+                    store.add_bytes(os.urandom(500) + b"%d-%d" % (i, j))
+                store.add_bytes(b"batched-%d" % i, label="moving")
 """
 
 

@@ -340,3 +340,11 @@ def test_a_damaged_ref_stops_gc(make_store: MakeStore) -> None:
     with pytest.raises(StoreError, match="refs"):
         gc(store, grace=0)
     assert key in store
+
+
+def test_gc_dry_run_says_what_gc_does(store: FileStore) -> None:
+    """A dry run lists exactly what a real run then removes (young objects in neither)."""
+    old, young = store.add_bytes(b"old"), store.add_bytes(b"young")
+    os.utime(store.object_path(old), (0, 0))
+    assert gc(store, grace=3600, dry_run=True).removed == [old]
+    assert gc(store, grace=3600).removed == [old] and young in store

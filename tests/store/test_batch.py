@@ -1,0 +1,182 @@
+"""Group commit: a batch of adds is made durable together, with the guarantee of one add."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from scalems_store import FileStore, gc, group, hash_bytes, verify
+from scalems_store.cli import cli
+from scalems_store.errors import StoreNotWritable
+from tests.recordutil import call_record, result_record
+
+
+@pytest.fixture
+def durable(tmp_path: Path) -> Iterator[FileStore]:
+    store = FileStore(tmp_path / "store", durable=True)
+    yield store
+    store.close()
+
+
+def test_a_batch_appears_at_its_end(durable: FileStore) -> None:
+    """Inside a batch, adds return their fingerprints; the objects (and their index rows
+    and meta) appear, whole, when it ends."""
+    store = durable
+    with store.batch():
+        blobs = [store.add_bytes(b"frame %d" % i) for i in range(100)]
+        call = store.add_bytes(call_record(), kind="call")
+        result = store.add_bytes(result_record(call, stdout=blobs[0]), kind="result")
+        assert not any(fp in store for fp in [*blobs, call, result])
+    assert all(fp in store for fp in [*blobs, call, result])
+    assert store.kind(result) == "result" and store.kind(blobs[0]) == "blob"
+    assert {i.fingerprint for i in store.list()} == set([*blobs, call, result])
+    assert verify(store).ok
+    assert os.listdir(store.tmp) == []
+
+
+def test_two_flushes_per_group_and_no_fsync_per_object(
+    durable: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group is flushed once before anything is linked and once after: no fsync per
+    object. A full group commits on its own."""
+    store = durable
+    synced: list[int] = []  # how many objects were visible at each flush
+    fsyncs: list[int] = []
+    monkeypatch.setattr(
+        group, "_speedups", _Recorder(lambda: synced.append(len(list(store.iter_fingerprints()))))
+    )
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(group, "MAX_OBJECTS", 30)
+    with store.batch():
+        added = [store.add_bytes(b"x%d" % i) for i in range(45)]
+        assert sum(fp in store for fp in added) == 30  # the first full group
+    assert all(fp in store for fp in added)
+    assert synced == [0, 30, 30, 45] and fsyncs == []  # bytes on disk before any name
+
+
+def test_without_syncfs_every_file_is_fsynced(
+    durable: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where syncfs is missing, the group's files and directories are fsynced instead;
+    a write error is never passed over."""
+    store = durable
+    monkeypatch.setattr(group, "_speedups", _Failing(errno.ENOSYS))
+    synced: list[str] = []
+    monkeypatch.setattr(group, "fsync_path", synced.append)
+    with store.batch():
+        added = [store.add_bytes(b"y%d" % i) for i in range(5)]
+    assert all(fp in store for fp in added)
+    assert len(synced) == 5 + len({fp[:2] for fp in added})
+    monkeypatch.setattr(group, "_speedups", _Failing(errno.EIO))
+    with pytest.raises(StoreNotWritable, match="Input/output"), store.batch():
+        lost = store.add_bytes(b"never")
+    assert lost not in store
+
+
+def test_what_was_added_before_an_error_is_kept(durable: FileStore) -> None:
+    store = durable
+    with pytest.raises(RuntimeError), store.batch():
+        first = store.add_bytes(b"first")
+        raise RuntimeError("the caller failed")
+    assert first in store and os.listdir(store.tmp) == []
+
+
+def test_a_label_inside_a_batch_publishes_first(durable: FileStore) -> None:
+    store = durable
+    with store.batch():
+        fp = store.add_bytes(b"named")
+        store.set_label("it", fp)
+        assert fp in store
+        labelled = store.add_bytes(b"at once", label="other")
+        assert labelled in store
+        key = store.add_bytes(call_record(), kind="call")
+        store.set_ref("calls", key, [])
+        assert key in store
+    assert store.labels() == {"it": fp, "other": labelled}
+
+
+BATCHER = """
+import os, sys
+from scalems_store import FileStore
+with FileStore(sys.argv[1], durable=True) as store:
+    while True:
+        with store.batch():
+            for i in range(200):
+                store.add_bytes(os.urandom(3000))
+"""
+
+
+def test_sigkill_mid_batch_leaves_nothing_partial(tmp_path: Path) -> None:
+    """Killed at any moment of a batch, nothing partial is visible, and gc sweeps the rest."""
+    root = tmp_path / "store"
+    FileStore(root).close()
+    rng = random.Random(99)
+    for _ in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", BATCHER, str(root)])
+        time.sleep(0.2 + rng.random() * 0.6)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with FileStore(root) as store:
+        assert list(store.iter_fingerprints()), "the batches should have published something"
+        report = verify(store)
+        assert report.ok, report.problems
+        gc(store, grace=0)
+        assert os.listdir(root / "tmp") == []
+
+
+def test_cli_add_files_from(tmp_path: Path) -> None:
+    """`add --files-from` (NUL- or line-separated) adds every path as one batch and prints
+    what it stored, in order."""
+    files = []
+    for i in range(30):
+        path = tmp_path / f"f {i}"
+        path.write_bytes(b"content %d" % i)
+        files.append(path)
+    listing = tmp_path / "list"
+    listing.write_bytes(b"\0".join(bytes(p) for p in files))
+    runner = CliRunner()
+    store = str(tmp_path / "s")
+    out = runner.invoke(cli, ["--store", store, "add", "-0", "--files-from", str(listing)])
+    assert out.exit_code == 0, out.output
+    expected = [hash_bytes(b"content %d" % i) for i in range(30)]
+    assert out.output.split() == expected
+    listing.write_text("\n".join(str(p) for p in files[:3]) + "\n\n")
+    out = runner.invoke(cli, ["--store", store, "add", "--files-from", str(listing)])
+    assert out.output.split() == expected[:3]
+    with FileStore(store) as opened:
+        assert sorted(opened.iter_fingerprints()) == sorted(expected)
+    out = runner.invoke(cli, ["--store", store, "add", "-", "--files-from", "-"], input=b"x")
+    assert out.exit_code == 2 and "both" in out.output
+
+
+class _Recorder:
+    def __init__(self, seen: Callable[[], None]) -> None:
+        self.seen = seen
+
+    def syncfs(self, fd: int) -> None:
+        self.seen()
+        os.sync()
+
+
+class _Failing:
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def syncfs(self, fd: int) -> None:
+        raise OSError(self.code, os.strerror(self.code))
