@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "CallError",
+    "CallFailed",
     "CallPack",
     "CallResult",
     "ImportFailed",
@@ -33,6 +34,7 @@ __all__ = [
     "serialize_call",
     "serialize_result",
     "submit",
+    "task",
 ]
 
 _WHERE = {
@@ -48,6 +50,7 @@ _WHERE = {
     "output": "upstream",
     "pack": "runner",
     "run_many": "executors",
+    "task": "task",
     "run": "runner",
     "submit": "runner",
 }
@@ -64,6 +67,7 @@ if TYPE_CHECKING:
     )
     from .errors import (
         CallError,
+        CallFailed,
         ImportFailed,
         InvalidCall,
         LaunchError,
@@ -73,6 +77,7 @@ if TYPE_CHECKING:
     from .executors import run_many
     from .records import CallPack, ResultPack
     from .runner import pack, run, submit
+    from .task import task
     from .upstream import output
 
 

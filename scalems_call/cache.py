@@ -146,8 +146,12 @@ def digest(store: FileStore, result: dict[str, Any], path: str | None) -> str:
         return hash_bytes(b"")
     if path == ".":
         return layout.normalize(directory)
+    from scalems_store.treeview import open_tree
+
     from .check import tree_summary
 
+    with open_tree(store, directory) as view:
+        path = view.resolve(path)  # as delivered: the tree's own symlinks followed
     summary = tree_summary(store, directory)
     if path in summary and summary[path][0] != "directory":
         kind, _, content_digest = summary[path]

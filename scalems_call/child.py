@@ -43,6 +43,8 @@ def run(call_path: str) -> dict[str, Any]:
             "exception": repr(unloadable),
             "traceback": traceback.format_exc(),
         }
+    if "scalems_call.task" in sys.modules:  # the call is a task: here, it is its function
+        setattr(sys.modules["scalems_call.task"], "IN_CHILD", True)  # noqa: B010 (a module)
     value, raised, text = invoke(call)
     if raised is not None:
         return {"status": "failed", "exception": repr(raised), "traceback": text}

@@ -10,8 +10,10 @@ import click
 
 from scalems_store.clickshared import echo_json, open_store
 
+from .cmd_exec import timeout_option
+
 if TYPE_CHECKING:
-    pass
+    from scalems_store import FileStore
 
 
 def _pairs(values: tuple[str, ...], option: str, parse_json: bool) -> dict[str, Any]:
@@ -119,41 +121,82 @@ def pack_command(
     "--check", is_flag=True, required=True, help="Compare the rerun with the recorded result."
 )
 @click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="Stop the call after this long.",
+    "--deep",
+    is_flag=True,
+    help="Run the whole graph below FP again, from scratch, and name every call that differs.",
 )
+@timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @click.pass_context
 def rerun_command(
-    ctx: click.Context, fingerprint: str, check: bool, timeout: float | None, as_json: bool
+    ctx: click.Context,
+    fingerprint: str,
+    check: bool,
+    deep: bool,
+    timeout: float | None,
+    as_json: bool,
 ) -> None:
     """Run a call again and compare with its recorded result; exit 3 if anything differs.
 
     Compared: status, return value, exception, stdout, stderr, and every file
-    of the output directory. The rerun's result is stored but does not
-    replace the recorded one.
+    of the output directory (a text file's first differing lines are shown).
+    Provenance (host, times) is not compared: two results that agree on all
+    the rest still have different fingerprints. The rerun's result is stored
+    but does not replace the recorded one. With --deep, every call below FP
+    runs again too, in a scratch store, each taking the others' fresh outputs.
     """
     from . import cache
-    from .check import differences
-    from .execute import execute
 
     store = open_store(ctx)
     call_fp = cache.resolve_call(store, fingerprint)
+    if deep:
+        _rerun_deep(store, call_fp, timeout, as_json)
+    from .check import compare
+    from .execute import execute
+
     recorded_fp, recorded = cache.latest(store, call_fp)
     fresh = execute(store, call_fp, force=True, timeout=timeout, publish=False)
-    found = differences(store, recorded, fresh.record)
+    found = compare(store, recorded, fresh.record)
     if as_json:
+        summaries = [difference.summary for difference in found]
         echo_json(
-            {"call": call_fp, "recorded": recorded_fp, "rerun": fresh.result, "differences": found}
+            {
+                "call": call_fp,
+                "recorded": recorded_fp,
+                "rerun": fresh.result,
+                "differences": summaries,
+            }
         )
     else:
-        for line in found:
-            click.echo(line)
-        verdict = "reproduced" if not found else f"{len(found)} difference(s)"
+        for difference in found:
+            for line in difference.lines():
+                click.echo(line)
+        verdict = (
+            f"{len(found)} difference(s)"
+            if found
+            else "reproduced (the two result fingerprints differ only by provenance: host, times)"
+        )
         click.echo(f"{verdict}: recorded {recorded_fp[:12]}, rerun {fresh.result[:12]}", err=True)
     sys.exit(3 if found else 0)
+
+
+def _rerun_deep(store: FileStore, call_fp: str, timeout: float | None, as_json: bool) -> None:
+    from . import cache
+    from .deep import rerun_deep
+    from .describe import function_name
+
+    rows = rerun_deep(store, call_fp, timeout=timeout, log=lambda line: None)
+    differing = [row for row in rows if row["differences"]]
+    if as_json:
+        echo_json({"call": call_fp, "calls": rows})
+    else:
+        for row in differing:
+            name = function_name(cache.load_call(store, row["call"]))
+            click.echo(f"call {row['call'][:12]} {name}: {len(row['differences'])} difference(s)")
+            for line in row["differences"]:
+                click.echo(f"    {line}")
+        click.echo(f"{len(rows) - len(differing)} of {len(rows)} calls reproduced", err=True)
+    sys.exit(3 if differing else 0)
 
 
 @click.command(name="command")

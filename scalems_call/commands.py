@@ -13,7 +13,7 @@ import click
 from scalems_store.clickshared import ErrorGroup, run_main, store_option
 from scalems_store.errors import StoreError
 
-from . import cmd_exec, cmd_run, cmd_show
+from . import cmd_exec, cmd_graph, cmd_run, cmd_show
 from .errors import CallError
 
 
@@ -41,6 +41,9 @@ cli.add_command(cmd_run.rerun_command)
 cli.add_command(cmd_run.command_command)
 cli.add_command(cmd_show.result_command)
 cli.add_command(cmd_show.ls_command)
+cli.add_command(cmd_graph.status_command)
+cli.add_command(cmd_graph.graph_command)
+cli.add_command(cmd_graph.why_command)
 
 
 def main() -> None:

@@ -176,9 +176,23 @@ def deserialize_call(
 
 
 def invoke(call: _Call) -> tuple[Any, BaseException | None, str | None]:
-    """Run the call; return ``(return value, exception or None, traceback text or None)``."""
+    """Run the call; return ``(return value, exception or None, traceback text or None)``.
+
+    A function that leaves with ``sys.exit`` has not returned: that is a failure
+    too, ``SystemExit: the call exited with status 0 without returning`` (or the
+    message given to ``sys.exit``), not a process gone without a word.
+    """
     try:
         return call.func(*call.args, **call.kwargs), None, None
+    except SystemExit as exc:
+        code = exc.code
+        said = (
+            code
+            if isinstance(code, str)
+            else f"the call exited with status {code or 0} without returning"
+        )
+        lines = traceback.format_exc().rstrip().splitlines()[:-1]
+        return None, SystemExit(said), "\n".join([*lines, f"SystemExit: {said}"]) + "\n"
     except Exception as exc:
         return None, exc, traceback.format_exc()
 

@@ -7,7 +7,8 @@ Every error the runner raises on purpose derives from :class:`CallError`::
     ├── SerializationError   (ValueError)    a value that cannot be serialized deterministically
     ├── ImportFailed         (ImportError)   a MODULE:FUNC that cannot be imported
     ├── NoResult             (LookupError)   a call that has no recorded result
-    └── LaunchError          (RuntimeError)  the call could not be started (e.g. no MPI launcher)
+    ├── LaunchError          (RuntimeError)  the call could not be started (e.g. no MPI launcher)
+    └── CallFailed           (RuntimeError)  a task's call (or one below it) did not succeed
 
 Errors from the store (:class:`scalems_store.StoreError`) pass through unchanged.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 __all__ = [
     "CallError",
+    "CallFailed",
     "ImportFailed",
     "InvalidCall",
     "LaunchError",
@@ -49,3 +51,7 @@ class NoResult(CallError, LookupError):
 
 class LaunchError(CallError, RuntimeError):
     """The call could not be started where it was to run."""
+
+
+class CallFailed(CallError, RuntimeError):
+    """A task's call, or one it takes from, did not succeed (``Handle.result``)."""

@@ -20,7 +20,7 @@ from scalems_store import FileStore
 from . import cache
 from .compat import CallResult
 from .errors import LaunchError
-from .runner import to_result
+from .results import to_result
 from .schedule import Engine, Ran, Submit, run_graph
 
 Progress = Callable[[int, int], None]
@@ -237,7 +237,7 @@ def parsl_engine(store: FileStore, config: Any) -> Engine:
         import parsl
 
         if config is not None:
-            parsl.load(config)
+            _load_deaf_to_ctrl_c(parsl, config)
         try:
             yield _ParslExecutor(store)
         finally:
@@ -245,6 +245,24 @@ def parsl_engine(store: FileStore, config: Any) -> Engine:
                 parsl.dfk().cleanup()
 
     return loaded
+
+
+def _load_deaf_to_ctrl_c(parsl: Any, config: Any) -> None:
+    """Load Parsl with SIGINT ignored, so that the processes it starts (its interchange)
+    inherit that: Ctrl-C in a terminal reaches the whole process group, and an
+    interchange killed by it leaves Parsl's cleanup waiting for ever with the block
+    still running. We get the Ctrl-C, and cancel the block on the way out."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are the host program's
+        parsl.load(config)
+        return
+    try:
+        parsl.load(config)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def parsl_submit(timeout: float | None) -> Submit:

@@ -20,8 +20,9 @@ import json
 import os
 from typing import Any
 
-from scalems_store import FileStore, archive, layout
+from scalems_store import FileStore, layout
 from scalems_store.errors import InvalidPath
+from scalems_store.treeview import open_tree
 
 from . import cache
 from .errors import InvalidCall, NoResult
@@ -106,9 +107,8 @@ def _extract(store: FileStore, call: str, result: dict[str, Any], path: str, des
     tree = layout.normalize(directory)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     try:
-        archive.extract(
-            store.object_path(tree), dest, verify=lambda: store.check(tree), member=path
-        )
+        with open_tree(store, tree) as view:  # checked; the tree's own symlinks followed
+            view.extract(path, dest)
     except InvalidPath as exc:
         raise InvalidCall(
             f"upstream call {call[:12]}: its output has no {path!r} ({exc})"

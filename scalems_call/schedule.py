@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
@@ -296,8 +297,13 @@ class _Coordinator:
 
 
 def _problem(record: dict[str, Any]) -> str:
-    """The last line of what went wrong in a result."""
+    """The last line of what went wrong in a result, the error named as everywhere else
+    (``ImportFailed: ...``, not ``scalems_call.errors.ImportFailed: ...``)."""
     lines = [line for line in (record.get("traceback") or "").splitlines() if line.strip()]
     if lines:
-        return lines[-1]
+        return _QUALIFIED.sub("", lines[-1])
     return str(record.get("status"))
+
+
+_QUALIFIED = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*(?::|$))")
+"""The module path before an exception's name at the start of a traceback's last line."""

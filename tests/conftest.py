@@ -104,3 +104,13 @@ def loopback_cluster(workers: int) -> Any:
         dashboard_address=None,
         silence_logs=50,
     )
+
+
+def require(missing: str | None) -> None:
+    """Skip with the reason when a part the machine lacks is missing; under .ci/run
+    (``SCALEMS_CI=1``), where nothing may skip, fail instead."""
+    if missing is None:
+        return
+    if os.environ.get("SCALEMS_CI"):
+        pytest.fail(f"{missing} (under .ci/run nothing may skip)")
+    pytest.skip(missing)

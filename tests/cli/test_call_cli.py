@@ -128,7 +128,9 @@ def test_rerun_check(run_cli: RunCli, tmp_path: Path) -> None:
     run_cli("scalems-call", "exec", varying)
     proc = run_cli("scalems-call", "rerun", varying, "--check")
     assert proc.returncode == 3
-    assert proc.stdout.decode().splitlines() == ["file stamp.txt differs"]
+    lines = proc.stdout.decode().splitlines()
+    assert lines[0] == "file stamp.txt differs"
+    assert "    --- recorded/stamp.txt" in lines and any(line.startswith("    +") for line in lines)
     report = json.loads(run_cli("scalems-call", "rerun", varying, "--check", "--json").stdout)
     assert report["differences"] == ["file stamp.txt differs"]
 
@@ -398,3 +400,33 @@ def test_pack_refuses_at_once(
     done = run_cli("scalems-call", "pack", "tests.call.funcs:add", *args)
     assert done.returncode == 1, done.stdout
     assert expected in one_line_error(done)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (0, "SystemExit: the call exited with status 0 without returning"),
+        (3, "SystemExit: the call exited with status 3 without returning"),
+        ("bad input file", "SystemExit: bad input file"),
+    ],
+)
+def test_sys_exit_is_reported_as_such(
+    run_cli: RunCli, tmp_path: Path, code: object, expected: str
+) -> None:
+    """A function that calls sys.exit is a failed call that says so (not 'killed')."""
+    fp = packed(tmp_path, funcs.leave, code)
+    done = run_cli("scalems-call", "exec", fp)
+    assert done.returncode == 1
+    assert one_line_error(done) == f"call {fp[:12]} failed: {expected}"
+
+
+def test_errors_are_named_without_their_module(run_cli: RunCli, tmp_path: Path) -> None:
+    """A call that cannot be loaded is reported as 'ImportFailed: ...', as errors are
+    everywhere else, not 'scalems_call.errors.ImportFailed: ...'."""
+    (tmp_path / "gone.py").write_text("def f():\n    return 1\n")
+    fp = run_cli("scalems-call", "pack", "gone:f", env={"PYTHONPATH": str(tmp_path)})
+    call = fp.stdout.decode().strip()
+    (tmp_path / "gone.py").unlink()
+    done = run_cli("scalems-call", "exec", call)
+    assert done.returncode == 1
+    assert one_line_error(done).startswith(f"call {call[:12]} error: ImportFailed: ")

@@ -75,6 +75,7 @@ def calls(tmp_path: Path) -> dict[str, str]:
         ["exec", "done"],
         ["exec", "done", "other", "done"],  # one line per name, in order
         ["--store", "STORE", "exec", "other"],
+        ["exec", "other", "--store", "STORE"],  # --store after the command is quick too
     ],
 )
 def test_cache_hits_match_click(tmp_path: Path, calls: dict[str, str], args: list[str]) -> None:

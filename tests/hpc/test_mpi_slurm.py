@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scalems_call import execute
+from scalems_call import launch
 from tests.conftest import require
 from tests.hpc.conftest import exec_json, pack, result_json, scalems_call
 from tests.hpc.localslurm import LocalSlurm, write_mpi_config
@@ -18,7 +18,7 @@ pytest.importorskip("parsl")
 
 def mpi_missing() -> str | None:
     """Why a 2-rank call cannot run here, or None."""
-    if execute.mpi_launcher() is None:
+    if launch.mpi_launcher() is None:
         return "no MPI launcher (mpiexec); the test extra installs the mpich wheel"
     try:
         import mpi4py  # noqa: F401

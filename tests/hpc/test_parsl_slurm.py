@@ -112,12 +112,6 @@ def test_exec_with_parsl_config_runs_calls_as_one_slurm_job(
     assert slurm.jobs_completed()[len(logged_before) :] == new_jobs, "the cache-hit exec ran a job"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs scalems_call.executors.parsl_engine to run parsl.load() with SIGINT ignored, "
-    "so that Parsl's interchange (started by it) does not die of a terminal's Ctrl-C: Parsl's "
-    "cleanup then waits for the dead interchange forever",
-)
 def test_ctrl_c_stops_exec_and_its_block(slurm: LocalSlurm, tmp_path: Path) -> None:
     """Ctrl-C in a terminal (SIGINT to exec's whole process group) stops a running
     ``exec --parsl-config`` within seconds, with status 130, and Parsl cancels its block."""

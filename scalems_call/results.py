@@ -1,0 +1,41 @@
+"""Results as :class:`CallResult` objects, with ``file://`` URIs into the local store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scalems_store import FileStore, layout
+
+from .compat import CallResult, result_from_record
+
+if TYPE_CHECKING:
+    from .schedule import Outcome
+
+
+def to_result(store: FileStore, outcome: Outcome) -> CallResult:
+    """The :class:`CallResult` of how one call of a graph ended."""
+    if outcome.result is None or outcome.record is None:
+        return CallResult(exception=outcome.problem, status=outcome.state, call=outcome.call)
+    cached = outcome.state == "cached"
+    return to_call_result(store, outcome.result, outcome.record, cached=cached)
+
+
+def to_call_result(
+    store: FileStore, result_fp: str, record: dict[str, Any], *, cached: bool = False
+) -> CallResult:
+    """Turn a stored result record into a :class:`CallResult` with local ``file://`` URIs."""
+    return result_from_record(
+        record,
+        stdout=_local_uri(store, record.get("stdout")),
+        stderr=_local_uri(store, record.get("stderr")),
+        directory=_local_uri(store, record.get("directory")),
+        fingerprint=result_fp,
+        cached=cached,
+    )
+
+
+def _local_uri(store: FileStore, uri: str | None) -> str | None:
+    if uri is None:
+        return None
+    return Path(store.object_path(layout.normalize(uri))).as_uri()
