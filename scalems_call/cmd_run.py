@@ -65,7 +65,7 @@ def _json_option(text: str | None, option: str, kind: type) -> Any:
     "require",
     multiple=True,
     metavar="NAME=VALUE",
-    help="Requirement, e.g. ranks=2 (repeatable).",
+    help="Requirement: ranks=N (MPI), nodes=N, interpreter=fresh (repeatable).",
 )
 @click.pass_context
 def pack_command(

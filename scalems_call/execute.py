@@ -19,13 +19,8 @@ import contextlib
 import os
 import pickle
 import platform
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,13 +30,10 @@ from scalems_store.fsutil import remove_tree
 from scalems_store.layout import canonical
 from scalems_store.lease import Lease, lease_dir
 
-from . import cache
-from .errors import InvalidCall, LaunchError
+from . import cache, launch
+from .errors import InvalidCall
 from .records import OUTPUTS, parse_call
 from .upstream import INPUTS_DIR
-
-_KILL_GRACE = 5.0
-_HEARTBEAT = 30.0
 
 
 @dataclass
@@ -128,7 +120,8 @@ def _run(
     keep_workdir: bool,
     publish: bool,
 ) -> Execution:
-    command = child_command(store.object_path(call_fp), "", record.get("requirements") or {})
+    requirements = record.get("requirements") or {}
+    command = launch.child_command(store.object_path(call_fp), "", requirements)
     os.makedirs(os.path.dirname(rundir), exist_ok=True)
     os.mkdir(rundir)
     work = os.path.join(rundir, "work")
@@ -145,8 +138,8 @@ def _run(
             outcome, times = _unrunnable(exc, rundir), _no_time()
             consumed = []
         else:
-            outcome, times = _spawn(command, rundir, work, environment, timeout)
-            outcome = check_world_size(outcome, record.get("requirements") or {})
+            outcome, times = launch.spawn(command, rundir, work, environment, timeout, requirements)
+            outcome = launch.check_world_size(outcome, requirements)
         execution = _record(store, call_fp, record, rundir, work, outcome, times, publish, consumed)
     except BaseException:
         if not keep_workdir:
@@ -194,198 +187,6 @@ def _discard(rundir: str) -> None:
     """Remove a run directory; what cannot be removed is left to gc."""
     with contextlib.suppress(OSError):
         remove_tree(rundir)
-
-
-def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any]) -> list[str]:
-    """The command line that runs a call record in a child Python (under MPI for ``ranks``).
-
-    Raises:
-        LaunchError: ranks are required but no MPI launcher or mpi4py is available.
-    """
-    command = [sys.executable, "-m", "scalems_call.child", call_path, outcome_path]
-    ranks = requirements.get("ranks")
-    if ranks is None:
-        return command
-    if not isinstance(ranks, int) or ranks < 1:
-        raise LaunchError(f"requirement ranks={ranks!r} must be a positive integer")
-    import importlib.util
-    import shlex
-
-    if importlib.util.find_spec("mpi4py") is None:
-        raise LaunchError(f"the call requires {ranks} MPI ranks but mpi4py is not installed")
-    python = [sys.executable, "-m", "mpi4py", *command[1:]]
-    prefix = os.environ.get("PARSL_MPI_PREFIX")  # set by Parsl's MPI mode for this task's ranks
-    if prefix:
-        return [*shlex.split(prefix), *python]
-    launcher = mpi_launcher()
-    if launcher is None:
-        raise LaunchError(
-            f"the call requires {ranks} MPI ranks but no MPI launcher (mpiexec) is on PATH "
-            "or next to this Python (pip install 'scalems-store[mpi]', or set SCALEMS_MPIEXEC)"
-        )
-    return [*shlex.split(launcher), "-n", str(ranks), *python]
-
-
-def mpi_launcher(python: str = sys.executable) -> str | None:
-    """The MPI launcher: ``$SCALEMS_MPIEXEC``, else ``mpiexec`` or ``mpirun`` on PATH, else
-    next to *python* (the ``mpich`` wheel's, in a virtual environment not activated)."""
-    here = os.path.dirname(python)
-    return (
-        os.environ.get("SCALEMS_MPIEXEC")
-        or shutil.which("mpiexec")
-        or shutil.which("mpirun")
-        or shutil.which("mpiexec", path=here)
-        or shutil.which("mpirun", path=here)
-    )
-
-
-def _spawn(
-    command: list[str], rundir: str, work: str, environment: dict[str, str], timeout: float | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run the child; return its outcome and the timing."""
-    outcome_path = os.path.join(rundir, "outcome.json")
-    command = [outcome_path if arg == "" else arg for arg in command]
-    env = {**os.environ, **environment}
-    if command[1:3] == [
-        "-m",
-        "scalems_call.child",
-    ]:  # started directly, not through an MPI launcher
-        env["SCALEMS_RUNNER_PID"] = str(os.getpid())
-    started = time.time()
-    with (
-        open(os.path.join(rundir, "stdout"), "wb") as out,
-        open(os.path.join(rundir, "stderr"), "wb") as err,
-    ):
-        try:
-            child = subprocess.Popen(
-                command,
-                cwd=work,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise LaunchError(f"cannot start {command[0]!r}: {exc.strerror}") from exc
-        status = _wait(child, rundir, timeout)
-        # processes the call left behind (in its session) would go on changing the work
-        # directory while it is archived: they end with the call, as under a batch system
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signal.SIGKILL)
-    ended = time.time()
-    outcome = _read_outcome(outcome_path, status, child.returncode, timeout)
-    return outcome, {"start": started, "end": ended, "exit_code": child.returncode}
-
-
-def check_world_size(outcome: dict[str, Any], requirements: dict[str, Any]) -> dict[str, Any]:
-    """The outcome of a call that asked for MPI ranks, turned into an error if it ran with
-    another number (e.g. ``srun`` without PMI starts N copies of one rank each)."""
-    ranks = requirements.get("ranks")
-    if ranks is None or outcome.get("status") in ("timeout", "killed"):
-        return outcome
-    size = outcome.get("mpi_world_size")
-    if size == ranks:
-        return outcome
-    ran = "without MPI" if size is None else f"with {size}"
-    problem = LaunchError(
-        f"asked for {ranks} ranks, ran {ran} (is the launcher's PMI set up? see docs/scale.md)"
-    )
-    return {
-        **outcome,
-        "status": "error",
-        "exception": repr(problem),
-        "traceback": f"LaunchError: {problem}\n",
-        "return_value": None,
-    }
-
-
-def _wait(child: subprocess.Popen[bytes], rundir: str, timeout: float | None) -> str | None:
-    """Wait for the child, touching *rundir* so gc sees it is alive; return 'timeout' if killed."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        with _ExitWatch(child) as exited:
-            while True:
-                left = _HEARTBEAT if deadline is None else deadline - time.monotonic()
-                if exited(max(min(_HEARTBEAT, left), 0)):
-                    return None
-                if deadline is not None and time.monotonic() >= deadline:
-                    _stop(child)
-                    return "timeout"
-                os.utime(rundir)
-    except BaseException:
-        _stop(child)
-        raise
-
-
-class _ExitWatch:
-    """``exited(seconds)``: wait up to *seconds* for the child to exit; True once it has.
-
-    On Linux a pidfd wakes us the moment the child exits; ``Popen.wait(timeout)``
-    polls with sleeps of up to 50 ms instead, which a short call would pay for.
-    """
-
-    def __init__(self, child: subprocess.Popen[bytes]) -> None:
-        self.child = child
-        self.pidfd: int | None = None
-
-    def __enter__(self) -> Callable[[float], bool]:
-        with contextlib.suppress(AttributeError, OSError):  # not Linux, or before 5.3
-            self.pidfd = os.pidfd_open(self.child.pid)
-        return self.exited
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-
-    def exited(self, seconds: float) -> bool:
-        if self.pidfd is not None:
-            import select
-
-            ready, _, _ = select.select([self.pidfd], [], [], seconds)
-            if not ready:
-                return False
-            self.child.wait()
-            return True
-        try:
-            self.child.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    """Terminate the child's whole process group, then kill it if it lingers."""
-    for sig, grace in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, None)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, sig)
-        try:
-            child.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _read_outcome(
-    path: str, status: str | None, code: int | None, timeout: float | None
-) -> dict[str, Any]:
-    import json
-
-    if status == "timeout":
-        exc: BaseException = TimeoutError(f"the call did not finish within {timeout} seconds")
-        return {"status": "timeout", "exception": repr(exc), "traceback": None}
-    try:
-        with open(path, encoding="utf-8") as stream:
-            outcome: dict[str, Any] = json.load(stream)
-            return outcome
-    except (FileNotFoundError, ValueError):
-        how = (
-            f"was killed by signal {-code}"
-            if code is not None and code < 0
-            else f"exited with status {code}"
-        )
-        exc = ChildProcessError(f"the call's process {how} without reporting a result")
-        return {"status": "killed", "exception": repr(exc), "traceback": None}
 
 
 def _record(

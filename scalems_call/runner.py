@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Executor, Future
+from typing import Any
 
 from scalems_store import FileStore, layout
 from scalems_store.errors import StoreError
 from scalems_store.layout import canonical
 
 from . import cache
-from .compat import CallResult, build_call, result_from_record
+from .compat import CallResult, build_call
 from .errors import InvalidCall
 from .execute import Execution
+from .results import to_call_result, to_result
 from .upstream import WHOLE, Output, Resolver, clean_path
 
-if TYPE_CHECKING:
-    from .schedule import Outcome
-
-KNOWN_REQUIREMENTS = ("nodes", "ranks")
+KNOWN_REQUIREMENTS = ("interpreter", "nodes", "ranks")
+INTERPRETERS = ("forked", "fresh")
+"""``interpreter``: forked from a warm fork server (the default where possible), or a
+fresh Python for the call (see :mod:`scalems_call.forkserver`)."""
 Skeleton = str | os.PathLike[str] | Mapping[str, Any] | None
 
 
@@ -48,7 +50,8 @@ def pack(
             destinations in the work directory to ``output(...)`` references, with
             ``"."`` for a base tree: ``{".": "md-input/", "start.gro": output(eq, "out.gro")}``.
         environment: Environment variable overrides for the call.
-        requirements: Run-time requirements: ``ranks`` (MPI ranks), ``nodes``.
+        requirements: Run-time requirements: ``ranks`` (MPI ranks), ``nodes``,
+            ``interpreter`` (``"fresh"`` for a new Python instead of a forked one).
         outputs: Result fields to record (default: all).
 
     Raises:
@@ -119,6 +122,12 @@ def _check_requirements(requirements: Mapping[str, Any]) -> None:
         raise InvalidCall(
             f"unknown requirement {', '.join(map(repr, unknown))}; "
             f"known: {', '.join(KNOWN_REQUIREMENTS)}"
+        )
+    interpreter = requirements.get("interpreter", INTERPRETERS[0])
+    if interpreter not in INTERPRETERS:
+        raise InvalidCall(
+            f"requirement interpreter={interpreter!r}: "
+            f"expected {' or '.join(map(repr, INTERPRETERS))}"
         )
 
 
@@ -193,14 +202,6 @@ def run(
     return to_result(store, outcome)
 
 
-def to_result(store: FileStore, outcome: Outcome) -> CallResult:
-    """The :class:`CallResult` of how one call of a graph ended."""
-    if outcome.result is None or outcome.record is None:
-        return CallResult(exception=outcome.problem, status=outcome.state, call=outcome.call)
-    cached = outcome.state == "cached"
-    return to_call_result(store, outcome.result, outcome.record, cached=cached)
-
-
 def submit(
     func: Callable[..., Any],
     args: Sequence[Any] = (),
@@ -209,31 +210,39 @@ def submit(
     store: FileStore,
     force: bool = False,
     timeout: float | None = None,
+    executor: Executor | None = None,
     **options: Any,
-) -> CallResult:
-    """Pack then run: ``run(pack(func, args, kwargs, store=store, **options), store=store)``."""
+) -> Any:
+    """Pack then run: ``run(pack(func, args, kwargs, store=store, **options), store=store)``.
+
+    Args:
+        executor: Run it there (with whatever it takes from that is missing), and
+            return at once a ``concurrent.futures.Future`` of its :class:`CallResult`.
+            Without one, run it here and return the :class:`CallResult` (as
+            SCALE-MS's ``submit`` did).
+    """
     fingerprint = pack(func, args, kwargs, store=store, **options)
-    return run(fingerprint, store=store, force=force, timeout=timeout)
+    if executor is None:
+        return run(fingerprint, store=store, force=force, timeout=timeout)
+    from .executors import run_many
+
+    def run_there() -> CallResult:
+        done = run_many([fingerprint], store=store, executor=executor, force=force, timeout=timeout)
+        return done[fingerprint]
+
+    future: Future[CallResult] = Future()
+    thread = threading.Thread(target=_settle, args=(future, run_there), daemon=True)
+    thread.start()
+    return future
 
 
-def to_call_result(
-    store: FileStore, result_fp: str, record: dict[str, Any], *, cached: bool = False
-) -> CallResult:
-    """Turn a stored result record into a :class:`CallResult` with local ``file://`` URIs."""
-    return result_from_record(
-        record,
-        stdout=_local_uri(store, record.get("stdout")),
-        stderr=_local_uri(store, record.get("stderr")),
-        directory=_local_uri(store, record.get("directory")),
-        fingerprint=result_fp,
-        cached=cached,
-    )
+def _settle(future: Future[Any], work: Callable[[], Any]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(work())
+    except BaseException as exc:
+        future.set_exception(exc)
 
 
-def _local_uri(store: FileStore, uri: str | None) -> str | None:
-    if uri is None:
-        return None
-    return Path(store.object_path(layout.normalize(uri))).as_uri()
-
-
-__all__ = ["Execution", "pack", "run", "submit", "to_call_result"]
+__all__ = ["Execution", "pack", "run", "submit", "to_call_result", "to_result"]

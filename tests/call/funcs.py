@@ -178,3 +178,61 @@ def shout(text: str, ledger: str) -> str:
 
 def identity(value: object) -> object:
     return value
+
+
+def leave(code: object) -> None:
+    """Leave with sys.exit(code) instead of returning."""
+    sys.exit(code)  # type: ignore[arg-type]
+
+
+def how_started() -> str:
+    """The main module of the call's process: the fork server's, or the fresh child's."""
+    main = sys.modules["__main__"]
+    return Path(str(getattr(main, "__file__", "?"))).name
+
+
+_remembered: list[str] = []
+
+
+def remember(value: str) -> tuple[list[str], str | None]:
+    """Change module state and the environment; say what was there before."""
+    before = list(_remembered), os.environ.get("SCALEMS_TEST_LEAK")
+    _remembered.append(value)
+    os.environ["SCALEMS_TEST_LEAK"] = value
+    return before
+
+
+_kept: list[object] = []
+
+
+def leave_work_for_exit(text: str) -> str:
+    """Leave work to be finished at exit: a file never closed, an atexit handler, a
+    non-daemon thread still running, and output never flushed."""
+    import atexit
+    import threading
+
+    unclosed = open("unclosed.txt", "w")  # noqa: SIM115 - left open on purpose
+    unclosed.write(text)
+    _kept.append(unclosed)
+    atexit.register(Path("atexit.txt").write_text, text)
+
+    def late() -> None:
+        time.sleep(0.3)
+        Path("thread.txt").write_text(text)
+
+    threading.Thread(target=late).start()
+    print(text, end="")
+    return text
+
+
+def pid_and_sleep(pidfile: str, seconds: float) -> None:
+    """Write this process's pid to *pidfile*, then sleep."""
+    Path(pidfile).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def import_from_workdir(name: str) -> object:
+    """Import module *name* from the work directory (the skeleton), as ``python -m`` can."""
+    import importlib
+
+    return importlib.import_module(name).VALUE

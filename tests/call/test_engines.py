@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scalems_call import LaunchError, execute, pack, run
+from scalems_call import LaunchError, launch, pack, run
 from scalems_call import cache as call_cache
 from scalems_call.executors import exec_on_worker, parsl_resources, run_many
 from scalems_store import FileStore
@@ -200,7 +200,7 @@ def test_parsl_resources_for_ranks_and_nodes() -> None:
 
 
 def have_mpi() -> str | None:
-    if execute.mpi_launcher() is None:
+    if launch.mpi_launcher() is None:
         return "no MPI launcher (mpiexec); the test extra installs the mpich wheel"
     try:
         import mpi4py  # noqa: F401
@@ -268,7 +268,7 @@ def test_no_mpi_launcher_is_a_clear_error(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("SCALEMS_MPIEXEC", raising=False)
     monkeypatch.delenv("PARSL_MPI_PREFIX", raising=False)
-    monkeypatch.setattr(execute, "mpi_launcher", lambda: None)
+    monkeypatch.setattr(launch, "mpi_launcher", lambda: None)
     fp = pack(funcs.add, (1, 2), store=store, requirements={"ranks": 2})
     started = time.monotonic()
     with pytest.raises(LaunchError, match=r"MPI|mpi4py"):
@@ -283,11 +283,11 @@ def test_mpi_launcher_found_next_to_python(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("SCALEMS_MPIEXEC", raising=False)
     beside = tmp_path / "venv" / "bin"
     beside.mkdir(parents=True)
-    assert execute.mpi_launcher(str(beside / "python")) is None
+    assert launch.mpi_launcher(str(beside / "python")) is None
     launcher = beside / "mpiexec"
     launcher.write_text("#!/bin/sh\n")
     launcher.chmod(0o755)
-    assert execute.mpi_launcher(str(beside / "python")) == str(launcher)
+    assert launch.mpi_launcher(str(beside / "python")) == str(launcher)
 
 
 @pytest.mark.skipif(have_mpi() is not None, reason=str(have_mpi()))
