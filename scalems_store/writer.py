@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Refs = Iterable[str] | None
 """References a caller claims an object has: checked against its content; None claims nothing."""
-Named = Callable[[str], None] | None
+Named = Callable[[str], object] | None
 """Called with an object's fingerprint once it is published (to label it)."""
 
 
@@ -348,9 +348,11 @@ class Writer:
                 except FileExistsError:
                     pass
                 except FileNotFoundError:
-                    if os.path.isdir(os.path.dirname(final)):
-                        raise  # the temporary file is gone: nothing left to publish
-                    os.makedirs(os.path.dirname(final), exist_ok=True)  # a new fan-out
+                    # a new fan-out directory (which another writer may be making too);
+                    # the temporary file itself gone means there is nothing to publish
+                    if not os.path.lexists(temp.path):
+                        raise
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
                     continue
                 except OSError:
                     os.rename(temp.path, final)  # a filesystem without hardlinks

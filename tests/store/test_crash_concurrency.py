@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from scalems_store import FileStore, gc, hash_bytes, verify
 from tests.recordutil import call_record
 
@@ -129,3 +131,27 @@ def test_add_racing_gc_never_fails(tmp_path: Path) -> None:
         collector.stdout.close()
     assert adder.returncode == 0 and adder.stdout == b"done\n", adder.stderr.decode()
     assert b"Traceback" not in gc_err, gc_err.decode()
+
+
+def test_a_fan_out_made_by_another_writer_meanwhile(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first object of a fan-out directory: if another writer creates the directory
+    between our failed link and our look, ours is still published (it was once taken
+    for a vanished temporary file, and the add failed)."""
+    data = b"first of its fan-out"
+    fp = hash_bytes(data)
+    fan_out = os.path.dirname(store.object_path(fp))
+    if os.path.isdir(fan_out):
+        os.rmdir(fan_out)
+    real_link = os.link
+
+    def link_racing(src: str, dst: str) -> None:
+        if not os.path.isdir(os.path.dirname(dst)):
+            os.mkdir(os.path.dirname(dst))  # the other writer, just after our link failed
+            raise FileNotFoundError(2, "No such file or directory", dst)
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", link_racing)
+    assert store.add_bytes(data) == fp
+    assert store.read_bytes(fp) == data
