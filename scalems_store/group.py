@@ -17,7 +17,7 @@ import errno
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from .fsutil import Temp, fsync_path, new_locked_dir, not_writable, remove_tree
 
@@ -27,8 +27,7 @@ except ImportError:  # pragma: no cover - the C extension is optional
     _speedups = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from .objects import Meta
-    from .writer import Writer
+    from .objects import Meta, ObjectDir
 
 MAX_OBJECTS = 20_000
 """A group is committed when it holds this many objects..."""
@@ -46,10 +45,23 @@ class Deferred(NamedTuple):
     temp: Temp
 
 
+class Publisher(Protocol):
+    """What a group needs of the writer it commits for."""
+
+    objects: ObjectDir
+    tmp: str
+
+    def place(self, fp: str, temp: Temp) -> None:
+        """Link a durable temp file into ``objects/`` as *fp*."""
+
+    def indexed(self, fp: str, kind: str, size: int) -> None:
+        """Tell the index of a published object."""
+
+
 class Group:
     """The objects one writer defers until they are made durable together."""
 
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: Publisher) -> None:
         self.writer = writer
         # gc leaves a locked directory and its files alone: no open descriptor per object
         self.lock, self.directory = new_locked_dir(writer.tmp, "batch-")

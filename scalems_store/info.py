@@ -10,25 +10,14 @@ call and result records: blobs and trees refer to nothing).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING
+
+from .objects import ObjectInfo
 
 if TYPE_CHECKING:
     from .store import FileStore
 
-
-class ObjectInfo(NamedTuple):
-    """What the store knows of one object."""
-
-    fingerprint: str
-    kind: str
-    size: int
-    created: float
-    labels: tuple[str, ...] = ()
-    refs: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {**self._asdict(), "labels": list(self.labels), "refs": list(self.refs)}
+__all__ = ["ObjectInfo", "describe", "describe_all"]
 
 
 def describe(store: FileStore, name: str) -> ObjectInfo:
@@ -37,9 +26,7 @@ def describe(store: FileStore, name: str) -> ObjectInfo:
     Raises:
         ObjectNotFound, AmbiguousPrefix, InvalidFingerprint: see :meth:`FileStore.resolve`.
     """
-    found = store.info(name)
-    first = store.index.created(found.fingerprint)
-    return found if first is None else found._replace(created=first)
+    return store.info(name)
 
 
 def describe_all(store: FileStore, kind: str | None = None) -> list[ObjectInfo]:

@@ -14,7 +14,7 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from . import layout
 from .content import KINDS
@@ -45,10 +45,26 @@ DAMAGED = Meta("damaged", ())
 """What :meth:`ObjectDir.meta_state` returns for a meta file that cannot be read."""
 
 
+class ObjectInfo(NamedTuple):
+    """What the store knows of one object."""
+
+    fingerprint: str
+    kind: str
+    size: int
+    created: float
+    labels: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {**self._asdict(), "labels": list(self.labels), "refs": list(self.refs)}
+
+
 class ObjectDir:
     """The fan-out directory of objects under a store root."""
 
     def __init__(self, root: str) -> None:
+        self.root = root
         self.top = os.path.join(root, layout.OBJECTS)
         self.meta_top = os.path.join(root, layout.META)
 

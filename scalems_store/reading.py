@@ -12,7 +12,7 @@ from . import content
 from .errors import CorruptObject, InvalidPath, ObjectNotFound, StoreError
 from .fingerprint import CHUNK, MMAP_THRESHOLD, hash_bytes, new_hasher
 from .fsutil import new_temp, not_writable, unlink_quietly
-from .objects import ObjectDir
+from .objects import DAMAGED, ObjectDir
 
 
 def open_object(objects: ObjectDir, fp: str) -> BinaryIO:
@@ -170,6 +170,26 @@ def extract_tree(objects: ObjectDir, fp: str, dest: str) -> None:
 
     archive.prepare_destination(dest)
     archive.extract(objects.path(fp), dest, verify=lambda: matches(fp, hash_file(objects.path(fp))))
+
+
+def kind(objects: ObjectDir, fp: str) -> str:
+    """The kind of object *fp*: what its meta file records (``blob`` when it has none);
+    where that file is damaged, what the bytes show."""
+    meta = objects.meta_state(fp)
+    if meta is None:
+        return content.BLOB
+    if meta is not DAMAGED:
+        return meta.kind
+    return sniff_kind(objects, fp)
+
+
+def rows(objects: ObjectDir) -> list[tuple[str, str, int, float]]:
+    """Every object's index row ``(fingerprint, kind, size, mtime)``, read from the files."""
+    with_meta = objects.with_meta()  # blobs have none: their kind is read from nothing
+    return [
+        (fp, kind(objects, fp) if fp in with_meta else content.BLOB, size, mtime)
+        for fp, size, mtime in objects.listing()
+    ]
 
 
 def sniff_kind(objects: ObjectDir, fp: str) -> str:

@@ -18,14 +18,13 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from . import content, layout, reading
 from .creation import default_root, open_or_create
-from .errors import InvalidContent, ObjectNotFound
+from .errors import InvalidContent
 from .fingerprint import hash_bytes, hash_file
-from .objects import DAMAGED, ObjectDir
+from .objects import ObjectDir, ObjectInfo
 
 if TYPE_CHECKING:
     from . import archive
     from .index import Index, Values
-    from .info import ObjectInfo
     from .refs import Damage, Ref, RefDir
     from .transfer import Progress
     from .writer import Refs, Writer
@@ -120,34 +119,15 @@ class FileStore:
         )
 
     def resolve(self, text: str) -> str:
-        """Return the full fingerprint named by *text*, as git names commits: a full
-        fingerprint or ``blake3:`` URI; else a label of that name; else a unique prefix
-        of at least 4 hex digits. A label wins over a prefix it also spells (``cafe``).
+        """Return the full fingerprint *text* names: a fingerprint, a label, or a unique
+        prefix (the rules: :mod:`scalems_store.naming`).
 
         Raises:
-            InvalidFingerprint: *text* is none of these.
-            ObjectNotFound: no object (or the object a label names) is there.
-            AmbiguousPrefix: several objects match; the error lists them.
+            InvalidFingerprint, ObjectNotFound, AmbiguousPrefix: see :func:`.naming.resolve`.
         """
-        from .refs import valid_label
+        from .naming import resolve
 
-        exact = text.startswith(layout.URI_SCHEME) or len(text) == layout.FINGERPRINT_LENGTH
-        if not exact and valid_label(text):
-            try:
-                target = self.refs.label(text)
-            except ObjectNotFound:
-                pass
-            else:
-                if target not in self:
-                    raise ObjectNotFound(
-                        f"label {text!r} names {target}, which is not in the store"
-                    )
-                return target
-            if not layout.HEX_DIGITS.issuperset(text.lower()):
-                raise ObjectNotFound(
-                    f"no label {text!r} in store {self.root!r}, and it is not a fingerprint"
-                )
-        return self.objects.resolve(text)
+        return resolve(self.objects, lambda name: self.refs.label(name), text)
 
     def iter_fingerprints(self) -> Iterator[str]:
         """Yield the fingerprint of every object file, sorted, walking ``objects/``."""
@@ -156,12 +136,7 @@ class FileStore:
     def kind(self, fingerprint: str) -> str:
         """Return the kind of an object: what its meta file records (``blob`` when it has
         none); where that file is damaged, what the bytes show."""
-        meta = self.objects.meta_state(fingerprint)
-        if meta is None:
-            return content.BLOB
-        if meta is not DAMAGED:
-            return meta.kind
-        return reading.sniff_kind(self.objects, fingerprint)
+        return reading.kind(self.objects, fingerprint)
 
     def references(self, fingerprint: str) -> tuple[str, ...]:
         """Return the fingerprints object *fingerprint* refers to, read from its bytes.
@@ -181,8 +156,6 @@ class FileStore:
         Raises:
             ObjectNotFound, AmbiguousPrefix, InvalidFingerprint: see :meth:`resolve`.
         """
-        from .info import ObjectInfo
-
         fp = self.resolve(fingerprint)
         st = os.stat(self.object_path(fp))
         labels = tuple(name for name, target in self.labels().items() if target == fp)
@@ -197,8 +170,6 @@ class FileStore:
 
     def list(self, kind: str | None = None, label: str | None = None) -> builtins.list[ObjectInfo]:
         """Return the objects in the index, sorted by fingerprint, optionally filtered."""
-        from .info import ObjectInfo
-
         return [
             ObjectInfo(r.fingerprint, r.kind, r.size, r.created)
             for r in self.index.rows(kind, label)
@@ -375,19 +346,18 @@ class FileStore:
             return self.add_tree(path, **kwargs)
         return self.add_file(path, **kwargs)
 
-    def _labeller(self, label: str | None) -> Callable[[str], None] | None:
+    def _labeller(self, label: str | None) -> Callable[[str], object] | None:
         """What labels an object as it is added (checked before anything is written)."""
         if label is None:
             return None
         from .refs import check_label
 
         check_label(label)
+        return functools.partial(self._point, label)  # the writer publishes again if need be
 
-        def name(fp: str) -> None:
-            self.refs.set_label(label, fp)
-            self.index.set_label(label, fp)
-
-        return name
+    def _point(self, name: str, fp: str) -> None:
+        self.refs.set_label(name, fp)
+        self.index.set_label(name, fp)
 
     # -- labels and refs ---------------------------------------------------
 
@@ -403,11 +373,10 @@ class FileStore:
         check_label(name)
         self.writer.commit()
         fp = self.resolve(fingerprint)
-        self.refs.set_label(name, fp)
+        self._point(name, fp)
         if fp not in self:  # a gc removed it before the label held it
-            self.refs.remove_label(name)
+            self.remove_label(name)
             self.resolve(fp)
-        self.index.set_label(name, fp)
         return fp
 
     def remove_label(self, name: str) -> None:
@@ -440,12 +409,7 @@ class FileStore:
 
     def _scan(self) -> tuple[builtins.list[Values], builtins.list[tuple[str, str]]]:
         """Read every object's row and every label from the files (to rebuild the index)."""
-        with_meta = self.objects.with_meta()  # blobs have none: their kind is read from nothing
-        rows = [
-            (fp, self.kind(fp) if fp in with_meta else content.BLOB, size, mtime)
-            for fp, size, mtime in self.objects.listing()
-        ]
-        return rows, list(self.labels().items())
+        return reading.rows(self.objects), list(self.labels().items())
 
     def reindex(self) -> int:
         """Rebuild the index from the objects, meta files and labels; return the object count."""

@@ -384,7 +384,7 @@ def test_exec_imports_only_what_it_needs(tmp_path: Path) -> None:
         (["--args-json", "[1, 2, 3]"], "arguments do not fit add(a, b)"),
         (
             ["--args-json", "[1, 2]", "--require", "rank=4"],
-            "unknown requirement 'rank'; known: nodes, ranks",
+            "unknown requirement 'rank'; known: interpreter, nodes, ranks",
         ),
         (["--args-json", "[1, 2]", "--skeleton", "no/such/dir"], "does not exist"),
         (["--args-json", "[1, 2]", "--skeleton", "afile"], "is not a directory"),

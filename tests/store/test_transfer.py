@@ -85,7 +85,9 @@ def test_copy_stops_once_the_hash_says_enough(
     )
     assert seen == [fp] == [hash_bytes(data)]
     assert complete is False
-    assert (tmp_path / "dst").read_bytes() == data[: 1 << 20]
+    # at most the chunk under way when the hash said enough (none, if the hash was first)
+    written = (tmp_path / "dst").read_bytes()
+    assert len(written) <= 1 << 20 and data.startswith(written)
 
 
 def test_unmappable_source_is_read(
