@@ -31,8 +31,19 @@ def resolve_call(store: FileStore, text: str) -> str:
 
 
 def load_call(store: FileStore, fp: str) -> dict[str, Any]:
-    """Read and check the call record *fp*."""
-    return parse_call(store.read_bytes(fp))
+    """Read and check the call record *fp*: what it is, its own bytes say.
+
+    Raises:
+        InvalidCall: the object is not a call record (the error says what it is).
+    """
+    data = store.read_bytes(fp)
+    try:
+        return parse_call(data)
+    except InvalidCall:
+        kind = store.kind(fp)
+        if kind != "call":
+            raise InvalidCall(f"object {fp} is a {kind}, not a call") from None
+        raise
 
 
 def load_result(store: FileStore, fp: str) -> dict[str, Any]:

@@ -39,11 +39,11 @@ def status_command(ctx: click.Context, fingerprints: tuple[str, ...], as_json: b
     from . import graphview
 
     plan, standing = _planned(ctx, fingerprints)
-    described = graphview.calls(plan, standing)
+    described = graphview.calls(plan, standing, arguments=as_json)
     if as_json:
         echo_json({"roots": plan.roots, "calls": described})
     else:
-        for line in graphview.tree_lines(plan, standing):
+        for line in graphview.tree_lines(plan, described):
             click.echo(line)
     sys.exit(0 if all(c["state"] == "cached" for c in described) else 1)
 

@@ -16,6 +16,7 @@ API: :func:`function_name` and :func:`short_arguments`.
 
 from __future__ import annotations
 
+import functools
 import pickletools
 import reprlib
 from typing import Any
@@ -37,8 +38,14 @@ def function_name(record: dict[str, Any]) -> str:
         from a script; ``"functools:partial(mdtools:run_md)"`` for a partial;
         :data:`UNKNOWN` if the pickle cannot be read.
     """
-    value = _load(record.get("func"))
-    return _function(value) or UNKNOWN
+    hexed = record.get("func")
+    return _function_of(hexed) if isinstance(hexed, str) else UNKNOWN
+
+
+@functools.lru_cache(maxsize=1024)
+def _function_of(hexed: str) -> str:
+    """The ``module:qualname`` of a hex pickle (a graph's calls mostly share a few)."""
+    return _function(_load(hexed)) or UNKNOWN
 
 
 def short_arguments(record: dict[str, Any], width: int = 60) -> str:

@@ -75,7 +75,7 @@ def plan(store: FileStore, roots: Iterable[str]) -> Plan:
         fp = pending.pop()
         if fp in nodes:
             continue
-        record = cache.load_call(store, cache.resolve_call(store, fp))
+        record = cache.load_call(store, fp)
         upstream = list(
             dict.fromkeys(layout.normalize(i["call"]) for i in record.get("inputs", []))
         )

@@ -39,8 +39,11 @@ def duration(standing: Standing) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def calls(plan: Plan, standing: dict[str, Standing]) -> list[dict[str, Any]]:
-    """One JSON-ready record per call of the graph, upstream first."""
+def calls(
+    plan: Plan, standing: dict[str, Standing], *, arguments: bool = True
+) -> list[dict[str, Any]]:
+    """One JSON-ready record per call of the graph, upstream first (*arguments*: with
+    each call's arguments on one line, the dearest field to read)."""
     found = []
     for fp in plan.order:
         node, state = plan.nodes[fp], standing[fp]
@@ -49,7 +52,7 @@ def calls(plan: Plan, standing: dict[str, Standing]) -> list[dict[str, Any]]:
             {
                 "call": fp,
                 "function": function_name(node.record),
-                "arguments": short_arguments(node.record, 200),
+                "arguments": short_arguments(node.record, 200) if arguments else None,
                 "state": state.state,
                 "result": state.result,
                 "because": state.because,
@@ -71,18 +74,18 @@ def _fp(uri: Any) -> str | None:
     return layout.normalize(uri) if isinstance(uri, str) and uri.startswith("blake3:") else None
 
 
-def tree_lines(plan: Plan, standing: dict[str, Standing]) -> list[str]:
+def tree_lines(plan: Plan, described: list[dict[str, Any]]) -> list[str]:
     """The graph below each root as an indented tree, one line a call: short fingerprint,
     ``module:function``, state, duration. A call met again says so instead of repeating
     what is below it."""
     lines: list[str] = []
     shown: set[str] = set()
-    described = {c["call"]: c for c in calls(plan, standing)}
+    by_call = {c["call"]: c for c in described}
     for root in plan.roots:
         stack: list[tuple[str, str, str]] = [(root, "", "")]
         while stack:
             fp, lead, below = stack.pop()
-            info = described[fp]
+            info = by_call[fp]
             took = "" if info["duration"] is None else f"{info['duration']:.1f} s"
             again = fp in shown
             text = f"{fp[:12]}  {info['function']:<32} {info['state']:<16} {took}"

@@ -123,8 +123,11 @@ def progress_bar(
 
 
 def echo_json(value: Any) -> None:
-    """Print *value* as JSON on stdout."""
-    click.echo(json.dumps(value, indent=2, sort_keys=True))
+    """Print *value* as JSON on stdout: indented for a terminal, on one line for a pipe
+    or file (as a script reads it; Python's JSON encoder is 4-5x faster without indent,
+    which counts for the graph of 10,000 calls or the listing of a million objects)."""
+    indent = 2 if sys.stdout.isatty() else None
+    click.echo(json.dumps(value, indent=indent, sort_keys=True))
 
 
 store_option = click.option(
