@@ -2,7 +2,7 @@
 
 Usage (from an environment where the project is installed, ideally not editable)::
 
-    python benchmarks/run.py [--quick] [--only store,index,call,scale] [--workdir DIR]
+    python benchmarks/run.py [--quick] [--large] [--only GROUP,...] [--workdir DIR]
 
 Every figure is the median of several runs; each target is printed as a ratio
 against the peer measured in the same run (cp, b3sum, GNU tar, git,
@@ -15,104 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
-BIN = Path(sys.executable).parent
-PY = sys.executable
-ROWS: list[tuple[str, str, str, str]] = []
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
-    if not found:
-        raise SystemExit(f"benchmark needs {name!r} on PATH")
-    return found
-
-
-class Command(NamedTuple):
-    """A whole command to time, with its environment and a step run untimed before it."""
-
-    argv: list[str]
-    env: dict[str, str] | None = None
-    before: Callable[[], None] | None = None
-
-
-def run_timed(command: Command | list[str]) -> float:
-    """Wall time of one run of *command*, in seconds (its ``before`` step untimed)."""
-    if not isinstance(command, Command):
-        command = Command(command)
-    if command.before is not None:
-        command.before()
-    start = time.perf_counter()
-    subprocess.run(
-        command.argv,
-        check=True,
-        env={**os.environ, **(command.env or {})},
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - start
-
-
-def timed(command: Command | list[str], repeat: int = 5) -> float:
-    """Median wall time of a whole command, in seconds."""
-    return statistics.median(run_timed(command) for _ in range(repeat))
-
-
-def timed_pair(
-    ours: Command | list[str], peer: Command | list[str], repeat: int = 21
-) -> tuple[float, float]:
-    """Median wall times of two commands, run alternately so that machine drift cancels."""
-    a: list[float] = []
-    b: list[float] = []
-    for _ in range(repeat):
-        a.append(run_timed(ours))
-        b.append(run_timed(peer))
-    return statistics.median(a), statistics.median(b)
-
-
-def in_process(func: Callable[[], object], repeat: int = 2000) -> float:
-    """Median per-call time of *func* over batches, in seconds."""
-    batches = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeat):
-            func()
-        batches.append((time.perf_counter() - start) / repeat)
-    return statistics.median(batches)
-
-
-def report(
-    what: str, ours: float, peer: float, peer_name: str, target: str, unit: str = "s"
-) -> None:
-    ratio = ours / peer if peer else float("inf")
-    scale, suffix = (1000, "ms") if unit == "s" and max(ours, peer) < 1 else (1, unit)
-    ROWS.append(
-        (
-            what,
-            f"{ours * scale:.2f} {suffix}",
-            f"{peer_name} {peer * scale:.2f} {suffix}",
-            f"{ratio:.2f}x  (target {target})",
-        )
-    )
-    print(
-        f"{what:<48} {ours * scale:9.2f} {suffix:<3} vs {peer_name:<28} {peer * scale:9.2f}"
-        f" {suffix:<3} ratio {ratio:5.2f}  (target {target})",
-        flush=True,
-    )
-
-
-def fresh(path: Path) -> Callable[[], None]:
-    def clear() -> None:
-        shutil.rmtree(path, ignore_errors=True)
-
-    return clear
+from bigstore import bench_bigstore, fill
+from calls import bench_calls
+from common import PY, ROWS, Command, fresh, in_process, report, timed, timed_pair, tool
+from scale import bench_scale
 
 
 def add_with_cli(store_cli: str, store: Path, path: Path) -> str:
@@ -212,13 +122,8 @@ def bench_index(work: Path, quick: bool) -> None:
 
     store_cli = tool("scalems-store")
     count = 10_000 if quick else 100_000
-    root = work / f"store-{count}"
-    if not (root / "store.json").exists():
-        start = time.perf_counter()
-        with FileStore(root, durable=False) as store:
-            for i in range(count):
-                store.add_bytes(b"object %d\n" % i)
-        print(f"(filled a store with {count} objects in {time.perf_counter() - start:.1f} s)")
+    root = work / f"bigstore-{count}"
+    fill(root, count)  # the store the bigstore group uses too
     with FileStore(root) as store:
         fps = store.index.fingerprints()
         prefixes = [fp[:8] for fp in fps[:: max(1, len(fps) // 1000)]]
@@ -297,36 +202,56 @@ def _square(x: int) -> int:
     return x * x
 
 
+def _compile_packages() -> None:
+    """Byte-compile the packages measured, as ``pip install`` does: an editable install
+    under ``PYTHONDONTWRITEBYTECODE`` would otherwise compile them in every command."""
+    import compileall
+
+    import scalems_call
+    import scalems_store
+
+    for package in (scalems_store, scalems_call):
+        compileall.compile_dir(os.path.dirname(str(package.__file__)), quiet=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs (for a smoke run)")
     parser.add_argument(
-        "--only", default="store,index,call,scale", help="comma-separated groups to run"
+        "--large", action="store_true", help="also a store of 1,000,000 objects (bigstore)"
     )
+    parser.add_argument("--only", default=",".join(GROUPS), help="comma-separated groups to run")
     parser.add_argument(
         "--workdir", type=Path, help="where to put inputs (default: a temporary directory)"
     )
     options = parser.parse_args()
     work = options.workdir or Path(tempfile.mkdtemp(prefix="scalems-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    _compile_packages()
     here = str(Path(__file__).resolve().parent)
-    sys.path.insert(0, here)
     # calls packed here name functions in these modules: children and workers must import them
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
-    groups = {"store": bench_store, "index": bench_index, "call": bench_call}
-    try:
-        from scale import bench_scale
-
-        groups["scale"] = bench_scale
-    except ImportError:
-        pass
     for name in options.only.split(","):
-        if name in groups:
-            print(f"== {name}", flush=True)
-            groups[name](work, options.quick)
+        if name not in GROUPS:
+            parser.error(f"unknown group {name!r}: choose from {', '.join(GROUPS)}")
+        print(f"== {name}", flush=True)
+        if name == "bigstore":
+            bench_bigstore(work, options.quick, large=options.large)
+        else:
+            GROUPS[name](work, options.quick)
     print("\n| benchmark | ours | peer | ratio |\n|---|---|---|---|")
     for row in ROWS:
         print("| " + " | ".join(row) + " |")
+
+
+GROUPS = {
+    "store": bench_store,
+    "index": bench_index,
+    "bigstore": bench_bigstore,
+    "call": bench_call,
+    "calls": bench_calls,
+    "scale": bench_scale,
+}
 
 
 if __name__ == "__main__":
