@@ -11,6 +11,8 @@ setup(
         Extension(
             "scalems_store._speedups",
             sources=["scalems_store/_speedups.c"],
+            extra_compile_args=["-pthread"],
+            extra_link_args=["-pthread"],
             optional=True,
         )
     ]

@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
@@ -492,6 +493,77 @@ scan_fanout(scan_t *scan, int top_fd, const char *top, const char *fanout)
     closedir(dir);
 }
 
+/* Fan-out directories are scanned by a few threads at once: on tmpfs or a warm page
+ * cache, fstatat is CPU work in the kernel, and a store has 256 of them to share. */
+#define SCAN_THREADS_MAX 8
+
+typedef struct {
+    scan_t scan;
+    int top_fd;
+    const char *top;
+    char (*names)[3];
+    Py_ssize_t count;
+    Py_ssize_t *next;   /* shared: the next fan-out to take */
+    pthread_mutex_t *lock;
+} scan_worker_t;
+
+static void *
+scan_worker(void *arg)
+{
+    scan_worker_t *worker = arg;
+    for (;;) {
+        pthread_mutex_lock(worker->lock);
+        Py_ssize_t i = (*worker->next)++;
+        pthread_mutex_unlock(worker->lock);
+        if (i >= worker->count || worker->scan.failed) {
+            return NULL;
+        }
+        scan_fanout(&worker->scan, worker->top_fd, worker->top, worker->names[i]);
+    }
+}
+
+static void
+merge_scan(scan_t *into, scan_t *from)
+{
+    if (from->failed) {
+        into->failed = 1;
+    }
+    if (!into->failed && from->count) {
+        listed_t *grown = realloc(into->items,
+                                  (size_t)(into->count + from->count) * sizeof(listed_t));
+        if (grown == NULL) {
+            into->failed = 1;
+        }
+        else {
+            memcpy(grown + into->count, from->items, (size_t)from->count * sizeof(listed_t));
+            into->items = grown;
+            into->count += from->count;
+            into->capacity = into->count;
+        }
+    }
+    for (Py_ssize_t i = 0; i < from->odd_count; i++) {
+        if (!into->failed && into->odd_count == into->odd_capacity) {
+            Py_ssize_t more = into->odd_capacity ? 2 * into->odd_capacity : 16;
+            odd_t *grown = realloc(into->odds, (size_t)more * sizeof(odd_t));
+            if (grown == NULL) {
+                into->failed = 1;
+            }
+            else {
+                into->odds = grown;
+                into->odd_capacity = more;
+            }
+        }
+        if (into->failed) {
+            free(from->odds[i].path);
+        }
+        else {
+            into->odds[into->odd_count++] = from->odds[i];
+        }
+    }
+    free(from->items);
+    free(from->odds);
+}
+
 static void
 scan_top(scan_t *scan, const char *top)
 {
@@ -507,19 +579,56 @@ scan_top(scan_t *scan, const char *top)
         close(fd);
         return;
     }
+    char (*names)[3] = malloc(256 * sizeof(*names));
+    Py_ssize_t count = 0;
     struct dirent *entry;
-    while (!scan->failed && (entry = readdir(dir)) != NULL) {
+    while (names != NULL && (entry = readdir(dir)) != NULL) {
         const char *name = entry->d_name;
         if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) {
             continue;
         }
-        if (is_hex(name, 2)) {
-            scan_fanout(scan, dirfd(dir), top, name);
+        if (is_hex(name, 2) && count < 256) {
+            memcpy(names[count++], name, 3);
         }
         else {
             add_odd(scan, top, "", name, 0);
         }
     }
+    if (names == NULL) {
+        scan->failed = 1;
+        closedir(dir);
+        return;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    Py_ssize_t threads = cores < 1 ? 1 : (cores > SCAN_THREADS_MAX ? SCAN_THREADS_MAX : cores);
+    if (threads > count) {
+        threads = count ? count : 1;
+    }
+    scan_worker_t workers[SCAN_THREADS_MAX];
+    pthread_t ids[SCAN_THREADS_MAX];
+    int started[SCAN_THREADS_MAX] = {0};
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    Py_ssize_t next = 0;
+    for (Py_ssize_t t = 0; t < threads; t++) {
+        memset(&workers[t].scan, 0, sizeof(scan_t));
+        workers[t].scan.sizes = scan->sizes;
+        workers[t].top_fd = dirfd(dir);
+        workers[t].top = top;
+        workers[t].names = names;
+        workers[t].count = count;
+        workers[t].next = &next;
+        workers[t].lock = &lock;
+        /* the first share is this thread's own; the others get threads where they can */
+        started[t] = t > 0 && pthread_create(&ids[t], NULL, scan_worker, &workers[t]) == 0;
+    }
+    scan_worker(&workers[0]);
+    for (Py_ssize_t t = 0; t < threads; t++) {
+        if (started[t]) {
+            pthread_join(ids[t], NULL);
+        }
+        merge_scan(scan, &workers[t].scan);
+    }
+    free(names);
     closedir(dir);
 }
 

@@ -10,14 +10,22 @@ call and result records: blobs and trees refer to nothing).
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import json
+import math
+from collections.abc import Iterator
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
+from .content import KINDS, RECORD_KINDS
+from .errors import InvalidContent, StoreError
 from .objects import ObjectInfo
 
 if TYPE_CHECKING:
     from .store import FileStore
 
-__all__ = ["ObjectInfo", "describe", "describe_all"]
+__all__ = ["ObjectInfo", "describe", "describe_all", "json_text"]
 
 
 def describe(store: FileStore, name: str) -> ObjectInfo:
@@ -36,23 +44,102 @@ def describe_all(store: FileStore, kind: str | None = None) -> list[ObjectInfo]:
     Labels are read once for the whole listing; references only from call and result
     records, which are the only objects that have any.
     """
-    named: dict[str, list[str]] = {}
-    for label, target in store.labels().items():
-        named.setdefault(target, []).append(label)
     return [
-        row._replace(labels=tuple(named.get(row.fingerprint, ())), refs=_references(store, row))
-        for row in store.list(kind)
+        ObjectInfo(fp, kind_, size, created, labels, refs)
+        for fp, kind_, size, created, labels, refs in _described(store, kind)
     ]
 
 
-def _references(store: FileStore, row: ObjectInfo) -> tuple[str, ...]:
-    from .content import RECORD_KINDS
-    from .errors import InvalidContent, StoreError
+def json_text(store: FileStore, kind: str | None = None) -> Iterator[str]:
+    """:func:`describe_all` as the text of a JSON list, in pieces, exactly as
+    ``json.dumps([info.as_dict() ...], sort_keys=True)`` writes it, made in bulk: ``ls
+    --json`` of a million objects in about two seconds (``json.dumps`` would take five).
+    Rows whose values a damaged index makes odd take the slow way."""
+    rows = store.index.json_ordered(kind)  # as _PLAIN takes them
+    named = _named(store)
+    if not _plain(rows):
+        yield json.dumps([info.as_dict() for info in describe_all(store, kind)], sort_keys=True)
+        return
+    special = _special(rows, named)
+    yield "["
+    for start in range(0, len(rows), CHUNK_ROWS):
+        texts = list(map(_PLAIN.__mod__, rows[start : start + CHUNK_ROWS]))
+        for i in special.get(start // CHUNK_ROWS, ()):
+            created, fp, kind_, size = rows[i]
+            labels = tuple(named.get(fp, ()))
+            refs = _references(store, fp) if kind_ in RECORD_KINDS else ()
+            info = ObjectInfo(fp, kind_, size, created, labels, refs)
+            texts[i - start] = json.dumps(info.as_dict(), sort_keys=True)
+        yield (", " if start else "") + ", ".join(texts)
+    yield "]"
 
-    if row.kind not in RECORD_KINDS:
-        return ()
+
+CHUNK_ROWS = 50_000
+"""Records made and written together (a million at once would cost memory and time)."""
+
+
+def _special(
+    rows: list[tuple[float, str, str, int]], named: dict[str, list[str]]
+) -> dict[int, list[int]]:
+    """The rows that have labels or references (by chunk): their records in full."""
+    kinds = map(itemgetter(2), rows)
+    found = list(itertools.compress(range(len(rows)), map(RECORD_KINDS.__contains__, kinds)))
+    fingerprint = itemgetter(1)
+    for fp in named:
+        i = bisect.bisect_left(rows, fp, key=fingerprint)
+        if i < len(rows) and rows[i][1] == fp:
+            found.append(i)
+    chunks: dict[int, list[int]] = {}
+    for i in set(found):
+        chunks.setdefault(i // CHUNK_ROWS, []).append(i)
+    return chunks
+
+
+_PLAIN = '{"created": %r, "fingerprint": "%s", "kind": "%s", "labels": [], "refs": [], "size": %d}'
+"""A record without labels or references, as ``json.dumps`` writes it."""
+
+
+def _plain(rows: list[tuple[float, str, str, int]]) -> bool:
+    """Every ``(created, fingerprint, kind, size)`` row fills :data:`_PLAIN` as
+    ``json.dumps`` would: finite times, hex fingerprints, known kinds, integer sizes
+    (checked column by column, in C)."""
+    if not rows:
+        return True
+    fingerprints = "".join(map(itemgetter(1), rows))
+    times = list(map(itemgetter(0), rows))
+    return (
+        set(map(len, map(itemgetter(1), rows))) == {64}
+        and fingerprints.isascii()
+        and not fingerprints.encode().translate(None, b"0123456789abcdef")
+        and set(map(itemgetter(2), rows)) <= set(KINDS)
+        and set(map(type, map(itemgetter(3), rows))) == {int}
+        and set(map(type, times)) == {float}
+        and math.isfinite(min(times))
+        and math.isfinite(max(times))
+    )
+
+
+def _named(store: FileStore) -> dict[str, list[str]]:
+    named: dict[str, list[str]] = {}
+    for label, target in store.labels().items():
+        named.setdefault(target, []).append(label)
+    return named
+
+
+Described = tuple[str, str, int, float, tuple[str, ...], tuple[str, ...]]
+
+
+def _described(store: FileStore, kind: str | None) -> Iterator[Described]:
+    named = _named(store)
+    for fp, kind_, size, created in store.index.tuples(kind):
+        labels = tuple(named[fp]) if fp in named else ()
+        refs = _references(store, fp) if kind_ in RECORD_KINDS else ()
+        yield fp, kind_, size, created, labels, refs
+
+
+def _references(store: FileStore, fp: str) -> tuple[str, ...]:
     try:
-        return store.references(row.fingerprint)
+        return store.references(fp)
     except InvalidContent:
         return ()  # corrupt: as info says (verify names it)
     except StoreError:

@@ -57,3 +57,37 @@ def test_verify_in_several_processes_finds_the_same(
     assert sorted(forked.problems) == sorted(alone.problems)
     assert forked.checked == alone.checked == 301
     assert any(fp == bad and what.startswith("corrupt") for fp, what in forked.problems)
+
+
+def test_ls_json_records_are_what_json_writes(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ls --json`` makes each record's text itself (for speed): it must be exactly
+    what ``json.dumps`` writes, for plain rows, labelled ones, records with references,
+    and rows a damaged index makes odd (characters JSON escapes, an infinite time)."""
+    import json
+    import sqlite3
+
+    from scalems_store import info
+    from tests.recordutil import call_record
+
+    blob = store.add_bytes(b"plain")
+    store.add_bytes(b"labelled", label="run-1.final_v2")
+    store.set_label("x", blob)
+    inner = store.add_bytes(b"inside")
+    tree_call = store.add_bytes(call_record(inner, func="f"), kind="call")
+    monkeypatch.setattr(info, "CHUNK_ROWS", 2)  # records with labels or refs in each chunk
+
+    def listed() -> str:
+        text = "".join(info.json_text(store))
+        assert text == json.dumps([i.as_dict() for i in info.describe_all(store)], sort_keys=True)
+        return text
+
+    parsed = {r["fingerprint"]: r for r in json.loads(listed())}
+    assert parsed[tree_call]["refs"] == [inner] and parsed[blob]["labels"] == ["x"]
+    store.index.flush()
+    with sqlite3.connect(Path(store.root, "index.sqlite")) as db:
+        db.execute("UPDATE objects SET kind = ? WHERE fingerprint = ?", ('bl"ob\n', blob))
+        db.execute("UPDATE objects SET created = 1e400 WHERE fingerprint = ?", (inner,))
+    parsed = {r["fingerprint"]: r for r in json.loads(listed())}
+    assert parsed[blob]["labels"] == ["x"] and parsed[blob]["kind"] == 'bl"ob\n'
