@@ -12,7 +12,8 @@ where the store's own files should be; index rows of objects that are gone
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from . import content, reach, reading
@@ -72,10 +73,8 @@ def verify(
     if sample is not None and not 0 < sample <= 1:
         raise StoreError(f"sample must be a fraction in (0, 1], got {sample}")
     expected: dict[str, str] = {}
-    listed: dict[str, int] = {}
     if fingerprints is None:
-        listed = {fp: size for fp, size, _ in store.objects.listing(report.add, sizes=False)}
-        targets = sorted(listed)
+        targets = list(map(itemgetter(0), store.objects.listing(report.add, sizes=False)))
         expected = _check_roots(store, report)
     else:
         targets = []
@@ -88,16 +87,24 @@ def verify(
         import random  # imported here: random adds milliseconds to every start-up
 
         targets = random.sample(targets, max(1, round(len(targets) * sample)))
-    present = set(listed) if fingerprints is None else None
+    present = set(targets) if fingerprints is None else None
     with_meta = store.objects.with_meta()
-    problems = _mismatches(store, targets, listed, report, progress)
-    for fp in targets:
-        if fp in problems:
-            report.add(fp, problems[fp])
-        elif fp in with_meta or fp in expected:  # a blob without meta names nothing: done
-            _check_object(store, fp, None, expected.get(fp), report, present)
-    if fingerprints is None and sample is None:
-        _mend_index(store, set(targets), report)
+    indexed: list[set[str]] = []  # read while the objects are hashed
+    mending = fingerprints is None and sample is None
+
+    def meanwhile() -> None:
+        if mending:
+            indexed.append(set(store.index.fingerprints()))
+
+    problems = _mismatches(store, targets, report, progress, meanwhile)
+    for fp in sorted(problems):
+        report.add(fp, problems[fp])
+    wanted = set(targets) if present is None else present
+    # a blob without meta names nothing: it is done once hashed
+    for fp in sorted((with_meta | expected.keys()) & wanted - problems.keys()):
+        _check_object(store, fp, None, expected.get(fp), report, present)
+    if mending:
+        _mend_index(store, set(targets) if present is None else present, indexed[0], report)
     return report
 
 
@@ -105,16 +112,16 @@ READ_BATCH = 512
 """Small objects read per call of the C reader (without the GIL)."""
 PARALLEL = 4096
 """Fewest objects worth hashing in several processes."""
-_WORK: tuple[ObjectDir, list[str], dict[str, int]] | None = None
+_WORK: tuple[ObjectDir, list[str]] | None = None
 """What the hashing processes share (set before they are forked)."""
 
 
 def _mismatches(
     store: FileStore,
     targets: list[str],
-    sizes: dict[str, int],
     report: VerifyReport,
     progress: Progress | None,
+    meanwhile: Callable[[], None],
 ) -> dict[str, str]:
     """Hash every target; return what is wrong with those that do not match their name.
 
@@ -126,12 +133,12 @@ def _mismatches(
     cores = usable_cores()
     step = max(READ_BATCH, -(-len(targets) // (8 * cores)))
     shards = [(at, min(at + step, len(targets))) for at in range(0, len(targets), step)]
-    _WORK = (store.objects, targets, sizes)
+    _WORK = (store.objects, targets)
     found: dict[str, str] = {}
     large: list[str] = []
     try:
         for done, problems, unread in _shards(
-            shards, parallel=len(targets) >= PARALLEL and cores > 1
+            shards, meanwhile, parallel=len(targets) >= PARALLEL and cores > 1
         ):
             found.update(problems)
             large.extend(unread)
@@ -157,15 +164,19 @@ def _problem(actual: str) -> str:
 
 
 def _shards(
-    shards: list[tuple[int, int]], *, parallel: bool
+    shards: list[tuple[int, int]], meanwhile: Callable[[], None], *, parallel: bool
 ) -> Iterator[tuple[int, dict[str, str], list[str]]]:
+    """The problems of each shard; *meanwhile* runs here while the processes hash."""
     if not parallel or "fork" not in _start_methods():
+        meanwhile()
         yield from map(_shard_problems, shards)
         return
     import multiprocessing
 
     with multiprocessing.get_context("fork").Pool(usable_cores()) as pool:
-        yield from pool.imap_unordered(_shard_problems, shards)
+        results = pool.imap_unordered(_shard_problems, shards)  # they start at once
+        meanwhile()
+        yield from results
 
 
 def _start_methods() -> list[str]:
@@ -182,12 +193,12 @@ def _shard_problems(shard: tuple[int, int]) -> tuple[int, dict[str, str], list[s
     from blake3 import blake3
 
     assert _WORK is not None
-    objects, targets, sizes = _WORK
+    objects, targets = _WORK
     problems: dict[str, str] = {}
     unread: list[str] = []
     for at in range(shard[0], shard[1], READ_BATCH):
         batch = targets[at : min(at + READ_BATCH, shard[1])]
-        for fp, got in zip(batch, _read_batch(objects, batch, sizes), strict=True):
+        for fp, got in zip(batch, _read_batch(objects, batch), strict=True):
             if got is None:
                 unread.append(fp)
                 continue
@@ -198,7 +209,7 @@ def _shard_problems(shard: tuple[int, int]) -> tuple[int, dict[str, str], list[s
     return shard[1] - shard[0], problems, unread
 
 
-def _read_batch(objects: ObjectDir, batch: list[str], sizes: dict[str, int]) -> list[bytes | None]:
+def _read_batch(objects: ObjectDir, batch: list[str]) -> list[bytes | None]:
     """The bytes of the small objects of *batch* (None for large or unreadable ones)."""
     if _speedups is None:
         return [None] * len(batch)
@@ -317,9 +328,11 @@ def _read(path: str) -> bytes:
         return stream.read()
 
 
-def _mend_index(store: FileStore, present: set[str], report: VerifyReport) -> None:
-    """Drop index rows of objects that are gone (deleted by hand), reporting each."""
-    listed = set(store.index.fingerprints())
+def _mend_index(
+    store: FileStore, present: set[str], listed: set[str], report: VerifyReport
+) -> None:
+    """Drop index rows of objects that are gone (deleted by hand), reporting each;
+    *listed* is what the index listed."""
     gone = sorted(listed - present)
     for fp in gone:
         report.add(fp, "missing: listed in the index but not in objects/ (index mended)")
