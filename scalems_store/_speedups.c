@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define CREATE_FLAGS (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
@@ -724,7 +725,43 @@ syncfs_(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(rename_noreplace_doc,
+"rename_noreplace(src, dst, /)\n--\n\n"
+"Rename *src* to *dst* unless *dst* exists (Linux renameat2(RENAME_NOREPLACE)):\n"
+"what link(src, dst) and unlink(src) do, in one system call. FileExistsError if\n"
+"*dst* exists; OSError(EINVAL or ENOSYS) where the system or filesystem has no such\n"
+"rename.");
+
+static PyObject *
+rename_noreplace(PyObject *module, PyObject *args)
+{
+    PyObject *src_bytes, *dst_bytes;
+    int rc;
+    if (!PyArg_ParseTuple(args, "O&O&:rename_noreplace", PyUnicode_FSConverter, &src_bytes,
+                          PyUnicode_FSConverter, &dst_bytes))
+        return NULL;
+#if defined(__linux__) && defined(SYS_renameat2)
+    const char *src = PyBytes_AS_STRING(src_bytes), *dst = PyBytes_AS_STRING(dst_bytes);
+    Py_BEGIN_ALLOW_THREADS
+    rc = (int)syscall(SYS_renameat2, AT_FDCWD, src, AT_FDCWD, dst, 1 /* RENAME_NOREPLACE */);
+    Py_END_ALLOW_THREADS
+#else
+    rc = -1;
+    errno = ENOSYS;
+#endif
+    if (rc != 0) {
+        PyErr_SetFromErrnoWithFilenameObjects(PyExc_OSError, src_bytes, dst_bytes);
+        Py_DECREF(src_bytes);
+        Py_DECREF(dst_bytes);
+        return NULL;
+    }
+    Py_DECREF(src_bytes);
+    Py_DECREF(dst_bytes);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef speedups_methods[] = {
+    {"rename_noreplace", rename_noreplace, METH_VARARGS, rename_noreplace_doc},
     {"syncfs", syncfs_, METH_VARARGS, syncfs_doc},
     {"write_files", write_files, METH_VARARGS, write_files_doc},
     {"read_files", read_files, METH_VARARGS, read_files_doc},

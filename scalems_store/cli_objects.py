@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -64,9 +65,16 @@ def add(
         raise click.UsageError("give a PATH, '-' or --files-from FILE")
     if expect and len(listed) > 1:
         raise click.UsageError("--expect takes a single PATH")
+    directories = set()
     for path in listed:
-        if path != "-" and not os.path.lexists(path):
-            raise click.BadParameter(f"no such file or directory: {path!r}", param_hint="PATH")
+        try:
+            mode = os.lstat(path).st_mode if path != "-" else 0
+        except OSError:
+            raise click.BadParameter(
+                f"no such file or directory: {path!r}", param_hint="PATH"
+            ) from None
+        if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and os.path.isdir(path)):
+            directories.add(path)
     store = open_store(ctx, create=True)
     added: list[str] = []
     try:
@@ -76,6 +84,7 @@ def add(
                     _add_one(
                         store,
                         path,
+                        path in directories,
                         label if number == len(listed) else None,
                         expect,
                         len(listed) == 1,
@@ -88,12 +97,17 @@ def add(
 
 
 def _add_one(
-    store: FileStore, path: str, label: str | None, expect: str | None, alone: bool
+    store: FileStore,
+    path: str,
+    directory: bool,
+    label: str | None,
+    expect: str | None,
+    alone: bool,
 ) -> str:
     """Add one path; a lone file or tree shows its own progress."""
     if path == "-":
         return store.add_stream(sys.stdin.buffer, label=label, expect=expect)
-    if os.path.isdir(path):
+    if directory:
         with progress_bar(f"archiving {path}", None) if alone else _no_bar() as advance:
             return store.add_tree(path, label=label, expect=expect, progress=advance)
     with progress_bar(f"adding {path}", os.path.getsize(path)) if alone else _no_bar() as advance:

@@ -29,12 +29,15 @@ def fsync_path(path: str, flags: int = 0) -> None:
         os.close(fd)
 
 
-def new_temp(directory: str, prefix: str, mode: int = 0o644) -> tuple[int, str]:
+def new_temp(
+    directory: str, prefix: str, mode: int = 0o644, *, lock: bool = True
+) -> tuple[int, str]:
     """Create a unique empty file in *directory* (with *mode*), open for writing; return
     ``(fd, path)``.
 
     The file carries a shared ``flock`` while *fd* is open, so that gc knows a
-    live writer holds it (see :func:`remove_unless_held`).
+    live writer holds it (see :func:`remove_unless_held`); not with *lock* False,
+    for a file in a directory that is locked itself (a batch's).
     """
     while True:
         path = f"{directory}/{prefix}{_unique()}"
@@ -44,7 +47,7 @@ def new_temp(directory: str, prefix: str, mode: int = 0o644) -> tuple[int, str]:
             continue
         except OSError as exc:
             raise not_writable(directory, exc) from exc
-        if _locked(fd):
+        if not lock or _locked(fd):
             return fd, path
         os.close(fd)  # gc removed it between its creation and our lock: make another
 
@@ -68,11 +71,13 @@ class Temp:
     """A new file in ``tmp/`` (or a staging directory there), held under a shared
     ``flock`` while it is open, so that gc leaves it alone until it is published."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, *, lock: bool = True) -> None:
         # read-only from the start (an object's mode); the descriptor may still write
-        self.fd, self.path = new_temp(directory, "put-", 0o444)
+        self.fd, self.path = new_temp(directory, "put-", 0o444, lock=lock)
         self.synced = False
         """Its bytes are known to be on disk."""
+        self.moved = False
+        """Renamed to where it belongs: its temporary name is gone already."""
 
     def sync(self) -> None:
         """fsync the file, through its descriptor or, once closed, its name."""
@@ -91,7 +96,8 @@ class Temp:
     def discard(self) -> None:
         """Close the file and remove its name (once published, the object keeps its bytes)."""
         self.unlock()
-        unlink_quietly(self.path)
+        if not self.moved:
+            unlink_quietly(self.path)
 
 
 def new_locked_dir(directory: str, prefix: str) -> tuple[int, str]:

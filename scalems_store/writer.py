@@ -10,6 +10,7 @@ it is published again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +24,11 @@ from .fsutil import Temp, fsync_dir, not_writable, write_all
 from .objects import Meta, ObjectDir
 from .threads import pipelined
 from .transfer import Progress, copy_and_hash, read_chunks
+
+try:
+    import scalems_store._speedups as _speedups
+except ImportError:  # pragma: no cover - the C extension is optional
+    _speedups = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from .group import Group
@@ -69,6 +75,8 @@ class Writer:
         self.durable = durable
         self.indexed = indexed
         self._group: Group | None = None
+        self._renames = True
+        """Whether rename_noreplace works here (until it says it does not)."""
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -97,7 +105,9 @@ class Writer:
 
     def _temp(self) -> Temp:
         """A new temporary file: in ``tmp/``, or in the current batch's directory."""
-        return Temp(self.tmp if self._group is None else self._group.directory)
+        if self._group is None:
+            return Temp(self.tmp)
+        return Temp(self._group.directory, lock=False)  # the batch's directory is locked
 
     # -- entry points ----------------------------------------------------------
 
@@ -307,7 +317,8 @@ class Writer:
         try:
             if meta is not None and self.objects.read_meta(fp) != meta:
                 self.objects.write_meta(fp, meta, self.tmp, durable=self.durable)
-            temp = self._place(fp, final, temp, write)
+            # a label's add may have to publish again (gc): it keeps its temporary name
+            temp = self._place(fp, final, temp, write, move=named is None)
             if named is not None:
                 named(fp)
                 while not self.objects.present(fp):
@@ -323,7 +334,7 @@ class Writer:
     def place(self, fp: str, temp: Temp) -> None:
         """Link *temp*, whose bytes are durable already, as object *fp*: the last step of
         a group commit, which makes the names durable together afterwards."""
-        self._place(fp, self.objects.path(fp), temp, None, sync_dir=False)
+        self._place(fp, self.objects.path(fp), temp, None, sync_dir=False, move=True)
 
     def _place(
         self,
@@ -333,18 +344,23 @@ class Writer:
         write: Callable[[], Temp] | None,
         *,
         sync_dir: bool = True,
+        move: bool = False,
     ) -> Temp | None:
         """Link *temp* to *final*. If an object is there already, touch it, so that gc's
         grace counts from now; if it no longer matches its name, replace it atomically
         (re-adding the right bytes repairs it); if gc removed it meanwhile, link again.
         Without *temp*, it is written by *write* only when needed. Returns the temporary
-        file (to discard), if any."""
+        file (to discard), if any. *move*: rename it instead of linking it, where the
+        filesystem can, for a caller that will not need it again (a group commit)."""
         while True:
             if temp is not None:
                 if self.durable and not temp.synced:
                     temp.sync()  # written in a batch, published on its own
                 try:
-                    os.link(temp.path, final)
+                    if move:
+                        self._move_in(temp, final)
+                    else:
+                        os.link(temp.path, final)
                 except FileExistsError:
                     pass
                 except FileNotFoundError:
@@ -372,6 +388,22 @@ class Writer:
                 os.rename(temp.path, final)  # the right bytes replace the damaged ones at once
                 self._synced(final)
                 return temp
+
+    def _move_in(self, temp: Temp, final: str) -> None:
+        """Give *temp*'s file the name *final* unless that is taken (FileExistsError):
+        one rename that refuses to replace, where the filesystem has it, else a hard
+        link (the temporary name then goes at discard)."""
+        if self._renames and _speedups is not None:
+            try:
+                _speedups.rename_noreplace(temp.path, final)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                self._renames = False  # not on this filesystem (NFS...)
+            else:
+                temp.moved = True
+                return
+        os.link(temp.path, final)
 
     def _synced(self, final: str) -> None:
         if self.durable:
@@ -423,17 +455,10 @@ def _check_expected(fp: str, expect: str | None) -> None:
 
 
 def _check_unchanged(path: str, fd: int, before: os.stat_result) -> None:
-    try:
-        now = os.stat(path)
-    except OSError:
-        now = None
+    """Refuse what was read if the file was written meanwhile. (A file replaced by
+    another, as editors save, was read whole as it was: that is a true snapshot.)"""
     after = os.fstat(fd)
-    same = (before.st_size, before.st_mtime_ns, before.st_ino) == (
-        after.st_size,
-        after.st_mtime_ns,
-        after.st_ino,
-    )
-    if not same or now is None or now.st_ino != before.st_ino:
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
         raise InvalidPath(f"{path!r} changed while being added; try again")
 
 

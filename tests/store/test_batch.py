@@ -180,3 +180,30 @@ class _Failing:
 
     def syncfs(self, fd: int) -> None:
         raise OSError(self.code, os.strerror(self.code))
+
+
+@pytest.mark.parametrize("renames", [True, False])
+def test_publishing_leaves_no_temporary_file(
+    make_store: Callable[..., FileStore], monkeypatch: pytest.MonkeyPatch, renames: bool
+) -> None:
+    """Objects are moved into place by one rename that refuses to replace, or, on a
+    filesystem without it (EINVAL), linked: either way each is whole, and nothing of
+    its temporary file is left once the batch is published."""
+    from scalems_store import writer
+
+    built = writer._speedups is not None
+    if not renames and built:
+
+        def unsupported(src: str, dst: str) -> None:
+            raise OSError(errno.EINVAL, "not on this filesystem")
+
+        monkeypatch.setattr(writer._speedups, "rename_noreplace", unsupported)
+    store = make_store(durable=True)
+    store.add_bytes(b"stored before")
+    with store.batch():
+        fps = [store.add_bytes(b"object %d" % i) for i in range(50)]
+        fps.append(store.add_bytes(b"stored before"))  # exists: not replaced
+    assert all(store.read_bytes(fp) for fp in fps)
+    assert store.writer._renames is (renames or not built)  # without C: links, untried
+    leftovers = [p for p in Path(store.root, "tmp").rglob("*") if p.is_file()]
+    assert leftovers == []
