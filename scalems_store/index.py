@@ -21,13 +21,13 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from operator import itemgetter
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
+from . import indexmarks
 from .errors import StoreNotWritable
 from .fsutil import unlink_quietly
+from .threads import Beside
 
-A = TypeVar("A")
-B = TypeVar("B")
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -147,43 +147,16 @@ class Index:
         return db
 
     def _claim_stale_marker(self) -> bool:
-        """Take the marker an updater left when it could not update; True if there was one.
-
-        It is renamed away before the rebuild scans, so an update missed during the
-        scan leaves a new marker for the next process.
-        """
-        claimed = f"{self.stale_marker}.{os.getpid()}"
-        try:
-            os.rename(self.stale_marker, claimed)
-        except OSError:
-            return False
-        with contextlib.suppress(OSError):
-            os.unlink(claimed)
-        return True
+        return indexmarks.claim_stale(self.stale_marker)
 
     def _claim_dead_pending(self) -> bool:
-        """Take the pending-rows markers of processes on this host that died before writing
-        their rows; True if there was one (the index then misses objects)."""
-        folder, prefix = os.path.split(self.path)
-        mine = f"{prefix}.pending-{_host()}-"
-        claimed = False
-        try:
-            names = [n for n in os.listdir(folder or ".") if n.startswith(mine)]
-        except OSError:
-            return False
-        for name in names:
-            pid = name[len(mine) :]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-                unlink_quietly(os.path.join(folder, name))
-                claimed = True
-        return claimed
+        return indexmarks.claim_dead_pending(self.path)
 
     def _usable(self) -> bool:
         return not self._failed
 
     def _leave_marker(self) -> None:
-        with contextlib.suppress(OSError):  # a read-only store: nobody can update it anyway
-            os.close(os.open(self.stale_marker, os.O_WRONLY | os.O_CREAT, 0o644))
+        indexmarks.leave_stale(self.stale_marker)
 
     def _discard(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -210,9 +183,12 @@ class Index:
                 db.execute("COMMIT")
                 return  # another process rebuilt it while we waited
             # the files are listed (in C, without the GIL) while sqlite reads the table
-            (rows, labels), known_rows = _beside(
-                self._scan, lambda: db.execute("SELECT * FROM objects").fetchall()
-            )
+            scanning = Beside(self._scan, "scalems-index-scan")
+            try:
+                known_rows = db.execute("SELECT * FROM objects").fetchall()
+            finally:
+                scanning.wait()
+            rows, labels = scanning.result()
             # Bring the table to what the files say, writing only the rows that differ
             # (a rebuild of a sound index writes little). An object's mtime moves each
             # time its content is added again (gc reads it as "last used"): keep the
@@ -250,7 +226,7 @@ class Index:
             return
         with self._lock:
             if not self._pending:
-                _touch(self._marker())
+                indexmarks.touch(self._marker())
                 # written within BATCH_SECONDS even if this process adds nothing more
                 self._timer = threading.Timer(BATCH_SECONDS, self.flush)
                 self._timer.daemon = True
@@ -273,7 +249,7 @@ class Index:
             unlink_quietly(self._marker())
 
     def _marker(self) -> str:
-        return f"{self.path}.pending-{_host()}-{os.getpid()}"
+        return indexmarks.pending(self.path)
 
     def set_label(self, name: str, fingerprint: str | None) -> None:
         """Point label *name* at *fingerprint*, or remove it when None."""
@@ -387,28 +363,6 @@ _ADD = (
 )
 
 
-def _beside(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
-    """Run *first* on a thread while *second* runs here; return both results."""
-    done: list[A] = []
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            done.append(first())
-        except BaseException as exc:  # re-raised below, in the caller's thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=run, name="scalems-index-scan")
-    thread.start()
-    try:
-        other = second()
-    finally:
-        thread.join()
-    if failed:
-        raise failed[0]
-    return done[0], other
-
-
 def _flush_at_exit(ref: weakref.ReferenceType[Index]) -> None:
     index = ref()
     if index is not None:
@@ -430,27 +384,6 @@ def _forget_in_child(ref: weakref.ReferenceType[Index]) -> None:
 
 
 _forked_away: list[sqlite3.Connection] = []
-
-
-def _host() -> str:
-    import socket
-
-    return socket.gethostname().replace("/", "_")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _touch(path: str) -> None:
-    with contextlib.suppress(OSError):  # a read-only store: nothing can be indexed anyway
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
 def enabled() -> bool:

@@ -10,7 +10,6 @@ it is published again.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -19,16 +18,12 @@ from typing import IO, TYPE_CHECKING, NamedTuple, TypeVar
 from . import content, layout
 from .claims import check_tree, claimed, read_file
 from .errors import FingerprintMismatch, InvalidPath
-from .fingerprint import MMAP_THRESHOLD, hash_bytes, hash_file, new_hasher
-from .fsutil import Temp, fsync_dir, not_writable, write_all
+from .fingerprint import MMAP_THRESHOLD, hash_bytes, new_hasher
+from .fsutil import Temp, not_writable, write_all
 from .objects import Meta, ObjectDir
+from .placing import Placer
 from .threads import pipelined
 from .transfer import Progress, copy_and_hash, read_chunks
-
-try:
-    import scalems_store._speedups as _speedups
-except ImportError:  # pragma: no cover - the C extension is optional
-    _speedups = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from .group import Group
@@ -75,8 +70,7 @@ class Writer:
         self.durable = durable
         self.indexed = indexed
         self._group: Group | None = None
-        self._renames = True
-        """Whether rename_noreplace works here (until it says it does not)."""
+        self.placer = Placer(durable)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -318,11 +312,11 @@ class Writer:
             if meta is not None and self.objects.read_meta(fp) != meta:
                 self.objects.write_meta(fp, meta, self.tmp, durable=self.durable)
             # a label's add may have to publish again (gc): it keeps its temporary name
-            temp = self._place(fp, final, temp, write, move=named is None)
+            temp = self.placer.place(fp, final, temp, write, move=named is None)
             if named is not None:
                 named(fp)
                 while not self.objects.present(fp):
-                    temp = self._place(fp, final, temp, write)
+                    temp = self.placer.place(fp, final, temp, write)
         except OSError as exc:
             raise not_writable(final, exc) from exc
         finally:
@@ -334,80 +328,7 @@ class Writer:
     def place(self, fp: str, temp: Temp) -> None:
         """Link *temp*, whose bytes are durable already, as object *fp*: the last step of
         a group commit, which makes the names durable together afterwards."""
-        self._place(fp, self.objects.path(fp), temp, None, sync_dir=False, move=True)
-
-    def _place(
-        self,
-        fp: str,
-        final: str,
-        temp: Temp | None,
-        write: Callable[[], Temp] | None,
-        *,
-        sync_dir: bool = True,
-        move: bool = False,
-    ) -> Temp | None:
-        """Link *temp* to *final*. If an object is there already, touch it, so that gc's
-        grace counts from now; if it no longer matches its name, replace it atomically
-        (re-adding the right bytes repairs it); if gc removed it meanwhile, link again.
-        Without *temp*, it is written by *write* only when needed. Returns the temporary
-        file (to discard), if any. *move*: rename it instead of linking it, where the
-        filesystem can, for a caller that will not need it again (a group commit)."""
-        while True:
-            if temp is not None:
-                if self.durable and not temp.synced:
-                    temp.sync()  # written in a batch, published on its own
-                try:
-                    if move:
-                        self._move_in(temp, final)
-                    else:
-                        os.link(temp.path, final)
-                except FileExistsError:
-                    pass
-                except FileNotFoundError:
-                    # a new fan-out directory (which another writer may be making too);
-                    # the temporary file itself gone means there is nothing to publish
-                    if not os.path.lexists(temp.path):
-                        raise
-                    os.makedirs(os.path.dirname(final), exist_ok=True)
-                    continue
-                except OSError:
-                    os.rename(temp.path, final)  # a filesystem without hardlinks
-                    return temp
-                else:
-                    if sync_dir:
-                        self._synced(final)
-                    return temp
-            state = _existing(fp, final)
-            if state == "ok":
-                return temp
-            if temp is None:
-                if write is None:
-                    raise InvalidPath(f"object {fp} vanished while being added; try again")
-                temp, write = write(), None
-            elif state == "corrupt":
-                os.rename(temp.path, final)  # the right bytes replace the damaged ones at once
-                self._synced(final)
-                return temp
-
-    def _move_in(self, temp: Temp, final: str) -> None:
-        """Give *temp*'s file the name *final* unless that is taken (FileExistsError):
-        one rename that refuses to replace, where the filesystem has it, else a hard
-        link (the temporary name then goes at discard)."""
-        if self._renames and _speedups is not None:
-            try:
-                _speedups.rename_noreplace(temp.path, final)
-            except OSError as exc:
-                if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                    raise
-                self._renames = False  # not on this filesystem (NFS...)
-            else:
-                temp.moved = True
-                return
-        os.link(temp.path, final)
-
-    def _synced(self, final: str) -> None:
-        if self.durable:
-            fsync_dir(os.path.dirname(final))
+        self.placer.place(fp, self.objects.path(fp), temp, None, sync_dir=False, move=True)
 
     def _finish_temp(self, temp: Temp, write: Callable[[], T]) -> T:
         """Run *write* into *temp*, then fsync it; return what *write* returned. On an
@@ -468,18 +389,3 @@ def _identity(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
-
-
-def _existing(fp: str, path: str) -> str:
-    """Touch the stored object at *path* so that gc's grace counts from its latest add,
-    and check it: ``ok``, ``gone`` (gc removed it) or ``corrupt``."""
-    try:
-        os.utime(path)
-    except FileNotFoundError:
-        return "gone"
-    except PermissionError:
-        pass  # another user's object in a shared store may refuse: it exists
-    try:
-        return "ok" if hash_file(path) == fp else "corrupt"
-    except FileNotFoundError:
-        return "gone"

@@ -189,21 +189,21 @@ def test_publishing_leaves_no_temporary_file(
     """Objects are moved into place by one rename that refuses to replace, or, on a
     filesystem without it (EINVAL), linked: either way each is whole, and nothing of
     its temporary file is left once the batch is published."""
-    from scalems_store import writer
+    from scalems_store import placing
 
-    built = writer._speedups is not None
+    built = placing._speedups is not None
     if not renames and built:
 
         def unsupported(src: str, dst: str) -> None:
             raise OSError(errno.EINVAL, "not on this filesystem")
 
-        monkeypatch.setattr(writer._speedups, "rename_noreplace", unsupported)
+        monkeypatch.setattr(placing._speedups, "rename_noreplace", unsupported)
     store = make_store(durable=True)
     store.add_bytes(b"stored before")
     with store.batch():
         fps = [store.add_bytes(b"object %d" % i) for i in range(50)]
         fps.append(store.add_bytes(b"stored before"))  # exists: not replaced
     assert all(store.read_bytes(fp) for fp in fps)
-    assert store.writer._renames is (renames or not built)  # without C: links, untried
+    assert store.writer.placer.renames is (renames or not built)  # without C: links, untried
     leftovers = [p for p in Path(store.root, "tmp").rglob("*") if p.is_file()]
     assert leftovers == []
