@@ -11,11 +11,12 @@ leases in the store make duplicate submissions run once.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
-from scalems_store import FileStore
+from scalems_store import FileStore, layout
 
 from . import cache
 from .compat import CallResult
@@ -36,8 +37,7 @@ def exec_on_worker(
     """
     from .execute import execute
 
-    with FileStore(store_root, create=False) as store:
-        return execute(store, call_fp, force=force, timeout=timeout).result
+    return execute(_worker_store(store_root), call_fp, force=force, timeout=timeout).result
 
 
 def exec_for_coordinator(
@@ -47,9 +47,30 @@ def exec_for_coordinator(
     runner had made it while this one waited) rather than run here."""
     from .execute import execute
 
-    with FileStore(store_root, create=False) as store:
-        done = execute(store, call_fp, force=force, timeout=timeout)
-        return done.result, done.cached
+    done = execute(_worker_store(store_root), call_fp, force=force, timeout=timeout)
+    return done.result, done.cached
+
+
+_worker_stores: dict[tuple[int, str], tuple[tuple[int, int], FileStore]] = {}
+
+
+def _worker_store(root: str) -> FileStore:
+    """The store at *root*, opened once per worker process: opening it (and its index)
+    for every call cost a worker about 1 ms a call. Opened again if the directory at
+    *root* is another one now (a store removed and made again)."""
+    try:  # store.json is written once, as the store is made: it tells one store from the next
+        st = os.stat(os.path.join(root, layout.STORE_FILE))
+    except OSError:
+        return FileStore(root, create=False)  # raises the store's own error
+    key, identity = (os.getpid(), root), (st.st_ino, st.st_mtime_ns)
+    found = _worker_stores.get(key)
+    if found is not None and found[0] == identity:
+        return found[1]
+    if found is not None:
+        found[1].close()
+    store = FileStore(root, create=False)
+    _worker_stores[key] = (identity, store)
+    return store
 
 
 def default_executor(jobs: int | None = None) -> ProcessPoolExecutor:

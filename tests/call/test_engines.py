@@ -17,6 +17,7 @@ from scalems_call import LaunchError, launch, pack, run
 from scalems_call import cache as call_cache
 from scalems_call.executors import exec_on_worker, parsl_resources, run_many
 from scalems_store import FileStore
+from scalems_store.errors import StoreNotFound
 from tests.call import funcs
 from tests.conftest import local_file, loopback_cluster
 
@@ -304,3 +305,23 @@ def test_a_rank_count_that_differs_fails_the_call(
     assert result.status == "error" and result.return_value is None
     assert "asked for 2 ranks, ran with 1" in str(result.exception)
     assert call_cache.hit(store, result.call or "") is None
+
+
+def test_a_worker_opens_its_store_once(tmp_path: Path) -> None:
+    """Workers keep the store open between calls, and open it again when the directory
+    at that path is another store now (removed and made again)."""
+    import shutil
+
+    from scalems_call import executors
+
+    root = tmp_path / "store"
+    FileStore(root).close()
+    first = executors._worker_store(str(root))
+    assert executors._worker_store(str(root)) is first
+    shutil.rmtree(root)
+    with FileStore(root) as again:
+        fp = again.add_bytes(b"in the new store")
+    second = executors._worker_store(str(root))
+    assert second is not first and fp in second
+    with pytest.raises(StoreNotFound):
+        executors._worker_store(str(tmp_path / "nothing here"))
