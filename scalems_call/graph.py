@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalems_store import FileStore, layout, lease
+from scalems_store import FileStore, layout, lease, reach
 
 from . import cache
 
@@ -88,20 +88,8 @@ def plan(store: FileStore, roots: Iterable[str]) -> Plan:
 
 
 def _upstream_first(nodes: dict[str, Node], roots: list[str]) -> list[str]:
-    """Every call in *nodes*, each after all it takes from (depth-first, no recursion)."""
-    ordered: dict[str, None] = {}
-    for root in roots:
-        stack = [(root, False)]
-        while stack:
-            fp, expanded = stack.pop()
-            if fp in ordered:
-                continue
-            if expanded:
-                ordered[fp] = None
-                continue
-            stack.append((fp, True))
-            stack.extend((up, False) for up in reversed(nodes[fp].upstream) if up not in ordered)
-    return list(ordered)
+    """Every call in *nodes*, each after all it takes from, in the order it takes them."""
+    return reach.dependencies_first(roots, lambda fp: reversed(nodes[fp].upstream))
 
 
 @dataclass

@@ -25,7 +25,7 @@ import tarfile
 from collections.abc import Iterable
 from typing import IO, Any, NamedTuple
 
-from . import content, layout
+from . import content, layout, reach
 from .claims import check_tree
 from .errors import (
     ArchiveError,
@@ -100,18 +100,9 @@ def _belongs(store: FileStore, ref: Ref, value: str) -> bool:
 
 def _dependencies_first(entries: dict[str, Entry]) -> list[Entry]:
     """Order entries so that each comes after everything it references."""
-    ordered: dict[str, None] = {}
-    for root in sorted(entries):
-        stack = [(root, False)]
-        while stack:
-            fp, expanded = stack.pop()
-            if fp in ordered:
-                continue
-            if expanded:
-                ordered[fp] = None
-                continue
-            stack.append((fp, True))
-            stack.extend((r, False) for r in entries[fp].refs if r in entries and r not in ordered)
+    ordered = reach.dependencies_first(
+        sorted(entries), lambda fp: [r for r in entries[fp].refs if r in entries]
+    )
     return [entries[fp] for fp in ordered]
 
 

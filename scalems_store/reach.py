@@ -13,7 +13,7 @@ that it is present.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import content, lease
@@ -109,6 +109,24 @@ def closure(
             ref for ref in references(store, fp, expected, has_meta) if ref[0] not in seen
         )
     return seen
+
+
+def dependencies_first(roots: Iterable[str], refers: Callable[[str], Iterable[str]]) -> list[str]:
+    """Every node reachable from *roots* through *refers*, each after all it refers to
+    (depth-first, without recursion: a chain may be any length)."""
+    ordered: dict[str, None] = {}
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if node in ordered:
+                continue
+            if expanded:
+                ordered[node] = None
+                continue
+            stack.append((node, True))
+            stack.extend((ref, False) for ref in refers(node) if ref not in ordered)
+    return list(ordered)
 
 
 def _start(item: str | Start) -> Start:
