@@ -7,6 +7,7 @@ object it references are present.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from scalems_store import FileStore, content, hash_bytes, layout
@@ -83,7 +84,10 @@ def current(store: FileStore, call_fp: str) -> tuple[str, dict[str, Any]] | None
 
 
 def hit(
-    store: FileStore, call_fp: str, known: dict[str, bool] | None = None
+    store: FileStore,
+    call_fp: str,
+    known: dict[str, bool] | None = None,
+    calls: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any]] | None:
     """Return ``(result fp, record)`` when the call's newest result can be served, else None.
 
@@ -93,28 +97,35 @@ def hit(
 
     Args:
         known: Calls already judged (True for a hit), shared across calls of one graph.
+        calls: Call records read already (a graph's plan), by fingerprint.
     """
     known = {} if known is None else known
     found = current(store, call_fp)
     if found is not None and call_fp not in known:
-        known[call_fp] = _inputs_current(store, call_fp, found[1], known)
+        known[call_fp] = _inputs_current(store, call_fp, found[1], known, calls or {})
     return found if found is not None and known[call_fp] else None
 
 
 def _inputs_current(
-    store: FileStore, call_fp: str, result: dict[str, Any], known: dict[str, bool]
+    store: FileStore,
+    call_fp: str,
+    result: dict[str, Any],
+    known: dict[str, bool],
+    calls: Mapping[str, dict[str, Any]],
 ) -> bool:
     consumed = result.get("consumed") or []
-    try:
-        call = load_call(store, call_fp)
-    except (InvalidCall, StoreError):
-        return False
+    call = calls.get(call_fp)
+    if call is None:
+        try:
+            call = load_call(store, call_fp)
+        except (InvalidCall, StoreError):
+            return False
     wanted = {(layout.normalize(i["call"]), _key_path(i)) for i in call.get("inputs", [])}
     got = {(layout.normalize(c["call"]), c.get("path")) for c in consumed}
     if wanted != got:
         return False
     for upstream in {call for call, _ in wanted}:
-        if upstream not in known and hit(store, upstream, known) is None:
+        if upstream not in known and hit(store, upstream, known, calls) is None:
             known[upstream] = False
         if not known.get(upstream, False):
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,14 @@ def to_call_result(
 
 
 def _local_uri(store: FileStore, uri: str | None) -> str | None:
+    """The ``file://`` URI of a stored object (as ``Path.as_uri`` writes it; hex names
+    need no quoting, so only the store's directory is quoted, once per store)."""
     if uri is None:
         return None
-    return Path(store.object_path(layout.normalize(uri))).as_uri()
+    fp = layout.normalize(uri)
+    return f"{_objects_uri(store.objects.top)}/{fp[:2]}/{fp[2:]}"
+
+
+@functools.lru_cache(maxsize=16)
+def _objects_uri(top: str) -> str:
+    return Path(top).as_uri()

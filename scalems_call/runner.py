@@ -192,7 +192,9 @@ def run(
     """
     from .schedule import InlineExecutor, here, run_graph
 
-    call_fp = cache.resolve_call(store, fingerprint)
+    call_fp = store.resolve(fingerprint)  # not a call: planning says so
+    if not force and (found := cache.hit(store, call_fp)) is not None:
+        return to_call_result(store, *found, cached=True)  # the graph below is current too
     outcomes = run_graph(
         store, [call_fp], engine=InlineExecutor, submit=here(store, timeout), force=force
     )

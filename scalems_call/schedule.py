@@ -171,6 +171,7 @@ class _Coordinator:
         self.log: Callable[[str], None] | None = None
         self.outcomes: dict[str, Outcome] = {}
         self.waiting = {fp: len(node.upstream) for fp, node in plan.nodes.items()}
+        self.calls = {fp: node.record for fp, node in plan.nodes.items()}
         self.known: dict[str, bool] = {}
         self.counts = Counts(len(plan.nodes))
         self.running: dict[Future[Ran], tuple[str, int, float]] = {}
@@ -189,7 +190,7 @@ class _Coordinator:
 
     def _start(self, fp: str) -> list[str]:
         """Serve *fp* from the cache (returning what that makes ready) or submit it."""
-        found = None if fp in self.forced else cache.hit(self.store, fp, self.known)
+        found = None if fp in self.forced else cache.hit(self.store, fp, self.known, self.calls)
         if found is not None:
             return self._done(fp, Outcome(fp, graph.CACHED, found[0], found[1]), cached=True)
         self._submit(fp, 0)

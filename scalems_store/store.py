@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from . import content, layout, reading
 from .creation import default_root, open_or_create
-from .errors import InvalidContent
+from .errors import InvalidContent, ObjectNotFound
 from .fingerprint import hash_bytes, hash_file
 from .objects import ObjectDir, ObjectInfo
 
@@ -192,9 +192,13 @@ class FileStore:
         Raises:
             CorruptObject: the bytes do not hash to the fingerprint.
         """
-        fp = self.resolve(fingerprint)
+        # a full fingerprint needs no lookup: opening it says whether it is there
+        fp = fingerprint if layout.is_fingerprint(fingerprint) else self.resolve(fingerprint)
         with reading.open_object(self.objects, fp) as stream:
-            data = stream.read()
+            try:
+                data = stream.read()
+            except IsADirectoryError:
+                raise ObjectNotFound(f"no object {fp} in store {self.root!r}") from None
         if verify:
             reading.matches(fp, hash_bytes(data))
         return data
