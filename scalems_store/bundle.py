@@ -310,18 +310,23 @@ def _check(
     """Refuse the whole bundle if an object is not what the manifest (or the store) says,
     or a ref names what it may not."""
     kinds = {}
+    present = set()
     for entry in entries:
         fp = entry.fingerprint
-        if fp in store and store.kind(fp) != entry.kind:
+        if fp in store:
+            present.add(fp)
+        if fp in present and store.kind(fp) != entry.kind:
             raise InvalidContent(
                 f"bundle says object {fp} is a {entry.kind}, but this store has it as a "
                 f"{store.kind(fp)}; nothing was imported"
             )
-        with open(staged[fp].path, "rb") as stream:
-            data = stream.read() if entry.kind in content.RECORD_KINDS else b""
+        data = b""
+        if entry.kind in content.RECORD_KINDS:  # only a record's bytes say something here
+            with open(staged[fp].path, "rb") as stream:
+                data = stream.read()
         try:
             content.check_claim(fp, entry.kind, data, entry.refs)
-            if entry.kind == content.TREE and fp not in store:
+            if entry.kind == content.TREE and fp not in present:
                 check_tree(fp, staged[fp].path)
         except InvalidContent as exc:
             raise InvalidContent(f"bundle refused: {exc}; nothing was imported") from None

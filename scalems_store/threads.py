@@ -4,6 +4,7 @@ reader a few items ahead, a function run alongside."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -14,8 +15,18 @@ def pipelined(chunks: Iterable[bytes], consume: Callable[[bytes], None], depth: 
     """Feed *chunks* to *consume* in a second thread, so that producing and consuming overlap.
 
     *consume* should release the GIL (hashing, writing). An error on either
-    side stops both and is raised here.
+    side stops both and is raised here. The first chunk is consumed here: content
+    of one chunk (most objects) needs no thread, which would cost more than it saves.
     """
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        return
+    consume(first)
+    second = next(chunks, None)
+    if second is None:
+        return
+    chunks = itertools.chain((second,), chunks)
     import queue
     import threading
 

@@ -148,7 +148,7 @@ class Writer:
     def stage(self, chunks: Iterable[bytes], directory: str) -> Staged:
         """Write the concatenation of *chunks* to a new file in *directory* (in the store's
         filesystem), hashing it on the way; return what was written."""
-        temp = Temp(directory)
+        temp = Temp(directory, lock=directory == self.tmp)  # a staging directory is locked
         # one core produces the chunks (Python-heavy), the other hashes and writes them
         hasher = new_hasher()
         size = [0]

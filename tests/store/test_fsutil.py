@@ -61,3 +61,21 @@ def test_beside_returns_or_raises_in_the_caller() -> None:
     failed.wait()  # waiting alone does not raise: the caller's own error may win
     with pytest.raises(ValueError, match="boom"):
         failed.result()
+
+
+def test_one_chunk_is_consumed_without_a_thread() -> None:
+    """Most objects are one chunk: starting a thread for each cost a bundle import of
+    50,000 small objects three quarters of its time. Longer content still overlaps."""
+    import threading
+
+    def where(chunk: bytes) -> None:
+        seen.append((chunk, threading.current_thread()))
+
+    seen: list[tuple[bytes, threading.Thread]] = []
+    pipelined([b"only"], where)
+    assert seen == [(b"only", threading.current_thread())]
+    seen.clear()
+    pipelined([b"a", b"b", b"c"], where)
+    assert [chunk for chunk, _ in seen] == [b"a", b"b", b"c"]
+    assert seen[0][1] is threading.current_thread()
+    assert {thread for _, thread in seen[1:]} != {threading.current_thread()}
