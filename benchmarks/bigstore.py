@@ -23,7 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import Command, report, timed, timed_pair, tool
+from common import Command, fresh, report, timed, timed_pair, tool
 
 SMALL_OBJECT = b"object %d\n"
 LARGE_OBJECTS = 5
@@ -153,4 +153,36 @@ def _bench_filling(work: Path, count: int) -> None:
     ours, peer = timed_pair(cli_add, cp, repeat=3)
     report(f"scalems-store add --files-from, {count} files", ours, peer, "cp -r", "info")
     print(f"  ({count / ours:.0f} files/s)")
+    _bench_import(work, store, count)
     subprocess.run(["rm", "-rf", str(store), str(work / "copied")], check=True)
+
+
+def _bench_import(work: Path, source: Path, count: int) -> None:
+    """Import a bundle of *count* small objects, without fsync and with durability."""
+    from scalems_store import FileStore
+    from scalems_store.bundle import export
+
+    bundle = work / "many.bundle"
+    with FileStore(source) as store, open(bundle, "wb") as out:
+        export(store, [info.fingerprint for info in store.list()], out)
+    target = work / "imported"
+    runs = {
+        flag: Command(
+            [tool("scalems-store"), "--store", str(target), "import", str(bundle)],
+            {"SCALEMS_STORE_FSYNC": flag},
+            fresh(target),
+        )
+        for flag in ("0", "1")
+    }
+    durable, plain = timed_pair(runs["1"], runs["0"], repeat=3)
+    report(
+        f"import of a bundle of {count} objects (objects/s)",
+        count / plain,
+        20_000,
+        "target",
+        ">= 1.0x",
+        unit="/s",
+    )
+    report(f"import of {count} objects, durable vs no fsync", durable, plain, "no fsync", "<= 2x")
+    shutil.rmtree(target, ignore_errors=True)
+    bundle.unlink()
