@@ -197,9 +197,9 @@ def import_bundle(store: FileStore, stream: IO[bytes]) -> list[str]:
         try:
             with store.batch():  # made durable together, published after the checks
                 entries, refs, staged = _read(store, stream, staging)
-                _check(store, entries, refs, staged)
+                present = _check(store, entries, refs, staged)
                 for entry in entries:  # dependencies first: a cut-short import leaves closures
-                    _publish(store, entry, staged[entry.fingerprint])
+                    _publish(store, entry, staged[entry.fingerprint], entry.fingerprint in present)
         finally:
             with contextlib.suppress(OSError):
                 remove_tree(staging)
@@ -306,9 +306,9 @@ def _fingerprint(value: Any) -> str:
 
 def _check(
     store: FileStore, entries: list[Entry], refs: list[Ref], staged: dict[str, Staged]
-) -> None:
+) -> set[str]:
     """Refuse the whole bundle if an object is not what the manifest (or the store) says,
-    or a ref names what it may not."""
+    or a ref names what it may not; return the objects the store has already."""
     kinds = {}
     present = set()
     for entry in entries:
@@ -341,6 +341,7 @@ def _check(
         if ref.namespace == content.CALLS:
             for fp in ref.values:
                 _check_result_of(store, ref.key, fp, kinds)
+    return present
 
 
 def _check_result_of(
@@ -355,8 +356,10 @@ def _check_result_of(
         )
 
 
-def _publish(store: FileStore, entry: Entry, staged: Staged) -> None:
-    if entry.fingerprint in store:
+def _publish(store: FileStore, entry: Entry, staged: Staged, known: bool) -> None:
+    """Publish a checked object; one the store had when checked (*known*) only if a gc
+    has removed it since (one that came meanwhile is found as it is published)."""
+    if known and entry.fingerprint in store:
         staged.temp.discard()  # what the store knows of it stays as it is
         return
     store.writer.publish_staged(staged, entry.kind, entry.refs, trusted=True)
