@@ -22,16 +22,24 @@ RUNNING = "running"
 PENDING = "pending"
 
 
-def _decoded_repr(hexed: str | None) -> str:
+def _decoded_repr(hexed: str | None, *, text_as_is: bool = False) -> str:
+    """The value of a hex pickle, as repr shows it (*text_as_is*: a string as itself,
+    for an exception, which the record keeps as the text of its repr)."""
     if hexed is None:
         return "None"
     from .serialize import from_hex
 
     try:
-        text = repr(from_hex(hexed))
+        value = from_hex(hexed)
     except Exception as exc:
         return f"<cannot load here: {exc!r}>"
+    text = value if text_as_is and isinstance(value, str) else repr(value)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _exception(record: dict[str, Any]) -> str:
+    hexed = record.get("exception")
+    return _decoded_repr(hexed, text_as_is=True) if hexed else "-"
 
 
 def _size(store: FileStore, uri: str | None) -> str:
@@ -75,7 +83,7 @@ def lines(store: FileStore, result_fp: str, record: dict[str, Any]) -> list[str]
         f"result      {result_fp}",
         f"status      {record.get('status')}",
         f"return      {_decoded_repr(record.get('return_value'))}",
-        f"exception   {_decoded_repr(record.get('exception')) if record.get('exception') else '-'}",
+        f"exception   {_exception(record)}",
         f"stdout      {_size(store, record.get('stdout'))}",
         f"stderr      {_size(store, record.get('stderr'))}",
     ]
@@ -110,7 +118,7 @@ def as_json(store: FileStore, result_fp: str, record: dict[str, Any]) -> dict[st
     view["fingerprint"] = result_fp
     view["return_value_repr"] = _decoded_repr(record.get("return_value"))
     if record.get("exception"):
-        view["exception_repr"] = _decoded_repr(record["exception"])
+        view["exception_repr"] = _exception(record)
     return view
 
 

@@ -89,7 +89,12 @@ def test_exec_failure_exit_1_and_stdout_stderr(run_cli: RunCli, tmp_path: Path) 
     fp = packed(tmp_path, funcs.fail_and_count, str(tmp_path / "ledger"))
     proc = run_cli("scalems-call", "exec", fp)
     assert proc.returncode == 1 and "ValueError: deliberate failure" in proc.stderr.decode()
-    assert "Traceback" in run_cli("scalems-call", "result", fp).stdout.decode()
+    shown = run_cli("scalems-call", "result", fp).stdout.decode()
+    assert "Traceback" in shown
+    # the record keeps the exception as the text of its repr: shown as it is, not quoted
+    assert "exception   ValueError('deliberate failure')\n" in shown
+    as_json = json.loads(run_cli("scalems-call", "result", fp, "--json").stdout)
+    assert as_json["exception_repr"] == "ValueError('deliberate failure')"
     talk = packed(tmp_path, funcs.talk)
     run_cli("scalems-call", "exec", talk)
     assert (
