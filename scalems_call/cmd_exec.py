@@ -99,7 +99,9 @@ def exec_command(
         raise click.UsageError("choose one of --jobs, --dask and --parsl-config")
     store = open_store(ctx)
     named = [cache.resolve_call(store, fp) for fp in fingerprints]
-    engine, submit = _engine(store, jobs, dask_address, parsl_config, timeout, keep_workdir)
+    engine, submit = _engine(
+        store, jobs, dask_address, parsl_config, timeout, keep_workdir, retries
+    )
     with progress.live(sys.stderr) as report:
         outcomes = run_graph(
             store,
@@ -148,6 +150,7 @@ def _engine(
     parsl_config: str | None,
     timeout: float | None,
     keep_workdir: bool,
+    retries: int,
 ) -> tuple[Engine, Submit]:
     """Where calls run, made only when one must: here, a pool, Dask or Parsl (nothing of
     them is imported before)."""
@@ -159,7 +162,9 @@ def _engine(
         def parsl_loaded() -> Any:
             from . import executors
 
-            return executors.parsl_engine(store, executors.load_parsl_config(path))()
+            config = executors.load_parsl_config(path)
+            note = (lambda line: click.echo(line, err=True)) if retries else None
+            return executors.parsl_engine(store, config, note)()
 
         return parsl_loaded, _submit("parsl", store, timeout)
     if dask_address is not None:

@@ -250,14 +250,20 @@ def run_many_parsl(
     )
 
 
-def parsl_engine(store: FileStore, config: Any) -> Engine:
-    """Loads Parsl (if *config* is given) when a first call must run; cleans up after."""
+def parsl_engine(
+    store: FileStore, config: Any, note: Callable[[str], None] | None = None
+) -> Engine:
+    """Loads Parsl (if *config* is given) when a first call must run; cleans up after.
+    *note* is told of a config that does not replace a lost block (see
+    :func:`strategy_note`)."""
 
     @contextlib.contextmanager
     def loaded() -> Iterator[Executor]:
         import parsl
 
         if config is not None:
+            if note is not None and (text := strategy_note(config)) is not None:
+                note(text)
             _load_deaf_to_ctrl_c(parsl, config)
         try:
             yield _ParslExecutor(store)
@@ -266,6 +272,19 @@ def parsl_engine(store: FileStore, config: Any) -> Engine:
                 parsl.dfk().cleanup()
 
     return loaded
+
+
+def strategy_note(config: Any) -> str | None:
+    """What to tell a user whose Parsl config never replaces a block: calls retried after
+    their block was lost would wait for one that never comes."""
+    strategy = getattr(config, "strategy", "simple")
+    if strategy not in (None, "none"):
+        return None
+    return (
+        f"note: the Parsl config has strategy={strategy!r}: a lost block is not replaced, "
+        "so calls retried after losing theirs wait for a block that never comes; "
+        "use strategy='simple' (Parsl's default) or --retries 0"
+    )
 
 
 def _load_deaf_to_ctrl_c(parsl: Any, config: Any) -> None:

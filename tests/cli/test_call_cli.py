@@ -435,3 +435,33 @@ def test_errors_are_named_without_their_module(run_cli: RunCli, tmp_path: Path) 
     done = run_cli("scalems-call", "exec", call)
     assert done.returncode == 1
     assert one_line_error(done).startswith(f"call {call[:12]} error: ImportFailed: ")
+
+
+THREADS_NO_STRATEGY = """
+from parsl.config import Config
+from parsl.executors.threads import ThreadPoolExecutor
+
+config = Config(executors=[ThreadPoolExecutor(max_threads=2)], strategy="none")
+"""
+
+
+def test_a_parsl_config_that_never_replaces_a_block_is_named(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """With strategy 'none', a lost block is never replaced: retried calls would wait for
+    one. exec says so (the calls still run), unless there are no retries."""
+    pytest.importorskip("parsl")
+    from parsl.config import Config
+
+    from scalems_call.executors import strategy_note
+
+    assert strategy_note(Config()) is None  # Parsl's default replaces blocks
+    fp = packed(tmp_path, funcs.add, 2, 3)
+    (tmp_path / "threads.py").write_text(THREADS_NO_STRATEGY)
+    proc = run_cli("scalems-call", "exec", fp, "--parsl-config", "threads.py", timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert "strategy='none': a lost block is not replaced" in proc.stderr.decode()
+    again = run_cli(
+        "scalems-call", "exec", fp, "--force", "--retries", "0", "--parsl-config", "threads.py"
+    )
+    assert again.returncode == 0 and "strategy" not in again.stderr.decode()
