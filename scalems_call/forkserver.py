@@ -37,8 +37,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-_STARTUP = ("PYTHON", "LD_", "DYLD_")
-"""Variables read as Python starts: a call that changes them gets a fresh interpreter."""
+_STARTUP = ("PYTHON", "LD_", "DYLD_", "LANG", "LC_")
+"""Variables read as Python starts (the locale decides its UTF-8 mode and the encoding
+of its streams): a call that changes them gets a fresh interpreter. ``TZ`` is read
+again in the child (``time.tzset``)."""
 _PRELOAD = ("scalems_call.child", "scalems_call.compat", "scalems_call.serialize", "dill")
 
 
@@ -85,8 +87,9 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.environment = dict(os.environ)
         self.process = subprocess.Popen(
-            # -P: nothing of its working directory on sys.path (each child puts its own)
-            [sys.executable, "-P", "-m", "scalems_call.forkserver", str(theirs.fileno())],
+            # started in "/", which -m puts first on sys.path: the server drops it (each
+            # child puts its own work directory); not -P, which the calls would inherit
+            [sys.executable, "-m", "scalems_call.forkserver", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -251,11 +254,30 @@ def become_child(request: dict[str, Any], server_pid: int) -> int:
     for name in request["unset"]:
         os.environ.pop(name, None)
     os.environ.update(request["set"])
+    import time
+
+    time.tzset()  # a TZ of the call's own
     from . import child
 
     sys.argv = [child.__file__, *request["argv"]]
     sys.path.insert(0, request["cwd"])  # as -m puts the working directory first
+    sys.modules["__main__"] = _main_of(child)
     return child.main(list(request["argv"]))
+
+
+def _main_of(module: Any) -> Any:
+    """A ``__main__`` as ``python -m`` makes of *module* (its names, not the server's):
+    a function pickled by value from a script finds there what it would in a fresh
+    interpreter, and nothing of the fork server."""
+    import types
+
+    main = types.ModuleType("__main__", module.__doc__)
+    main.__dict__.update(
+        {k: v for k, v in vars(module).items() if not (k.startswith("__") and k.endswith("__"))}
+    )
+    for name in ("__file__", "__spec__", "__loader__", "__package__", "__cached__"):
+        setattr(main, name, getattr(module, name, None))
+    return main
 
 
 def end(status: int) -> NoReturn:
@@ -282,6 +304,9 @@ def end(status: int) -> NoReturn:
             with contextlib.suppress(Exception):
                 stream.flush()
     finally:
+        if status < 0:  # ended by a signal, as the interpreter would be
+            signal.signal(-status, signal.SIG_DFL)
+            os.kill(os.getpid(), -status)
         os._exit(status)
 
 
@@ -296,12 +321,19 @@ def _die_with(parent: int) -> None:
 
 
 if __name__ == "__main__":
+    if sys.path and sys.path[0] == os.getcwd():
+        del sys.path[0]  # "/", where it was started: each child puts its work directory
     server_pid = os.getpid()
     job = serve(int(sys.argv[1]))
     try:
         code = become_child(job, server_pid)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        import traceback
+
+        traceback.print_exc()
+        code = -signal.SIGINT  # as Python ends on an uncaught KeyboardInterrupt
     except BaseException:
         import traceback
 

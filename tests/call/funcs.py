@@ -186,9 +186,24 @@ def leave(code: object) -> None:
 
 
 def how_started() -> str:
-    """The main module of the call's process: the fork server's, or the fresh child's."""
+    """``forked`` when the call's parent is the fork server, else ``fresh``."""
+    parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    return "forked" if b"scalems_call.forkserver" in parent else "fresh"
+
+
+def what_python_shows() -> dict[str, object]:
+    """What a call sees of its interpreter that a fork server could leak or miss."""
     main = sys.modules["__main__"]
-    return Path(str(getattr(main, "__file__", "?"))).name
+    return {
+        "main": Path(str(getattr(main, "__file__", "?"))).name,
+        "server names": [n for n in ("serve", "end", "become_child") if hasattr(main, n)],
+        "safe_path": sys.flags.safe_path,
+        "tz": time.strftime("%z", time.localtime(0)),
+    }
+
+
+def interrupt() -> None:
+    raise KeyboardInterrupt
 
 
 _remembered: list[str] = []

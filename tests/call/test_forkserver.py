@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(
     sys.platform != "linux", reason="the fork server is used on Linux only"
 )
 
-FORKED, FRESH = "forkserver.py", "child.py"
+FORKED, FRESH = "forked", "fresh"
 
 
 def started(store: FileStore, **options: object) -> str:
@@ -40,6 +40,43 @@ def test_calls_are_forked_unless_they_need_a_fresh_interpreter(
     assert started(store, environment={"PYTHONHASHSEED": "3"}) == FRESH
     monkeypatch.setenv("SCALEMS_CALL_FORKSERVER", "off")
     assert started(store, requirements={"interpreter": "forked"}) == FRESH
+
+
+def test_a_locale_override_takes_a_fresh_interpreter(store: FileStore) -> None:
+    """The locale decides Python's UTF-8 mode and stream encodings as it starts."""
+    assert started(store, environment={"LC_ALL": "C"}) == FRESH
+    assert started(store, environment={"LANG": "C"}) == FRESH
+    assert started(store, environment={"TZ": "Asia/Tokyo"}) == FORKED
+
+
+def test_forked_and_fresh_calls_see_the_same_interpreter(store: FileStore) -> None:
+    """The same ``__main__`` (nothing of the server in it), flags and time zone."""
+    seen = {}
+    for interpreter in ("forked", "fresh"):
+        fp = pack(
+            funcs.what_python_shows,
+            store=store,
+            environment={"TZ": "Asia/Tokyo"},
+            requirements={"interpreter": interpreter},
+        )
+        result = run(fp, store=store)
+        assert result.status == "success", result.exception
+        seen[interpreter] = result.return_value
+    assert seen["forked"] == seen["fresh"]
+    assert seen["fresh"] == {
+        "main": "child.py",
+        "server names": [],
+        "safe_path": False,
+        "tz": "+0900",
+    }
+
+
+@pytest.mark.parametrize("interpreter", ["forked", "fresh"])
+def test_keyboard_interrupt_ends_as_python_does(store: FileStore, interpreter: str) -> None:
+    """An uncaught KeyboardInterrupt ends the call by SIGINT, forked or fresh."""
+    fp = pack(funcs.interrupt, store=store, requirements={"interpreter": interpreter})
+    result = run(fp, store=store)
+    assert result.status == "killed" and "signal 2" in str(result.exception), result.exception
 
 
 def test_unknown_interpreter_is_refused(store: FileStore) -> None:
