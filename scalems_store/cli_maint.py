@@ -136,8 +136,8 @@ def import_command(ctx: click.Context, bundle: str) -> None:
     else:
         with open(bundle, "rb") as stream:
             imported = import_bundle(store, stream)
-    for fp in imported:
-        click.echo(fp)
+    if imported:
+        click.echo("\n".join(imported))  # one write: a bundle may hold a million objects
     click.echo(f"imported {len(imported)} objects", err=True)
 
 
