@@ -254,9 +254,10 @@ def become_child(request: dict[str, Any], server_pid: int) -> int:
     for name in request["unset"]:
         os.environ.pop(name, None)
     os.environ.update(request["set"])
-    import time
+    if "TZ" in request["set"] or "TZ" in request["unset"]:
+        import time
 
-    time.tzset()  # a TZ of the call's own
+        time.tzset()  # a TZ of the call's own
     from . import child
 
     sys.argv = [child.__file__, *request["argv"]]
