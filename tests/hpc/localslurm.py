@@ -445,6 +445,27 @@ class SlurmProvider(_SlurmProvider):
 """
 
 
+def _quick_block(launcher: str, worker_init: str) -> str:
+    """An executor's heartbeats and its provider, as both configs here want them: one
+    node a block, one block at a time, a lost one noticed in seconds."""
+    return f"""\
+            heartbeat_period=2,
+            heartbeat_threshold=6,
+            poll_period=10,
+            provider=SlurmProvider(
+                partition={PARTITION!r},
+                nodes_per_block=1,
+                init_blocks=1,
+                min_blocks=0,
+                max_blocks=1,
+                walltime="00:10:00",
+                launcher={launcher},
+                worker_init={worker_init!r},
+                cmd_timeout=30,
+            ),
+"""
+
+
 def write_parsl_config(
     path: Path,
     *,
@@ -472,21 +493,7 @@ config = Config(
             label={label!r},
             address="127.0.0.1",
             max_workers_per_node={workers},
-            heartbeat_period=2,
-            heartbeat_threshold=6,
-            poll_period=10,
-            provider=SlurmProvider(
-                partition={PARTITION!r},
-                nodes_per_block=1,
-                init_blocks=1,
-                min_blocks=0,
-                max_blocks=1,
-                walltime="00:10:00",
-                launcher=SrunLauncher(),
-                worker_init={worker_init!r},
-                cmd_timeout=30,
-            ),
-        )
+{_quick_block("SrunLauncher()", worker_init)}        )
     ],
     run_dir={str(run_dir)!r},
     strategy={strategy!r},
@@ -518,21 +525,7 @@ config = Config(
             address="127.0.0.1",
             max_workers_per_block=1,
             mpi_launcher={mpi_launcher!r},
-            heartbeat_period=2,
-            heartbeat_threshold=6,
-            poll_period=10,
-            provider=SlurmProvider(
-                partition={PARTITION!r},
-                nodes_per_block=1,
-                init_blocks=1,
-                min_blocks=0,
-                max_blocks=1,
-                walltime="00:10:00",
-                launcher=SimpleLauncher(),
-                worker_init={worker_init!r},
-                cmd_timeout=30,
-            ),
-        )
+{_quick_block("SimpleLauncher()", worker_init)}        )
     ],
     run_dir={str(run_dir)!r},
     strategy_period=1,
