@@ -73,8 +73,10 @@ def verify(
     if sample is not None and not 0 < sample <= 1:
         raise StoreError(f"sample must be a fraction in (0, 1], got {sample}")
     expected: dict[str, str] = {}
+    present: set[str] | None = None  # every object, when all were listed
     if fingerprints is None:
         targets = list(map(itemgetter(0), store.objects.listing(report.add, sizes=False)))
+        present = set(targets)
         expected = _check_roots(store, report)
     else:
         targets = []
@@ -87,7 +89,6 @@ def verify(
         import random  # imported here: random adds milliseconds to every start-up
 
         targets = random.sample(targets, max(1, round(len(targets) * sample)))
-    present = set(targets) if fingerprints is None else None
     with_meta = store.objects.with_meta()
     indexed: list[set[str]] = []  # read while the objects are hashed
     mending = fingerprints is None and sample is None
@@ -99,12 +100,12 @@ def verify(
     problems = _mismatches(store, targets, report, progress, meanwhile)
     for fp in sorted(problems):
         report.add(fp, problems[fp])
-    wanted = set(targets) if present is None else present
     # a blob without meta names nothing: it is done once hashed
-    for fp in sorted((with_meta | expected.keys()) & wanted - problems.keys()):
+    for fp in sorted((with_meta | expected.keys()) & set(targets) - problems.keys()):
         _check_object(store, fp, None, expected.get(fp), report, present)
     if mending:
-        _mend_index(store, set(targets) if present is None else present, indexed[0], report)
+        assert present is not None  # mending is for a whole store
+        _mend_index(store, present, indexed[0], report)
     return report
 
 

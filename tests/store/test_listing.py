@@ -91,3 +91,20 @@ def test_ls_json_records_are_what_json_writes(
         db.execute("UPDATE objects SET created = 1e400 WHERE fingerprint = ?", (inner,))
     parsed = {r["fingerprint"]: r for r in json.loads(listed())}
     assert parsed[blob]["labels"] == ["x"] and parsed[blob]["kind"] == 'bl"ob\n'
+
+
+def test_a_sample_checks_references_against_the_whole_store(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify --sample: a sampled record's references are looked for among all objects,
+    not only among the sampled ones."""
+    import random
+
+    from tests.recordutil import call_record
+
+    inner = store.add_bytes(b"the skeleton's place")
+    call = store.add_bytes(call_record(inner, func="f"), kind="call")
+    monkeypatch.setattr(random, "sample", lambda population, k: [call])
+    report = verify(store, sample=0.5)
+    assert report.ok, report.problems
+    assert report.checked == 1
