@@ -181,11 +181,11 @@ def get(ctx: click.Context, fingerprint: str, output: str | None) -> None:
 @click.pass_context
 def list_objects(ctx: click.Context, kind: str | None, label: str | None, as_json: bool) -> None:
     """List objects, one full fingerprint a line, sorted."""
-    from .info import describe, json_text
+    from .info import json_text
 
     store = open_store(ctx)
     if label is not None:
-        found = [describe(store, label)]
+        found = [store.info(label)]
         infos = [info for info in found if kind is None or info.kind == kind]
     elif kind is not None and not as_json:
         infos = store.list(kind)
@@ -215,9 +215,8 @@ def info(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
     import time
 
     from .humane import size
-    from .info import describe
 
-    details = describe(open_store(ctx), fingerprint)
+    details = open_store(ctx).info(fingerprint)
     if as_json:
         echo_json(details.as_dict())
         return

@@ -74,6 +74,8 @@ class Temp:
     def __init__(self, directory: str, *, lock: bool = True) -> None:
         # read-only from the start (an object's mode); the descriptor may still write
         self.fd, self.path = new_temp(directory, "put-", 0o444, lock=lock)
+        self.locked = lock
+        """It holds a lock of its own (else its directory is locked)."""
         self.synced = False
         """Its bytes are known to be on disk."""
         self.moved = False

@@ -97,11 +97,15 @@ class Writer:
         if self._group is not None:
             self._group.commit()
 
-    def _temp(self) -> Temp:
-        """A new temporary file: in ``tmp/``, or in the current batch's directory."""
-        if self._group is None:
-            return Temp(self.tmp)
-        return Temp(self._group.directory, lock=False)  # the batch's directory is locked
+    def _staging(self) -> str:
+        """Where new objects are written: ``tmp/``, or the current batch's directory."""
+        return self.tmp if self._group is None else self._group.directory
+
+    def _temp(self, directory: str | None = None) -> Temp:
+        """A new temporary file in *directory* (else :meth:`_staging`); one outside
+        ``tmp/`` is in a locked directory and takes no lock of its own."""
+        directory = directory or self._staging()
+        return Temp(directory, lock=directory == self.tmp)
 
     # -- entry points ----------------------------------------------------------
 
@@ -137,7 +141,7 @@ class Writer:
         Args:
             trusted: The chunks are a tree archive this package wrote (not parsed again).
         """
-        staged = self.stage(chunks, self.tmp if self._group is None else self._group.directory)
+        staged = self.stage(chunks, self._staging())
         try:
             _check_expected(staged.fp, expect)
         except BaseException:
@@ -148,7 +152,7 @@ class Writer:
     def stage(self, chunks: Iterable[bytes], directory: str) -> Staged:
         """Write the concatenation of *chunks* to a new file in *directory* (in the store's
         filesystem), hashing it on the way; return what was written."""
-        temp = Temp(directory, lock=directory == self.tmp)  # a staging directory is locked
+        temp = self._temp(directory)
         # one core produces the chunks (Python-heavy), the other hashes and writes them
         hasher = new_hasher()
         size = [0]
@@ -159,8 +163,6 @@ class Writer:
             size[0] += len(chunk)
 
         self._finish_temp(temp, lambda: pipelined(chunks, consume))
-        if directory != self.tmp:
-            temp.unlock()  # a staging directory, itself locked: no open file per object
         return Staged(hasher.hexdigest(), temp, size[0])
 
     def publish_staged(
@@ -338,8 +340,8 @@ class Writer:
             if self.durable and self._group is None:
                 os.fsync(temp.fd)
                 temp.synced = True
-            elif self._group is not None:
-                temp.unlock()  # the batch's locked directory protects it
+            if not temp.locked:
+                temp.unlock()  # its locked directory protects it: no open file per object
         except OSError as exc:
             temp.discard()
             raise not_writable(temp.path, exc) from exc
