@@ -78,15 +78,20 @@ def _deliverer() -> Any:
 def _die_with_runner() -> None:
     """Ask Linux to kill this process if the runner that started it dies (no orphaned calls)."""
     runner = os.environ.pop("SCALEMS_RUNNER_PID", None)
-    if runner is None or not sys.platform.startswith("linux"):
-        return
+    if runner is not None and sys.platform.startswith("linux"):
+        die_with(int(runner))
+
+
+def die_with(parent: int) -> None:
+    """Be killed when process *parent* (this one's parent) dies; exit at once if it has
+    died already (Linux only)."""
     import ctypes
     import signal
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != int(runner):
-        os._exit(1)  # the runner died before we got here
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before we got here
 
 
 def _platform() -> str:

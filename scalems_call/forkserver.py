@@ -240,8 +240,10 @@ def _shutdown(calls: dict[int, socket.socket]) -> None:
 def become_child(request: dict[str, Any], server_pid: int) -> int:
     """In a forked child: take the call's session, streams, directory and environment,
     then run it as ``python -m scalems_call.child`` would; return the exit status."""
+    from . import child
+
     os.setsid()
-    _die_with(server_pid)
+    child.die_with(server_pid)  # which kills us itself when the runner dies
     for fd, path, flags in (
         (0, os.devnull, os.O_RDONLY),
         (1, request["stdout"], os.O_WRONLY | os.O_APPEND),
@@ -258,7 +260,6 @@ def become_child(request: dict[str, Any], server_pid: int) -> int:
         import time
 
         time.tzset()  # a TZ of the call's own
-    from . import child
 
     sys.argv = [child.__file__, *request["argv"]]
     sys.path.insert(0, request["cwd"])  # as -m puts the working directory first
@@ -309,16 +310,6 @@ def end(status: int) -> NoReturn:
             signal.signal(-status, signal.SIG_DFL)
             os.kill(os.getpid(), -status)
         os._exit(status)
-
-
-def _die_with(parent: int) -> None:
-    """Be killed if the fork server dies (it kills us itself when the runner does)."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 if __name__ == "__main__":
