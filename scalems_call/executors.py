@@ -35,9 +35,7 @@ def exec_on_worker(
     This is what engines ship to their workers: a module-level function, so
     it pickles by reference, taking only strings.
     """
-    from .execute import execute
-
-    return execute(_worker_store(store_root), call_fp, force=force, timeout=timeout).result
+    return exec_for_coordinator(store_root, call_fp, force, timeout)[0]
 
 
 def exec_for_coordinator(
