@@ -109,9 +109,10 @@ def states(store: FileStore, graph: Plan) -> dict[str, Standing]:
     """Judge every call of *graph*, bottom-up (see the module's docstring)."""
     running = lease.live(store.root)
     known: dict[str, bool] = {}
+    calls = {fp: node.record for fp, node in graph.nodes.items()}  # read by the plan
     found: dict[str, Standing] = {}
     for fp in graph.order:
-        found[fp] = _judge(store, graph.nodes[fp], found, known, fp in running)
+        found[fp] = _judge(store, graph.nodes[fp], found, known, calls, fp in running)
     return found
 
 
@@ -120,6 +121,7 @@ def _judge(
     node: Node,
     below: dict[str, Standing],
     known: dict[str, bool],
+    calls: dict[str, dict[str, Any]],
     running: bool,
 ) -> Standing:
     newest = cache.newest(store, node.call)
@@ -140,7 +142,7 @@ def _judge(
     if record.get("status") != "success":
         return Standing(FAILED, newest, record)
     if all(below[up].state == CACHED for up in node.upstream) and cache.hit(
-        store, node.call, known
+        store, node.call, known, calls
     ):
         return Standing(CACHED, newest, record)
     return Standing(STALE, newest, record)
