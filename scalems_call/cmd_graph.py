@@ -130,7 +130,8 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
     for link in found.made_by:
         made = f"{link.how} of result {str(link.result)[:12]}"
         click.echo(f"made by     call {link.call[:12]} {named(link.call)} ({made})")
-    for link in found.taken_by:
-        click.echo(f"taken by    call {link.call[:12]} {named(link.call)} ({link.how})")
+    for link in found.taken_by:  # declared as an input; consumed by a result of the call
+        how = link.how if link.result is None else f"{link.how} by result {link.result[:12]}"
+        click.echo(f"taken by    call {link.call[:12]} {named(link.call)} ({how})")
     if not found.made_by and not found.taken_by:
         click.echo("no call made or took it (added by hand?)")

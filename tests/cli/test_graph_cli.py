@@ -135,6 +135,11 @@ def test_why_names_maker_and_takers(run_cli: RunCli, tmp_path: Path) -> None:
     record = json.loads(said.stdout)
     assert [link["call"] for link in record["made_by"]] == [sims[1]]
     assert {link["call"] for link in record["taken_by"]} >= {ana, best}
+    consumed = [link for link in record["taken_by"] if link["how"] == "consumed"]
+    assert consumed and all(link["result"] for link in consumed)
+    text = run_cli("scalems-call", "why", directory).stdout.decode()
+    for link in consumed:  # which result consumed it, not only which call
+        assert f"(consumed by result {link['result'][:12]})" in text
 
 
 def test_rerun_check_deep_names_what_differs(run_cli: RunCli, tmp_path: Path) -> None:
