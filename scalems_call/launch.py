@@ -91,11 +91,27 @@ def spawn(
         if isinstance(child, forkserver.Launched):
             child.close()
     ended = time.time()
-    outcome = _read_outcome(outcome_path, status, child.returncode, timeout)
+    code = child.returncode
+    if status != "timeout" and code in _OUTSIDE_KILLS and not os.path.exists(outcome_path):
+        _let_our_end_come()
+    outcome = _read_outcome(outcome_path, status, code, timeout)
     return outcome, {"start": started, "end": ended, "exit_code": child.returncode}
 
 
 Child = subprocess.Popen[bytes] | forkserver.Launched
+
+_OUTSIDE_KILLS = {-signal.SIGTERM, -signal.SIGKILL, -signal.SIGHUP}
+"""How a call ends when its job is cancelled or its node lost (the runner sent none)."""
+OUTSIDE_KILL_PAUSE = 2.0
+"""Seconds the runner waits before recording such an end (see :func:`_let_our_end_come`)."""
+
+
+def _let_our_end_come() -> None:
+    """The call was killed from outside. When the whole job is being cancelled (scancel of
+    a block), the runner is next: let it die before it records 'killed', so that the
+    engine sees a lost worker and runs the call again. A call killed alone (the OOM
+    killer) is recorded a moment later, as before."""
+    time.sleep(OUTSIDE_KILL_PAUSE)
 
 
 def _start(

@@ -168,3 +168,23 @@ def test_result_record_format(store: FileStore) -> None:
         result.call,
         layout.normalize(record["directory"]),
     }
+
+
+def test_a_call_killed_from_outside_lets_the_runner_go_first(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that dies of SIGTERM or SIGKILL the runner did not send (a cancelled job)
+    is recorded only after a pause, in which a runner that is being killed too dies
+    first (and its engine retries the call); an exit status is recorded at once."""
+    import signal
+
+    from scalems_call import launch
+
+    paused: list[str] = []
+    monkeypatch.setattr(launch, "_let_our_end_come", lambda: paused.append("paused"))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        result = submit(funcs.kill_self, (int(sig),), store=store)
+        assert result.status == "killed" and f"signal {int(sig)}" in str(result.exception)
+    assert paused == ["paused", "paused"]
+    assert submit(funcs.hard_exit, store=store).status == "killed"
+    assert paused == ["paused", "paused"]
