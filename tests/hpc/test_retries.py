@@ -163,6 +163,14 @@ def test_a_killed_exec_is_retried_and_a_call_that_raises_is_not(
     )
     try:
         wait_for(lambda: lines(ledger) and lines(failures), "both calls to run", running=running)
+        # the call that raised has run; its runner records the failure and then removes its run
+        # directory, which it may not have done yet
+        wait_for(
+            lambda: not [d for d in run_directories(store) if d.startswith(f"run-{fails[:12]}-")],
+            "the failed call's runner to end",
+            timeout=30,
+            running=running,
+        )
         dead_rundirs = run_directories(store)
         assert len(dead_rundirs) == 1 and dead_rundirs[0].startswith(f"run-{waits[:12]}-")
         (pid,) = exec_processes(waits)
