@@ -6,8 +6,8 @@
  *
  * - write_files() creates the files of an archive that Python has already
  *   checked (every member's name, type and bounds);
- * - read_files() reads the small files of a directory being archived, and
- *   returns None for any file it cannot read plainly, which Python then reads
+ * - read_files() reads the small files of a directory being archived (or of a
+ *   list being added), and returns None for any file it cannot read plainly, which Python then reads
  *   (and reports an error for) itself;
  * - scan_objects() lists objects/ with each object's size and mtime (gc,
  *   verify and reindex start from it), following no symlink;
@@ -272,8 +272,14 @@ read_one(read_t *r, Py_ssize_t limit)
         }
         got += done;
     }
+    /* written meanwhile (its size or mtime moved): Python reads it again, and an add
+     * then reports the change */
+    struct stat after;
+    int same = fstat(fd, &after) == 0 && after.st_size == info.st_size &&
+               after.st_mtim.tv_sec == info.st_mtim.tv_sec &&
+               after.st_mtim.tv_nsec == info.st_mtim.tv_nsec;
     close(fd);
-    r->ok = r->data != NULL && got == r->size;
+    r->ok = r->data != NULL && got == r->size && same;
 }
 
 PyDoc_STRVAR(read_files_doc,
@@ -282,7 +288,7 @@ PyDoc_STRVAR(read_files_doc,
              "without following a final symlink. Returns a list with, for each path,\n"
              "(data, mode) where mode is 0o755 if the owner may execute it, else\n"
              "0o644; or None where the file could not be read that way (an error,\n"
-             "another type, a larger file, a file that shrank).");
+             "another type, a larger file, a file that changed while being read).");
 
 static PyObject *
 read_files(PyObject *module, PyObject *args)

@@ -155,7 +155,7 @@ def iter_tree(
     buffer: list[bytes] = []
     buffered = total = 0
     entries = _scan(root, skip, exclude)
-    contents = _small_files([path for _, path, kind in entries if kind == stat.S_IFREG])
+    contents = small_files([path for _, path, kind in entries if kind == stat.S_IFREG])
     for count, (rel, path, kind) in enumerate(entries, 1):
         if kind == stat.S_IFDIR:
             block = entry_header(rel + "/", 0o755, 0, DIR)
@@ -210,10 +210,11 @@ READ_BATCH = 256
 """Files per call of the C reader."""
 
 
-def _small_files(paths: list[str]) -> Iterator[tuple[bytes, int] | None]:
+def small_files(paths: list[str], limit: int = READ_CHUNK) -> Iterator[tuple[bytes, int] | None]:
     """``(bytes, mode)`` of each of *paths*, read by the C reader in batches without the
-    GIL; None for a path it could not read plainly (and for every path without the C
-    module), which the caller then reads, and reports errors for, itself.
+    GIL; None for a path it could not read plainly (not a regular file of at most *limit*
+    bytes, a symlink, a file written while it was read) and for every path without the C
+    module, which the caller then reads, and reports errors for, itself.
 
     With cores to spare, a thread reads the next batches while the caller formats this one.
     """
@@ -221,7 +222,7 @@ def _small_files(paths: list[str]) -> Iterator[tuple[bytes, int] | None]:
         return itertools.repeat(None)
     starts = range(0, len(paths), READ_BATCH)
     batches: Iterator[list[tuple[bytes, int] | None]] = (
-        _speedups.read_files(paths[at : at + READ_BATCH], READ_CHUNK) for at in starts
+        _speedups.read_files(paths[at : at + READ_BATCH], limit) for at in starts
     )
     if len(starts) >= 3 and usable_cores() >= 2:
         batches = ahead(batches)

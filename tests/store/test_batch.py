@@ -165,6 +165,53 @@ def test_cli_add_files_from(tmp_path: Path) -> None:
     assert out.exit_code == 2 and "both" in out.output
 
 
+@pytest.mark.parametrize("reader", ["c", "python"])
+def test_cli_add_of_a_mixed_list_stores_each_path_as_add_of_it_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    """Small files (read many at a time), an empty one, an executable, a symlink to a file,
+    a directory, a file over the small-file limit and a file that is the label's: the same
+    fingerprints, in order, as adding each on its own; the label names the last."""
+    from scalems_store import archive, fingerprint
+
+    if reader == "c" and archive._speedups is None:
+        pytest.skip("the C speed-up was not built")
+    if reader == "python":
+        monkeypatch.setattr(archive, "_speedups", None)
+    monkeypatch.setattr(archive, "READ_BATCH", 3)
+    src = tmp_path / "src"
+    src.mkdir()
+    paths = []
+    for i in range(10):
+        (src / f"f{i}").write_bytes(b"small %d" % i)
+        paths.append(src / f"f{i}")
+    (src / "empty").write_bytes(b"")
+    (src / "tool").write_bytes(b"#!/bin/sh\n")
+    (src / "tool").chmod(0o755)
+    (src / "link").symlink_to(src / "f1")
+    (src / "dir").mkdir()
+    (src / "dir" / "inner").write_bytes(b"inner")
+    (src / "big").write_bytes(os.urandom(fingerprint.MMAP_THRESHOLD + 1))
+    (src / "last").write_bytes(b"the labelled one")
+    paths[5:5] = [src / "empty", src / "tool", src / "link", src / "dir", src / "big"]
+    paths.append(src / "last")
+    listing = tmp_path / "list"
+    listing.write_text("".join(f"{p}\n" for p in paths))
+    store_dir = str(tmp_path / "s")
+    runner = CliRunner()
+    out = runner.invoke(
+        cli, ["--store", store_dir, "add", "--files-from", str(listing), "--label", "mine"]
+    )
+    assert out.exit_code == 0, out.output
+    with FileStore(tmp_path / "alone") as alone:
+        expected = [alone.add_tree(p) if p.is_dir() else alone.add_file(p) for p in paths]
+    assert out.output.split() == expected
+    with FileStore(store_dir) as store:
+        assert store.labels() == {"mine": expected[-1]}
+        assert sorted(store.iter_fingerprints()) == sorted(set(expected))
+        assert store.read_bytes(expected[7]) == b"small 1"  # the symlink: its target's bytes
+
+
 class _Recorder:
     def __init__(self, seen: Callable[[], None]) -> None:
         self.seen = seen
