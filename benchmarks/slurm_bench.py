@@ -7,8 +7,8 @@ Each call sleeps 50 ms. Four whole processes, each timed from start to exit, alt
 (ABCD ABCD ...) with medians reported:
 
   A. ``scalems-call exec FP... --parsl-config slurm_config.py``: Parsl's SlurmProvider
-     submits one block (a Slurm job) of 2 workers; every call is a ``scalems-call exec``
-     bash app;
+     submits one block (a Slurm job) of 2 workers; every call runs in a worker as a
+     ``python_app`` (as ``scalems-call exec`` would);
   B. ``scalems-call exec FP... --jobs 2``: a local process pool, no Slurm;
   C. the same function as plain Parsl ``python_app``s on the same config (a fresh Python
      that imports Parsl, loads the config, runs the apps, and cleans up);
@@ -16,8 +16,8 @@ Each call sleeps 50 ms. Four whole processes, each timed from start to exit, alt
      floor for any path that runs a call in an interpreter of its own.
 
 (A - C) / calls is the per-call overhead our path adds over plain Parsl; (D - C) / calls the
-part of it one fresh interpreter per call accounts for (``scalems-call exec`` starts two: the
-runner, and the child that runs the function). Slurm is started and
+cost of one fresh interpreter per call, which our path no longer pays (the worker's fork
+server starts each call's process). Slurm is started and
 stopped here (needs root, slurm-wlm and munge: see tests/hpc/localslurm.py). The stores are on
 /dev/shm. Timings are a benchmark, never a test assertion.
 """
@@ -199,7 +199,7 @@ def main() -> None:
                 f"{ours / local:.2f}x"
             )
             print(
-                f"  of which a fresh interpreter per call (D - C): {interpreter:+.0f} ms of "
+                f"  a fresh interpreter per call (D - C): {interpreter:+.0f} ms of "
                 f"wall time per call, {interpreter * workers:+.0f} ms on a worker"
             )
     finally:

@@ -225,17 +225,17 @@ def run_many_parsl(
     progress: Progress | None = None,
     retries: int = 2,
 ) -> dict[str, CallResult]:
-    """Like :func:`run_many`, on Parsl: each call to run is ``scalems-call exec`` as a
-    ``bash_app``.
+    """Like :func:`run_many`, on Parsl: each call to run is a ``python_app`` that runs it
+    in the worker, as ``scalems-call exec`` would.
 
     Args:
         config: A ``parsl.config.Config`` to load (and clean up afterwards) when
             something must run; when None, Parsl must already be loaded by the caller.
 
-    Calls with ``requirements={"ranks": N}`` ask Parsl for N ranks through
-    ``parsl_resource_specification``; under an executor in MPI mode, ``exec``
-    then launches with Parsl's ``$PARSL_MPI_PREFIX``. Parsl's own memoization
-    is off: the store is the cache.
+    Calls with ``requirements={"ranks": N}`` run ``scalems-call exec`` as a ``bash_app``
+    and ask Parsl for N ranks through ``parsl_resource_specification``; under an
+    executor in MPI mode, ``exec`` then launches with Parsl's ``$PARSL_MPI_PREFIX``.
+    Parsl's own memoization is off: the store is the cache.
     """
     return _run(
         store,
@@ -304,7 +304,7 @@ def _load_deaf_to_ctrl_c(parsl: Any, config: Any) -> None:
 
 
 def parsl_submit(timeout: float | None) -> Submit:
-    """Submit one call's ``scalems-call exec`` as a Parsl bash app."""
+    """Submit one call to Parsl (see :class:`_ParslExecutor`)."""
 
     def submit(executor: Executor, call_fp: str, force: bool) -> Future[Ran]:
         assert isinstance(executor, _ParslExecutor)
@@ -333,12 +333,16 @@ def parsl_resources(requirements: dict[str, Any]) -> dict[str, int]:
 
 
 class _ParslExecutor(Executor):
-    """Submits calls' ``scalems-call exec`` as Parsl bash apps."""
+    """Submits calls to Parsl: as a ``python_app`` running :func:`exec_for_coordinator` in
+    the worker (as the pool and Dask engines do: the worker's fork server starts each call,
+    with no interpreter to start), or, for a call that asks for ranks, its ``scalems-call
+    exec`` as a ``bash_app``, which an executor in MPI mode launches with its prefix."""
 
     def __init__(self, store: FileStore) -> None:
-        from parsl import bash_app
+        from parsl import bash_app, python_app
 
         self._store = store
+        self._in_worker = python_app(cache=False)(exec_for_coordinator)
 
         @bash_app(cache=False)
         def scalems_exec(
@@ -349,9 +353,12 @@ class _ParslExecutor(Executor):
         self._app = scalems_exec
 
     def submit_call(self, call_fp: str, force: bool, timeout: float | None) -> Future[Ran]:
-        """Run one call's exec as a bash app (see :data:`Ran`)."""
-        command = parsl_command(self._store, call_fp, force=force, timeout=timeout)
+        """Run one call in a worker (see :data:`Ran`)."""
         spec = parsl_resources(cache.load_call(self._store, call_fp).get("requirements") or {})
+        if not spec:
+            ran: Future[Ran] = self._in_worker(self._store.root, call_fp, force, timeout)
+            return ran
+        command = parsl_command(self._store, call_fp, force=force, timeout=timeout)
         before = cache.results(self._store, call_fp)[:1]
         app_future = (
             self._app(command, parsl_resource_specification=spec) if spec else self._app(command)

@@ -118,7 +118,7 @@ def lost_worker(exc: BaseException) -> bool:
     """Whether *exc* means the call's worker was lost (so running it again may succeed)."""
     if type(exc).__name__ in LOST_WORKER:
         return True
-    if type(exc).__name__ == "BashExitFailure":  # Parsl: the exec process died of a signal
+    if type(exc).__name__ == "BashExitFailure":  # Parsl: an MPI call's exec died of a signal
         code = getattr(exc, "exitcode", 0) or 0
         return code < 0 or code > 128
     from concurrent.futures import BrokenExecutor

@@ -148,7 +148,7 @@ def test_dask_local_cluster(store: FileStore, tmp_path: Path) -> None:
 
 
 def test_parsl_htex_loopback(store: FileStore, tmp_path: Path) -> None:
-    """20 calls as Parsl bash apps on a HighThroughputExecutor with a LocalProvider on 127.0.0.1."""
+    """20 calls as Parsl apps on a HighThroughputExecutor with a LocalProvider on 127.0.0.1."""
     pytest.importorskip("parsl")
     from parsl.config import Config
     from parsl.executors import HighThroughputExecutor

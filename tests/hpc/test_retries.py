@@ -1,5 +1,5 @@
-"""Retries through real losses on Slurm: a cancelled Parsl block, a killed ``scalems-call exec``;
-and no retry of a call that failed by its own exception (docs/scale.md, "Lost workers and
+"""Retries through real losses on Slurm: a cancelled Parsl block, a killed Parsl worker; and
+no retry of a call that failed by its own exception (docs/scale.md, "Lost workers and
 retries")."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from scalems_store.lease import LEASES, read_holder
 from tests.hpc.conftest import (
     exec_json,
     lines,
@@ -27,19 +28,10 @@ pytest.importorskip("parsl")
 FUNCS = "tests.hpc.slurm_funcs"
 
 
-def exec_processes(call_fp: str) -> list[int]:
-    """The PIDs of the ``scalems-call exec`` processes a Parsl bash app runs for *call_fp*."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"scalems_call.commands" in argv and call_fp.encode() in argv:
-            found.append(int(proc.name))
-    return found
+def lease_holder(store: Path, call_fp: str) -> int | None:
+    """The PID of the runner holding *call_fp*'s lease (a Parsl worker), if any."""
+    holder = read_holder(str(store / LEASES / call_fp))
+    return None if holder is None else holder.get("pid")
 
 
 def test_calls_of_a_cancelled_block_end_with_results_in_the_same_exec(
@@ -129,12 +121,12 @@ def test_calls_of_a_cancelled_block_end_with_results_in_the_same_exec(
     assert run_directories(store) == []  # the cancelled runners removed theirs
 
 
-def test_a_killed_exec_is_retried_and_a_call_that_raises_is_not(
+def test_a_killed_worker_is_retried_and_a_call_that_raises_is_not(
     slurm: LocalSlurm, tmp_path: Path
 ) -> None:
-    """A call whose ``scalems-call exec`` on the node is SIGKILLed is run again in the same exec
-    at once (the dead runner's lease taken over, its run directory removed), while a call that
-    raises runs once and fails."""
+    """A call whose Parsl worker on the node (the runner holding its lease) is SIGKILLed is run
+    again in the same exec at once (the dead runner's lease taken over, its run directory
+    removed), while a call that raises runs once and fails."""
     store = tmp_path / "store"
     flag = tmp_path / "flag"
     flag.touch()
@@ -173,7 +165,8 @@ def test_a_killed_exec_is_retried_and_a_call_that_raises_is_not(
         )
         dead_rundirs = run_directories(store)
         assert len(dead_rundirs) == 1 and dead_rundirs[0].startswith(f"run-{waits[:12]}-")
-        (pid,) = exec_processes(waits)
+        pid = lease_holder(store, waits)
+        assert pid is not None and pid != running.proc.pid  # a worker of the block runs it
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: len(lines(ledger)) == 2, "the retry to run", timeout=30, running=running)
         flag.unlink()
@@ -189,7 +182,7 @@ def test_a_killed_exec_is_retried_and_a_call_that_raises_is_not(
     block = lines(ledger)[0]
     assert lines(ledger) == [block, block]  # killed, then run again in the same block
     assert result_json(slurm, store, waits, cwd=tmp_path)["return_value_repr"] == repr(block)
-    assert f"call {waits[:12]}: worker lost (BashExitFailure: " in done.stderr
+    assert f"call {waits[:12]}: worker lost (WorkerLost: " in done.stderr
     assert "retry 1 of 2" in done.stderr
     assert lines(failures) == ["ran"]  # the call that raised ran once
     assert f"call {fails[:12]}: worker lost" not in done.stderr
