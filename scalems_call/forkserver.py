@@ -144,6 +144,15 @@ _retired: list[ForkServer] = []
 _servers_lock = threading.Lock()
 
 
+def prestart() -> None:
+    """Start this process's fork server now, where one may be used at all: a runner about
+    to run calls here does, so that the server's start-up overlaps the runner's own
+    preparation (the lease, the run directory) instead of following it."""
+    if wanted({}, {}):
+        with contextlib.suppress(OSError):
+            server()
+
+
 def server() -> ForkServer:
     """This process's fork server, started on first use (and again if it died)."""
     with _servers_lock:

@@ -80,7 +80,13 @@ class Counts:
 
 
 class InlineExecutor(Executor):
-    """Runs what is submitted at once, in this process (the engine of a plain ``exec``)."""
+    """Runs what is submitted at once, in this process (the engine of a plain ``exec``).
+    Made when a call must run: it starts this process's fork server at once."""
+
+    def __init__(self) -> None:
+        from . import forkserver
+
+        forkserver.prestart()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()

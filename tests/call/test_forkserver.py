@@ -183,3 +183,49 @@ def test_a_killed_runner_takes_its_forked_call_along(store: FileStore, tmp_path:
         if runner.poll() is None:
             runner.kill()
             runner.wait()
+
+
+# a fresh process that runs one call in process and says whether its fork server was
+# already starting when the call was launched, and whether it has one at the end
+PRESTART = """
+import os, sys
+from scalems_call import forkserver, launch, run
+from scalems_store import FileStore
+
+seen = []
+spawn = launch.spawn
+
+
+def spy(*args, **kwargs):
+    seen.append(os.getpid() in forkserver._servers)
+    return spawn(*args, **kwargs)
+
+
+launch.spawn = spy
+result = run(sys.argv[2], store=FileStore(sys.argv[1]))
+print(result.status, seen, os.getpid() in forkserver._servers)
+"""
+
+
+def test_a_call_to_run_starts_the_fork_server_before_its_launch(
+    store: FileStore, tmp_path: Path
+) -> None:
+    """The server starts when a call must run here (its start-up overlapping the runner's
+    preparation), not at the call's launch; a cache hit starts none; nor does a runner
+    with the fork server switched off."""
+    fp = pack(funcs.add, (2, 3), store=store)
+    other = pack(funcs.add, (4, 5), store=store)
+
+    def run_in_fresh_process(call: str, **env: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", PRESTART, store.root, call],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            check=True,
+        )
+        return done.stdout.strip()
+
+    assert run_in_fresh_process(fp) == "success [True] True"
+    assert run_in_fresh_process(fp) == "success [] False"  # served from the cache
+    assert run_in_fresh_process(other, SCALEMS_CALL_FORKSERVER="off") == "success [False] False"
