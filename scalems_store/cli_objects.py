@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
 
-from .archive import small_files
+from .adding import add_paths, check_paths
 from .clickshared import echo_json, open_store, progress_bar
-from .fingerprint import MMAP_THRESHOLD
+from .errors import InvalidPath
 
 if TYPE_CHECKING:
     from .store import FileStore
@@ -64,39 +63,26 @@ def add(
         )
     listed = list(paths) + (_read_list(files_from, null) if files_from is not None else [])
     if not listed:
+        if files_from is not None:
+            return  # an empty list (find found nothing): nothing to add
         raise click.UsageError("give a PATH, '-' or --files-from FILE")
     if expect and len(listed) > 1:
         raise click.UsageError("--expect takes a single PATH")
-    directories = set()
-    for path in listed:
-        try:
-            mode = os.lstat(path).st_mode if path != "-" else 0
-        except OSError:
-            raise click.BadParameter(
-                f"no such file or directory: {path!r}", param_hint="PATH"
-            ) from None
-        if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and os.path.isdir(path)):
-            directories.add(path)
-    store = open_store(ctx, create=True)
-    added: list[str] = []
-    alone = len(listed) == 1
-    # many small files are read many at a time, a batch ahead, without the GIL (as a tree's
-    # are); a file that reader leaves (None) is added on its own, with its own checks
-    plain = [] if alone else [path for path in listed if path != "-" and path not in directories]
-    reads = small_files(plain, MMAP_THRESHOLD)
     try:
-        with store.batch(), progress_bar(f"adding {len(listed)} paths", len(listed)) as advance:
-            for number, path in enumerate(listed, 1):
-                named = label if number == len(listed) else None
-                read = next(reads) if plain and path != "-" and path not in directories else None
-                if read is not None:
-                    added.append(store.add_bytes(read[0], label=named))
-                else:
-                    added.append(_add_one(store, path, path in directories, named, expect, alone))
-                if advance is not None and not alone:
-                    advance(number)
-    finally:
-        click.echo("\n".join(added), nl=bool(added))  # stored: the batch has ended
+        directories = check_paths(listed)
+    except InvalidPath as exc:
+        raise click.BadParameter(str(exc), param_hint="PATH") from None
+    store = open_store(ctx, create=True)
+    alone = len(listed) == 1
+
+    def add_one(path: str, directory: bool, named: str | None) -> str:
+        return _add_one(store, path, directory, named, expect, alone)
+
+    def report(added: list[str]) -> None:
+        click.echo("\n".join(added), nl=bool(added))
+
+    with progress_bar(f"adding {len(listed)} paths", len(listed)) as advance:
+        add_paths(store, listed, directories, add_one, report, label=label, advance=advance)
 
 
 def _add_one(
@@ -131,9 +117,21 @@ def _read_list(source: str, null: bool) -> list[str]:
             with open(source, "rb") as stream:
                 data = stream.read()
         except OSError as exc:
-            raise click.BadParameter(f"cannot read {source!r}: {exc.strerror}") from None
-    parts = data.split(b"\0") if null else data.splitlines()
-    return [os.fsdecode(part) for part in parts if part]
+            raise click.BadParameter(
+                f"cannot read {source!r}: {exc.strerror}", param_hint="--files-from"
+            ) from None
+    if not null and b"\0" in data:
+        raise click.BadParameter(
+            "the list holds NUL bytes: give -0 for a NUL-separated list (find -print0)",
+            param_hint="--files-from",
+        )
+    paths = [os.fsdecode(part) for part in (data.split(b"\0") if null else data.splitlines())]
+    if "-" in paths:
+        raise click.BadParameter(
+            "'-' in the list: standard input is not a listed file (a file named '-': ./-)",
+            param_hint="--files-from",
+        )
+    return [path for path in paths if path]
 
 
 @click.command()

@@ -6,13 +6,13 @@ and more than adding or extracting a small object, so a script that calls
 exactly one of these shapes runs here, through the same library calls as its
 click command in :mod:`scalems_store.cli`::
 
-    scalems-store [--store PATH] add PATH...            every PATH exists; stderr is not a terminal
+    scalems-store [--store PATH] add PATH...            every PATH addable; stderr not a terminal
     scalems-store [--store PATH] get FP[:PATH] [-o DEST] without -o, stdout is not a terminal
     scalems-store [--store PATH] verify [FP...]         stderr is not a terminal
 
 ``--store PATH`` may also come after the command (once; given both ways, the
-paths must agree). Any other line (another command or option, ``--help``, ``-``, a missing path,
-a terminal that would show a progress bar) goes to click. Usage errors, help
+paths must agree). Any other line (another command or option, ``--help``, ``-``, a path
+that cannot be added, a terminal that would show a progress bar) goes to click. Usage errors, help
 and progress bars therefore have one source, and the output of a line run
 here is the output click would give (``tests/cli/test_console.py`` runs both).
 """
@@ -20,7 +20,6 @@ here is the output click would give (``tests/cli/test_console.py`` runs both).
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING
@@ -81,21 +80,34 @@ def _parse(args: list[str]) -> tuple[str, str | None, list[str], str | None] | N
     if command == "get":
         quick = len(rest) == 1 and (output is not None or not sys.stdout.isatty())
     elif command == "add":
-        quick = bool(rest) and all(os.path.lexists(p) for p in rest) and not sys.stderr.isatty()
+        quick = bool(rest) and _addable(rest) and not sys.stderr.isatty()
     else:
         quick = not sys.stderr.isatty()
     return (command, store_path, rest, output) if quick else None
 
 
-def _add(store: FileStore, paths: list[str], output: str | None) -> int:
-    added: list[str] = []
+def _addable(paths: list[str]) -> bool:
+    """Whether every path can be added (else click says why, as the command does)."""
+    from .adding import check_paths
+
     try:
-        with store.batch():  # as the click command: durable together, printed once stored
-            for path in paths:
-                added.append(store.add_path(path))
-    finally:
+        check_paths(paths)
+    except StoreError:
+        return False
+    return True
+
+
+def _add(store: FileStore, paths: list[str], output: str | None) -> int:
+    from .adding import add_paths, check_paths
+
+    def add_one(path: str, directory: bool, label: str | None) -> str:
+        return store.add_tree(path) if directory else store.add_file(path)
+
+    def report(added: list[str]) -> None:
         if added:
             print("\n".join(added), flush=True)
+
+    add_paths(store, paths, check_paths(paths), add_one, report)
     return 0
 
 

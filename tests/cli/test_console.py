@@ -122,6 +122,8 @@ def test_quick_missing_store_is_one_line(base: Path) -> None:
         ["add"],
         ["add", "-"],
         ["add", "missing.txt"],  # click's usage error names it
+        ["add", "a.txt", "dangling"],  # a symlink to nothing: the same
+        ["add", "a.txt", "a.txt", "/dev/null"],  # a device
         ["add", "a.txt", "--label", "x"],
         ["get", "-o", "dest", ALPHA],
         ["get", ALPHA, "-o"],
@@ -137,6 +139,7 @@ def test_other_lines_go_to_click(
 ) -> None:
     """Anything but the plain shapes is left to click (help, options, '-', usage errors)."""
     monkeypatch.chdir(base / "base")
+    (base / "base" / "dangling").symlink_to("nowhere")
     assert run_quick(args) is None
 
 

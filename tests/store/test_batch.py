@@ -254,3 +254,76 @@ def test_publishing_leaves_no_temporary_file(
     assert store.writer.placer.renames is (renames or not built)  # without C: links, untried
     leftovers = [p for p in Path(store.root, "tmp").rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "message"),
+    [
+        (
+            lambda d: (d / "dangling").symlink_to("nowhere"),
+            ["new.txt", "dangling"],
+            "'dangling' is a symlink to nothing ('nowhere')",
+        ),
+        (lambda d: None, ["new.txt", "/dev/zero"], "'/dev/zero' is a device, not a file"),
+        (lambda d: None, ["-", "new.txt", "-"], "standard input ('-') can be added only once"),
+        (lambda d: (d / "list").write_bytes(b"new.txt\0x\0"), ["--files-from", "list"], "-0"),
+        (
+            lambda d: (d / "list").write_bytes(b"new.txt\n-\n"),
+            ["--files-from", "list"],
+            "'-' in the list",
+        ),
+        (
+            lambda d: (d / "dangling").symlink_to("nowhere"),
+            ["dangling", "--label", "x"],
+            "is a symlink to nothing",
+        ),
+    ],
+    ids=["dangling", "device", "stdin-twice", "nul-list", "dash-in-list", "dangling-labelled"],
+)
+def test_cli_add_refuses_what_it_cannot_add_before_writing_anything(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Callable[[Path], object],
+    args: list[str],
+    message: str,
+) -> None:
+    """A path that cannot be added is named in one usage line (exit 2) before anything is
+    stored: the store stays as it was, with the file listed before it not added."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "new.txt").write_bytes(b"listed first")
+    make(tmp_path)
+    with FileStore(tmp_path / "s"):
+        pass
+    out = CliRunner().invoke(cli, ["--store", "s", "add", *args], input=b"stdin")
+    assert out.exit_code == 2, out.output
+    assert message in out.output and "Traceback" not in out.output
+    with FileStore(tmp_path / "s") as store:
+        assert list(store.iter_fingerprints()) == []
+
+
+def test_cli_add_of_an_empty_list_adds_nothing(tmp_path: Path) -> None:
+    """``find ... | scalems-store add --files-from -`` when find found nothing: exit 0."""
+    out = CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "add", "--files-from", "-"])
+    assert (out.exit_code, out.output) == (0, "")
+
+
+def test_cli_add_stopped_while_publishing_prints_only_what_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C as a batch is being published: the fingerprints printed are those of objects
+    that are stored, never one a script would then look for in vain."""
+    for i in range(5):
+        (tmp_path / f"f{i}").write_bytes(b"file %d" % i)
+    (tmp_path / "known").write_bytes(b"stored before")
+    with FileStore(tmp_path / "s") as store:
+        known = store.add_file(tmp_path / "known")
+
+    def interrupted(self: group.Group) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(group.Group, "commit", interrupted)
+    monkeypatch.setenv("SCALEMS_STORE_FSYNC", "1")  # a batch is published at its end
+    paths = [str(tmp_path / f"f{i}") for i in range(5)] + [str(tmp_path / "known")]
+    out = CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "add", *paths])
+    assert out.exit_code != 0
+    assert out.stdout.split() == [known]
