@@ -166,7 +166,7 @@ def dask_executor(address: str) -> Any:
     def connected() -> Any:
         try:
             client = Client(address)  # connect timeout: Dask's distributed.comm.timeouts.connect
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: not an address
             raise LaunchError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from exc
         try:
             yield client.get_executor()

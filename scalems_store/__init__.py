@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AmbiguousPrefix",
     "ArchiveError",
+    "BadSetting",
     "CorruptObject",
     "FileReference",
     "FileStore",
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from .errors import (
         AmbiguousPrefix,
         ArchiveError,
+        BadSetting,
         CorruptObject,
         FingerprintMismatch,
         InvalidContent,

@@ -44,6 +44,10 @@ class ErrorGroup(click.Group):
             return super().invoke(ctx)
         except ends as exc:
             ctx.exit(exit_status(exc))
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            ctx.exit(exit_status(exc))  # a path the user gave: -o into a missing directory...
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         """Add *cmd* equipped as every command of both tools is (see :func:`equip`)."""

@@ -43,7 +43,10 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def error_line(exc: BaseException) -> str:
-    """The one line a library error is reported as: ``ErrorName: message``."""
+    """The one line a library error is reported as: ``ErrorName: message`` (for a system
+    error on a file: ``ErrorName: 'path': what went wrong``)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{type(exc).__name__}: {exc.filename!r}: {exc.strerror}"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -15,6 +15,7 @@ each refines the builtin exception it most resembles::
     ├── InvalidContent           (ValueError)         bytes are not the kind of object claimed
     ├── InvalidPath              (ValueError)         a user path is missing, of the wrong type, ...
     ├── InvalidLabel             (ValueError)         a label name that is not allowed
+    ├── BadSetting               (ValueError)         an environment variable's value is unusable
     └── ArchiveError             (ValueError)         a tree cannot be archived or extracted
         └── UnsafeArchive                             an archive entry would escape or is special
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 __all__ = [
     "AmbiguousPrefix",
     "ArchiveError",
+    "BadSetting",
     "CorruptObject",
     "FingerprintMismatch",
     "InvalidContent",
@@ -48,6 +50,10 @@ class StoreError(Exception):
     def __str__(self) -> str:
         # KeyError quotes its argument; a message should read as a message.
         return str(self.args[0]) if self.args else ""
+
+
+class BadSetting(StoreError, ValueError):
+    """An environment variable that sets how the store works has a value it cannot use."""
 
 
 class StoreNotFound(StoreError, FileNotFoundError):

@@ -26,9 +26,32 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import layout
+from .errors import BadSetting
 from .fsutil import remove_tree
 
-DEFAULT_TTL = float(os.environ.get("SCALEMS_CALL_LEASE_TTL", "60"))
+DEFAULT_TTL = 60.0
+
+
+def default_ttl() -> float:
+    """Seconds a lease lives without a heartbeat: ``$SCALEMS_CALL_LEASE_TTL``, else 60.
+
+    Raises:
+        BadSetting: the variable is not a number of seconds above 0.
+    """
+    text = os.environ.get("SCALEMS_CALL_LEASE_TTL")
+    if text is None:
+        return DEFAULT_TTL
+    try:
+        ttl = float(text)
+    except ValueError:
+        ttl = 0.0
+    if not 0 < ttl < float("inf"):
+        raise BadSetting(
+            f"SCALEMS_CALL_LEASE_TTL={text!r}: give the seconds (above 0) a lease lives "
+            "without a heartbeat"
+        )
+    return ttl
+
 LEASES = os.path.join(layout.TMP, "leases")
 _ASIDE = ".stale-"
 
@@ -48,9 +71,9 @@ class Lease:
             its lease is taken over.
     """
 
-    def __init__(self, path: str, ttl: float = DEFAULT_TTL, scratch: str | None = None) -> None:
+    def __init__(self, path: str, ttl: float | None = None, scratch: str | None = None) -> None:
         self.path = path
-        self.ttl = ttl
+        self.ttl = default_ttl() if ttl is None else ttl
         self.scratch = scratch
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -139,7 +162,7 @@ class Lease:
             time.sleep(poll)
 
 
-def stale(path: str, ttl: float = DEFAULT_TTL) -> os.stat_result | None:
+def stale(path: str, ttl: float | None = None) -> os.stat_result | None:
     """The lease file at *path*, if its holder is gone: its heartbeat stopped, or it
     ran here and has exited; None while the holder lives.
 
@@ -147,7 +170,7 @@ def stale(path: str, ttl: float = DEFAULT_TTL) -> os.stat_result | None:
         FileNotFoundError: nobody holds the lease.
     """
     seen = os.stat(path)
-    if time.time() - seen.st_mtime > ttl:
+    if time.time() - seen.st_mtime > (default_ttl() if ttl is None else ttl):
         return seen
     holder = read_holder(path)
     if holder is None or {**holder, **_whoami()} != holder:
@@ -176,12 +199,13 @@ def read_holder(path: str) -> dict[str, Any] | None:
     return holder if isinstance(holder, dict) else None
 
 
-def live(root: str, ttl: float = DEFAULT_TTL) -> dict[str, dict[str, Any]]:
+def live(root: str, ttl: float | None = None) -> dict[str, dict[str, Any]]:
     """The live leases of the store at *root*: key -> holder (possibly empty if unreadable).
 
     A lease whose liveness cannot be judged counts as live.
     """
     found: dict[str, dict[str, Any]] = {}
+    ttl = default_ttl() if ttl is None else ttl
     try:
         with os.scandir(lease_dir(root)) as entries:
             names = [e.name for e in entries if e.is_file(follow_symlinks=False)]
