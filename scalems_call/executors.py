@@ -318,17 +318,14 @@ def parsl_resources(requirements: dict[str, Any]) -> dict[str, int]:
     default 1, the ranks spread evenly over them); empty for a call without ranks.
 
     Raises:
-        LaunchError: ``nodes`` is not a positive integer that divides ``ranks``.
+        LaunchError: see :func:`scalems_call.launch.mpi_shape`.
     """
-    ranks = requirements.get("ranks")
-    if not ranks:
+    from .launch import mpi_shape
+
+    shape = mpi_shape(requirements)
+    if shape is None:
         return {}
-    nodes = requirements.get("nodes", 1)
-    if not isinstance(nodes, int) or nodes < 1 or not isinstance(ranks, int) or ranks % nodes:
-        raise LaunchError(
-            f"requirements ranks={ranks!r}, nodes={nodes!r}: nodes must be a positive "
-            "integer that divides ranks"
-        )
+    ranks, nodes = shape
     return {"num_ranks": ranks, "num_nodes": nodes, "ranks_per_node": ranks // nodes}
 
 

@@ -29,11 +29,10 @@ def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any
         LaunchError: ranks are required but no MPI launcher or mpi4py is available.
     """
     command = [sys.executable, "-m", "scalems_call.child", call_path, outcome_path]
-    ranks = requirements.get("ranks")
-    if ranks is None:
+    shape = mpi_shape(requirements)
+    if shape is None:
         return command
-    if not isinstance(ranks, int) or ranks < 1:
-        raise LaunchError(f"requirement ranks={ranks!r} must be a positive integer")
+    ranks = shape[0]
     import importlib.util
     import shlex
 
@@ -50,6 +49,26 @@ def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any
             "or next to this Python (pip install 'scalems-store[mpi]', or set SCALEMS_MPIEXEC)"
         )
     return [*shlex.split(launcher), "-n", str(ranks), *python]
+
+
+def mpi_shape(requirements: dict[str, Any]) -> tuple[int, int] | None:
+    """``(ranks, nodes)`` a call asks for (nodes default to 1), or None without ranks.
+
+    Raises:
+        LaunchError: ranks or nodes is not a positive integer, or nodes does not divide ranks.
+    """
+    ranks, nodes = requirements.get("ranks"), requirements.get("nodes")
+    for name, value in (("ranks", ranks), ("nodes", nodes)):
+        if value is not None and (type(value) is not int or value < 1):
+            raise LaunchError(f"requirement {name}={value!r} must be a positive integer")
+    if ranks is None:
+        return None
+    if nodes is not None and ranks % nodes:
+        raise LaunchError(
+            f"requirements ranks={ranks!r}, nodes={nodes!r}: nodes must divide ranks "
+            "(the ranks are spread evenly over the nodes)"
+        )
+    return ranks, nodes or 1
 
 
 def mpi_launcher(python: str = sys.executable) -> str | None:

@@ -123,6 +123,13 @@ def _check_requirements(requirements: Mapping[str, Any]) -> None:
             f"unknown requirement {', '.join(map(repr, unknown))}; "
             f"known: {', '.join(KNOWN_REQUIREMENTS)}"
         )
+    from .errors import LaunchError
+    from .launch import mpi_shape
+
+    try:
+        mpi_shape(dict(requirements))
+    except LaunchError as exc:
+        raise InvalidCall(str(exc)) from None
     interpreter = requirements.get("interpreter", INTERPRETERS[0])
     if interpreter not in INTERPRETERS:
         raise InvalidCall(

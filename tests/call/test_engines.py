@@ -195,8 +195,11 @@ def test_parsl_resources_for_ranks_and_nodes() -> None:
         "num_nodes": 2,
         "ranks_per_node": 4,
     }
-    for bad in ({"ranks": 8, "nodes": 3}, {"ranks": 8, "nodes": "2"}, {"ranks": 2, "nodes": 0}):
-        with pytest.raises(LaunchError, match="nodes must be a positive integer"):
+    assert parsl_resources({"nodes": 2}) == {}  # nodes alone: no ranks to spread
+    with pytest.raises(LaunchError, match="nodes must divide ranks"):
+        parsl_resources({"ranks": 8, "nodes": 3})
+    for bad in ({"ranks": 8, "nodes": "2"}, {"ranks": 2, "nodes": 0}, {"ranks": True}):
+        with pytest.raises(LaunchError, match="must be a positive integer"):
             parsl_resources(bad)
 
 
