@@ -28,7 +28,7 @@ from typing import Any
 from scalems_store import FileStore, layout
 from scalems_store.fsutil import remove_tree
 from scalems_store.layout import canonical
-from scalems_store.lease import Lease, lease_dir
+from scalems_store.lease import Lease, lease_dir, scratch_for
 
 from . import cache, launch
 from .errors import InvalidCall
@@ -92,7 +92,7 @@ def execute(
     data = store.read_bytes(call_fp)
     record = parse_call(data)
     root = workdir_root(store)
-    rundir = os.path.join(root, f"run-{call_fp[:12]}-{os.urandom(6).hex()}")
+    rundir = scratch_for(root, call_fp)
     lease = lease_for(store, call_fp, rundir)
     while not lease.try_acquire():
         lease.wait_free()  # another runner has it: its result is served once we hold the lease

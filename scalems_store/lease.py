@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -54,6 +55,27 @@ def default_ttl() -> float:
 
 LEASES = os.path.join(layout.TMP, "leases")
 _ASIDE = ".stale-"
+
+
+def scratch_for(directory: str, key: str) -> str:
+    """A new scratch directory's path in *directory* for the holder of lease *key*: named
+    after the key, as a taker checks before it removes a dead holder's scratch."""
+    return os.path.join(directory, f"run-{key[:12]}-{os.urandom(6).hex()}")
+
+
+def _is_scratch_of(path: str, key: str) -> bool:
+    """Whether *path* may be removed as the scratch directory of a dead holder of *key*:
+    an absolute path named as :func:`scratch_for` names it, and a directory (not a
+    symlink). A lease file is writable by any user of a shared store: what it names
+    must not be able to point a taker (or gc) at any other directory."""
+    name = os.path.basename(path)
+    prefix = f"run-{key[:12]}-"
+    if not os.path.isabs(path) or not name.startswith(prefix) or len(name) != len(prefix) + 12:
+        return False
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def lease_dir(root: str) -> str:
@@ -114,7 +136,7 @@ class Lease:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(aside)
         scratch = (holder or {}).get("scratch")
-        if isinstance(scratch, str) and os.path.isabs(scratch):
+        if isinstance(scratch, str) and _is_scratch_of(scratch, os.path.basename(self.path)):
             with contextlib.suppress(OSError):
                 remove_tree(scratch)  # the dead holder's run directory
         return True

@@ -101,3 +101,37 @@ def test_a_taker_that_loses_the_race_leaves_the_winner_alone(
     )
     assert [p.name for p in tmp_path.iterdir()] == ["l"]
     winner.release()
+
+
+@pytest.mark.parametrize(
+    "named",
+    ["victim", "run-{key12}-0123456789ab/../../victim", "objects", "link"],
+    ids=["any directory", "a path that climbs out", "the store's objects", "a symlink"],
+)
+def test_a_dead_holders_scratch_is_removed_only_if_it_is_its_run_directory(
+    tmp_path: Path, named: str
+) -> None:
+    """A lease file is writable by every user of a shared store: the scratch it names is
+    removed at takeover only if it is a directory named after the lease's key, never
+    another directory it points at."""
+    key = "ab" * 32
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("keep me")
+    (tmp_path / "objects").mkdir()
+    (tmp_path / "objects" / "object").write_text("keep me too")
+    (tmp_path / f"run-{key[:12]}-0123456789ab").symlink_to(victim)
+    (tmp_path / "link").symlink_to(victim)
+    target = f"run-{key[:12]}-0123456789ab" if named == "link" else named.format(key12=key[:12])
+    lease_path = tmp_path / "leases" / key
+    write_holder(lease_path, **here(dead_pid()), scratch=str(tmp_path / target))
+    assert Lease(str(lease_path)).try_acquire()
+    assert (victim / "precious").read_text() == "keep me"
+    assert (tmp_path / "objects" / "object").read_text() == "keep me too"
+    # its own run directory goes
+    lease_path.unlink()
+    own = Path(lease_module.scratch_for(str(tmp_path), key))
+    own.mkdir()
+    write_holder(lease_path, **here(dead_pid()), scratch=str(own))
+    assert Lease(str(lease_path)).try_acquire()
+    assert not own.exists()
