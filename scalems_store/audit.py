@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from . import content, reach, reading
+from . import content, layout, lease, reach, reading
 from .errors import ArchiveError, InvalidContent, StoreError
 from .fingerprint import MMAP_THRESHOLD, hash_bytes, hash_file, usable_cores
 from .objects import DAMAGED, Meta, ObjectDir
@@ -239,6 +239,10 @@ def _check_roots(store: FileStore, report: VerifyReport) -> dict[str, str]:
     roots = reach.roots(store)
     for path, what in roots.damage:
         report.add(path, what)
+    for name in (layout.OBJECTS, layout.META, layout.REFS, layout.TMP, lease.LEASES):
+        path = os.path.join(store.root, name)
+        if os.path.islink(path):
+            report.add(path, "a symlink where a directory of the store should be")
     expected: dict[str, str] = {}
     for name, fp in roots.labels.items():
         if fp not in store:

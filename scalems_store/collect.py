@@ -61,7 +61,14 @@ def gc(store: FileStore, *, grace: float = 14 * 86400, dry_run: bool = False) ->
             f"labels or refs (first: {path}: {what}); see 'scalems-store verify'"
         )
     with_meta = store.objects.with_meta()
-    reachable = reach.closure(store, roots.starts(), with_meta=with_meta)
+    unreadable: list[str] = []
+    reachable = reach.closure(store, roots.starts(), with_meta=with_meta, unreadable=unreadable)
+    if unreadable:
+        raise StoreError(
+            f"gc deleted nothing: {len(unreadable)} record(s) that labels or refs reach cannot "
+            f"be read (first: {unreadable[0]}), so what they name is not known; see "
+            "'scalems-store verify'"
+        )
     young = [fp for fp, (mtime, _) in objects.items() if mtime > cutoff and fp not in reachable]
     report.kept_young = len(young)
     # a young record (one with a meta file) keeps what it names: a call packed a moment
@@ -84,6 +91,8 @@ def gc(store: FileStore, *, grace: float = 14 * 86400, dry_run: bool = False) ->
 
 
 def _list_temp(tmp: str) -> list[os.DirEntry[str]]:
+    if os.path.islink(tmp):
+        return []  # nothing is read or removed through a symlink (verify reports it)
     try:
         with os.scandir(tmp) as entries:
             return [entry for entry in entries if entry.name != os.path.basename(lease.LEASES)]
@@ -134,6 +143,8 @@ def _reap_leases(root: str, cutoff: float) -> int:
     leftovers of a taker that died while taking one over."""
     removed = 0
     directory = lease.lease_dir(root)
+    if any(map(os.path.islink, (os.path.dirname(directory), directory))):
+        return 0
     try:
         with os.scandir(directory) as entries:
             names = [e.name for e in entries if e.is_file(follow_symlinks=False)]

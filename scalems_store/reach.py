@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import content, lease
-from .errors import StoreError
+from .errors import ObjectNotFound, StoreError
 from .refs import Damage, Ref
 
 if TYPE_CHECKING:
@@ -60,7 +60,11 @@ def roots(store: FileStore) -> Roots:
 
 
 def references(
-    store: FileStore, fp: str, expected: str | None = None, has_meta: bool | None = None
+    store: FileStore,
+    fp: str,
+    expected: str | None = None,
+    has_meta: bool | None = None,
+    unreadable: list[str] | None = None,
 ) -> list[Start]:
     """What object *fp* refers to, as its bytes say, plus what a well-formed meta file
     adds, each with the kind it must be.
@@ -68,6 +72,8 @@ def references(
     The bytes are read unless the object can hold no reference: its referrer says it
     is a blob or a tree, and it has no meta file (a record always has one, written
     before it is published; *has_meta* says whether it does, when the caller knows).
+    An object its referrer says is a record, present but not readable as one (damaged),
+    is appended to *unreadable*: what it named cannot be known.
     """
     found: dict[str, str | None] = {}
     meta = store.objects.read_meta(fp)
@@ -76,11 +82,17 @@ def references(
     if has_meta is None:
         has_meta = meta is not None or os.path.lexists(store.objects.meta_path(fp))
     if has_meta or expected not in (content.BLOB, content.TREE):
+        kind = None
         try:
             if content.might_be_record(store.read_head(fp, 64)):
-                found.update(content.sniff_typed(store.read_bytes(fp, verify=False))[1])
-        except StoreError:  # missing or unreadable: nothing to follow but its meta file
+                kind, typed = content.sniff_typed(store.read_bytes(fp, verify=False))
+                found.update(typed)
+        except ObjectNotFound:
+            return sorted(found.items(), key=lambda item: item[0])  # missing: verify says so
+        except StoreError:  # unreadable: nothing to follow but its meta file
             pass
+        if unreadable is not None and expected in content.RECORD_KINDS and kind != expected:
+            unreadable.append(fp)
     return sorted(found.items(), key=lambda item: item[0])
 
 
@@ -89,6 +101,7 @@ def closure(
     start: Iterable[str | Start],
     known: Iterable[str] = (),
     with_meta: set[str] | None = None,
+    unreadable: list[str] | None = None,
 ) -> set[str]:
     """Every fingerprint reachable from *start* (included), following references, added
     to *known* (a closure found before, not walked again).
@@ -96,6 +109,8 @@ def closure(
     Args:
         start: Fingerprints, or ``(fingerprint, kind it must be)``.
         with_meta: The objects that have a meta file, when the caller listed them.
+        unreadable: Collects the records reached that cannot be read (see
+            :func:`references`).
     """
     seen = set(known)
     pending = [_start(item) for item in start]
@@ -106,7 +121,9 @@ def closure(
         seen.add(fp)
         has_meta = None if with_meta is None else fp in with_meta
         pending.extend(
-            ref for ref in references(store, fp, expected, has_meta) if ref[0] not in seen
+            ref
+            for ref in references(store, fp, expected, has_meta, unreadable)
+            if ref[0] not in seen
         )
     return seen
 

@@ -10,6 +10,7 @@ might have kept something alive).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -134,8 +135,13 @@ class RefDir:
         return os.path.join(self.top, namespace, layout.oid_to_path(key))
 
     def set(self, namespace: str, key: str, values: Iterable[str]) -> None:
-        """Atomically replace the fingerprints recorded under ``refs/<namespace>/<key>``."""
+        """Atomically replace the fingerprints recorded under ``refs/<namespace>/<key>``
+        (no values: remove the ref; an empty ref file is damage, never written)."""
         data = "".join(value + "\n" for value in values).encode()
+        if not data:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(namespace, key))
+            return
         replace_atomic(self.path(namespace, key), data, self._tmp, durable=self._durable)
 
     def get(self, namespace: str, key: str) -> list[str]:
@@ -222,6 +228,9 @@ def _read_values(entry: os.DirEntry[str], damage: list[Damage]) -> list[str] | N
     values = _split(data)
     if len(data) > _MAX_REF_FILE or values is None or not all(map(layout.is_fingerprint, values)):
         damage.append(Damage(entry.path, "does not hold fingerprints, one a line"))
+        return None
+    if not values:  # never written so: what it held is lost (a crash, a disk full)
+        damage.append(Damage(entry.path, "is empty"))
         return None
     return values
 

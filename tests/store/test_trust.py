@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -348,3 +349,48 @@ def test_gc_dry_run_says_what_gc_does(store: FileStore) -> None:
     os.utime(store.object_path(old), (0, 0))
     assert gc(store, grace=3600, dry_run=True).removed == [old]
     assert gc(store, grace=3600).removed == [old] and young in store
+
+
+def test_an_empty_ref_stops_gc_and_is_reported(store: FileStore, tmp_path: Path) -> None:
+    """A ref file emptied (a crash, a full disk, a hand) named results that are now
+    unknown: gc deletes nothing and verify names the file. The store never writes one:
+    a ref set to no values is removed."""
+    call, result = ran_call(store, tmp_path)
+    path = Path(store.refs.path("calls", call))
+    path.write_bytes(b"")
+    with pytest.raises(StoreError, match="refs"):
+        gc(store, grace=0)
+    assert outputs(store, result) | {result} <= set(store.iter_fingerprints())
+    assert (str(path), "is empty") in verify(store).problems
+    store.set_ref("calls", call, [])
+    assert not path.exists()
+
+
+def test_a_damaged_record_that_a_ref_reaches_stops_gc(store: FileStore, tmp_path: Path) -> None:
+    """A recorded result whose bytes no longer read as a result (and whose meta file is
+    gone) named outputs gc cannot know: it deletes nothing."""
+    _call, result = ran_call(store, tmp_path)
+    named = outputs(store, result)
+    damaged = Path(store.object_path(result))
+    damaged.chmod(0o644)
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    Path(store.objects.meta_path(result)).unlink()
+    with pytest.raises(StoreError, match="cannot be read"):
+        gc(store, grace=0)
+    assert named <= set(store.iter_fingerprints())
+
+
+def test_gc_never_sweeps_through_a_symlinked_tmp(store: FileStore, tmp_path: Path) -> None:
+    """tmp/ replaced by a symlink: gc removes nothing where it points, and verify says so."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "old-file").write_text("not yours")
+    os.utime(outside / "old-file", (1, 1))
+    (outside / "leases").mkdir()
+    shutil.rmtree(store.tmp)
+    os.symlink(outside, store.tmp)
+    gc(store, grace=0)
+    assert (outside / "old-file").read_text() == "not yours"
+    assert (store.tmp, "a symlink where a directory of the store should be") in verify(
+        store
+    ).problems
