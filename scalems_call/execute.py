@@ -140,7 +140,12 @@ def _run(
         else:
             outcome, times = launch.spawn(command, rundir, work, environment, timeout, requirements)
             outcome = launch.check_world_size(outcome, requirements)
-        execution = _record(store, call_fp, record, rundir, work, outcome, times, publish, consumed)
+        # what is stored for the result is pinned until the ref names it: a gc meanwhile
+        # (at any grace) keeps it
+        with store.writer.pinned():
+            execution = _record(
+                store, call_fp, record, rundir, work, outcome, times, publish, consumed
+            )
     except BaseException:
         if not keep_workdir:
             _discard(rundir)
@@ -250,8 +255,11 @@ def _record(
         record["consumed"] = consumed
     result_fp = store.add_bytes(canonical(record), kind="result")
     if publish:
-        previous = [fp for fp in cache.results(store, call_fp) if fp != result_fp]
-        store.set_ref(cache.CALLS, call_fp, [result_fp, *previous])
+        store.update_ref(
+            cache.CALLS,
+            call_fp,
+            lambda known: [result_fp, *(fp for fp in known if fp != result_fp)],
+        )
     return Execution(call_fp, result_fp, record, skipped=skipped)
 
 

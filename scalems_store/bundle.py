@@ -22,7 +22,7 @@ import contextlib
 import json
 import os
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, Any, NamedTuple
 
 from . import content, layout, reach
@@ -37,7 +37,7 @@ from .errors import (
 )
 from .fingerprint import CHUNK, new_hasher
 from .fsutil import new_locked_dir, remove_tree
-from .refs import Ref
+from .refs import Ref, valid_namespace
 from .store import FileStore
 from .tarstream import MemberData, read_members
 from .writer import Staged
@@ -193,24 +193,50 @@ def import_bundle(store: FileStore, stream: IO[bytes]) -> list[str]:
             that the manifest says, or that the store knows of it.
     """
     lock, staging = new_locked_dir(store.tmp, "import-")
-    try:
+    # what is published is pinned until the refs name it: a gc meanwhile keeps it
+    with store.writer.pinned():
         try:
-            with store.batch():  # made durable together, published after the checks
-                entries, refs, staged = _read(store, stream, staging)
-                present = _check(store, entries, refs, staged)
-                for entry in entries:  # dependencies first: a cut-short import leaves closures
-                    _publish(store, entry, staged[entry.fingerprint], entry.fingerprint in present)
+            try:
+                with store.batch():  # made durable together, published after the checks
+                    entries, refs, staged = _read(store, stream, staging)
+                    present = _check(store, entries, refs, staged)
+                    for entry in entries:  # dependencies first: a cut-short import leaves closures
+                        known = entry.fingerprint in present
+                        _publish(store, entry, staged[entry.fingerprint], known)
+            finally:
+                with contextlib.suppress(OSError):
+                    remove_tree(staging)
         finally:
-            with contextlib.suppress(OSError):
-                remove_tree(staging)
-    finally:
-        os.close(lock)
-    for ref in refs:
-        merged = ref.values + [
-            v for v in store.get_ref(ref.namespace, ref.key) if v not in ref.values
-        ]
-        store.set_ref(ref.namespace, ref.key, merged)
+            os.close(lock)
+        for ref in refs:
+            store.update_ref(ref.namespace, ref.key, _merger(store, ref))
     return [entry.fingerprint for entry in entries]
+
+
+def _merger(store: FileStore, ref: Ref) -> Callable[[list[str]], list[str]]:
+    """What a bundle's ref makes of the store's: both sets of values; for the results of a
+    call, newest first by when each ran (an old bundle does not make its results the
+    latest), else the bundle's first."""
+
+    def merge(known: list[str]) -> list[str]:
+        values = [*known, *(v for v in ref.values if v not in known)]
+        if ref.namespace != content.CALLS:
+            return [*ref.values, *(v for v in known if v not in ref.values)]
+        return sorted(values, key=lambda fp: _ended(store, fp), reverse=True)
+
+    return merge
+
+
+def _ended(store: FileStore, fp: str) -> str:
+    """When result *fp* ended (ISO time, as recorded), or "" if that cannot be read."""
+    try:
+        provenance = content.decode(store.read_bytes(fp, verify=False), content.RESULT).get(
+            "provenance"
+        )
+    except (StoreError, KeyError):
+        return ""
+    end = provenance.get("end") if isinstance(provenance, dict) else None
+    return end if isinstance(end, str) else ""
 
 
 def _read(
@@ -285,7 +311,7 @@ def _ref(item: Any) -> Ref:
     if not isinstance(item, dict):
         raise ValueError("a ref entry is not a JSON object")
     namespace = item.get("namespace")
-    if not isinstance(namespace, str) or not namespace.isidentifier() or not namespace.islower():
+    if not isinstance(namespace, str) or not valid_namespace(namespace):
         raise ValueError(f"bad ref namespace {str(namespace)[:40]!r}")
     return Ref(
         namespace, _fingerprint(item.get("key")), _fingerprints(item.get("values"), "values")
@@ -357,9 +383,10 @@ def _check_result_of(
 
 
 def _publish(store: FileStore, entry: Entry, staged: Staged, known: bool) -> None:
-    """Publish a checked object; one the store had when checked (*known*) only if a gc
-    has removed it since (one that came meanwhile is found as it is published)."""
-    if known and entry.fingerprint in store:
+    """Publish a checked object; one the store had when checked (*known*) is kept as it
+    is (pinned and touched, so that a gc running now spares it), unless a gc removed it
+    since or it is damaged: then the bundle's bytes take its place."""
+    if known and store.writer.keep(entry.fingerprint):
         staged.temp.discard()  # what the store knows of it stays as it is
         return
     store.writer.publish_staged(staged, entry.kind, entry.refs, trusted=True)

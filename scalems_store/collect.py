@@ -25,6 +25,7 @@ from . import layout, lease, reach
 from .errors import StoreError
 from .fsutil import remove_unless_held, unlink_quietly
 from .objects import ASIDE
+from .refs import LOCKS
 
 if TYPE_CHECKING:
     from .store import FileStore
@@ -95,7 +96,9 @@ def _list_temp(tmp: str) -> list[os.DirEntry[str]]:
         return []  # nothing is read or removed through a symlink (verify reports it)
     try:
         with os.scandir(tmp) as entries:
-            return [entry for entry in entries if entry.name != os.path.basename(lease.LEASES)]
+            # leases go by their holders; ref lock files stay (see refs.RefDir.update)
+            kept = {os.path.basename(lease.LEASES), LOCKS}
+            return [entry for entry in entries if entry.name not in kept]
     except (FileNotFoundError, NotADirectoryError):
         return []
 

@@ -1,13 +1,13 @@
 """What a store must keep: its roots and everything they reach, read from the objects' bytes.
 
-Roots are labels, refs (a call and the results recorded for it) and live
-leases (a call being run). From each root, references are followed as the
-objects' own bytes name them (:func:`scalems_store.content.sniff`), whatever
-their ``meta/`` files say; a well-formed meta file can only add to what is
-kept, never take away. An object its referrer says is a blob or a tree (a
-result's stdout, a call's skeleton) is read only if it has a meta file: a
-record always has one. gc keeps this closure, bundles carry it, verify checks
-that it is present.
+Roots are labels, refs (a call and the results recorded for it), live leases
+(a call being run) and pins (what a live writer is about to name). From each
+root, references are followed as the objects' own bytes name them
+(:func:`scalems_store.content.sniff`), whatever their ``meta/`` files say; a
+well-formed meta file can only add to what is kept, never take away. An
+object its referrer says is a blob or a tree (a result's stdout, a call's
+skeleton) is read only if it has a meta file: a record always has one. gc
+keeps this closure, bundles carry it, verify checks that it is present.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import content, lease
+from . import content, lease, pins
 from .errors import ObjectNotFound, StoreError
 from .refs import Damage, Ref
 
@@ -35,6 +35,8 @@ class Roots(NamedTuple):
     refs: list[Ref]
     leases: dict[str, dict[str, object]]
     damage: list[Damage]
+    pins: frozenset[str] = frozenset()
+    """What live writers are about to name (:mod:`scalems_store.pins`)."""
 
     def fingerprints(self) -> list[str]:
         """Every fingerprint a root names."""
@@ -49,14 +51,15 @@ class Roots(NamedTuple):
             found.append((ref.key, content.CALL if calls else None))
             found.extend((fp, content.RESULT if calls else None) for fp in ref.values)
         found.extend((key, content.CALL) for key in self.leases if len(key) == 64)
+        found.extend((fp, None) for fp in sorted(self.pins))
         return found
 
 
 def roots(store: FileStore) -> Roots:
-    """Read every label, ref and live lease of *store*."""
+    """Read every label, ref, live lease and pin of *store*."""
     labels, damage = store.refs.scan_labels()
     refs = list(store.refs.scan(damage))
-    return Roots(labels, refs, lease.live(store.root), damage)
+    return Roots(labels, refs, lease.live(store.root), damage, frozenset(pins.live(store.tmp)))
 
 
 def references(

@@ -11,9 +11,10 @@ might have kept something alive).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from . import layout
@@ -21,6 +22,8 @@ from .errors import InvalidLabel, ObjectNotFound, StoreError
 from .fsutil import replace_atomic
 
 LABELS = "labels"
+LOCKS = "locks"
+"""Under ``tmp/``: the lock files of ref updates (see :meth:`RefDir.update`)."""
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_")
 _MAX_REF_FILE = 1 << 20
@@ -53,6 +56,11 @@ def check_label(name: str) -> str:
             "(not starting with '.')"
         )
     return name
+
+
+def valid_namespace(name: str) -> bool:
+    """Whether *name* may be a ref namespace: ``a-z`` and ``_``, not ``labels``."""
+    return bool(name) and _NAMESPACE_CHARS.issuperset(name) and name != LABELS
 
 
 def valid_label(name: str) -> bool:
@@ -130,7 +138,7 @@ class RefDir:
 
     def path(self, namespace: str, key: str) -> str:
         """Where ``refs/<namespace>/<key>`` lives."""
-        if not namespace or not _NAMESPACE_CHARS.issuperset(namespace) or namespace == LABELS:
+        if not valid_namespace(namespace):
             raise StoreError(f"invalid ref namespace {namespace!r}")
         return os.path.join(self.top, namespace, layout.oid_to_path(key))
 
@@ -143,6 +151,31 @@ class RefDir:
                 os.unlink(self.path(namespace, key))
             return
         replace_atomic(self.path(namespace, key), data, self._tmp, durable=self._durable)
+
+    def update(
+        self, namespace: str, key: str, change: Callable[[list[str]], list[str]]
+    ) -> list[str]:
+        """Replace the values of ``refs/<namespace>/<key>`` with what *change* makes of
+        them, under a lock every updater of that ref takes (two runners or imports
+        recording results of one call at once lose neither); return the new values."""
+        self.path(namespace, key)  # a bad namespace is refused before any lock file is made
+        locks = os.path.join(self._tmp, LOCKS)
+        os.makedirs(locks, exist_ok=True)
+        # one of 256 lock files a namespace, never removed (gc leaves tmp/locks alone):
+        # a lock file removed and made again would let two updaters in at once
+        fd = os.open(
+            os.path.join(locks, f"ref-{namespace}-{key[:2]}"),
+            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o666,
+        )
+        try:
+            with contextlib.suppress(OSError):  # a filesystem without locks: as before
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            values = change(self.get(namespace, key))
+            self.set(namespace, key, values)
+            return values
+        finally:
+            os.close(fd)
 
     def get(self, namespace: str, key: str) -> list[str]:
         """The fingerprints recorded under ``refs/<namespace>/<key>`` (empty if none);

@@ -400,6 +400,14 @@ class FileStore:
         self.writer.commit()
         self.refs.set(namespace, key, values)
 
+    def update_ref(
+        self, namespace: str, key: str, change: Callable[[builtins.list[str]], builtins.list[str]]
+    ) -> builtins.list[str]:
+        """Replace the fingerprints under ``refs/<namespace>/<key>`` with what *change*
+        makes of them, with no concurrent update lost; return them."""
+        self.writer.commit()
+        return self.refs.update(namespace, key, change)
+
     def get_ref(self, namespace: str, key: str) -> builtins.list[str]:
         """Return the fingerprints recorded under ``refs/<namespace>/<key>`` (empty if none)."""
         return self.refs.get(namespace, key)

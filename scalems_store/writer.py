@@ -21,12 +21,13 @@ from .errors import FingerprintMismatch, InvalidPath
 from .fingerprint import MMAP_THRESHOLD, hash_bytes, new_hasher
 from .fsutil import Temp, not_writable, write_all
 from .objects import Meta, ObjectDir
-from .placing import Placer
+from .placing import Placer, existing
 from .threads import pipelined
 from .transfer import Progress, copy_and_hash, read_chunks
 
 if TYPE_CHECKING:
     from .group import Group
+    from .pins import Pins
 
 T = TypeVar("T")
 Refs = Iterable[str] | None
@@ -71,6 +72,7 @@ class Writer:
         self.indexed = indexed
         self._group: Group | None = None
         self.placer = Placer(durable)
+        self.pins: Pins | None = None
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -91,6 +93,29 @@ class Writer:
             finally:
                 self._group = None
                 group.close()
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Pin what is added (or kept) inside, for gc, until the end: for a caller that
+        names it in a ref once it is stored (see :mod:`scalems_store.pins`)."""
+        if self.pins is not None:
+            yield  # a nested pinning joins the outer one
+            return
+        from .pins import Pins
+
+        self.pins = Pins(self.tmp)
+        try:
+            yield
+        finally:
+            pins, self.pins = self.pins, None
+            pins.close()
+
+    def keep(self, fp: str) -> bool:
+        """Pin *fp* (when pinning) and touch it, so that a gc running now spares it;
+        return True if it is stored whole (else it is to be published again)."""
+        if self.pins is not None:
+            self.pins.add(fp)
+        return existing(fp, self.objects.path(fp)) == "ok"
 
     def commit(self) -> None:
         """Publish what the current batch holds so far (labels and refs may then name it)."""
@@ -304,6 +329,8 @@ class Writer:
 
         *named* (a label) is called once the object is published; if a gc running
         meanwhile removed it before the label held it, it is published again."""
+        if self.pins is not None:
+            self.pins.add(fp)  # before the object can be listed by a gc
         if self._group is not None and temp is not None and named is None:
             from .group import Deferred
 

@@ -240,6 +240,14 @@ def _object(fp: str, **fields: Any) -> dict[str, Any]:
         lambda fp: {"objects": [_object(fp)], "refs": [{"namespace": "calls", "values": []}]},
         lambda fp: {"objects": [_object(fp)], "refs": [{"namespace": "calls", "key": fp}]},
         lambda fp: {"objects": [_object(fp)], "refs": [{"namespace": "../x", "key": fp}]},
+        lambda fp: {
+            "objects": [_object(fp)],
+            "refs": [{"namespace": "labels", "key": fp, "values": [fp]}],
+        },
+        lambda fp: {
+            "objects": [_object(fp)],
+            "refs": [{"namespace": "\u00e9", "key": fp, "values": [fp]}],
+        },
         lambda fp: {"objects": [_object(fp)], "refs": ["calls"]},
     ],
 )
@@ -394,3 +402,113 @@ def test_gc_never_sweeps_through_a_symlinked_tmp(store: FileStore, tmp_path: Pat
     assert (store.tmp, "a symlink where a directory of the store should be") in verify(
         store
     ).problems
+
+
+def gc_first(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make every ref update run ``gc --grace 0`` just before it, as a gc on another
+    machine might at that moment; return the count of objects each gc removed."""
+    removed: list[int] = []
+    update = FileStore.update_ref
+
+    def gc_then_update(self: FileStore, *args: Any) -> Any:
+        removed.append(len(gc(self, grace=0).removed))
+        return update(self, *args)
+
+    monkeypatch.setattr(FileStore, "update_ref", gc_then_update)
+    return removed
+
+
+def test_gc_between_a_runs_outputs_and_its_ref_keeps_them(
+    store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gc (at any grace) while a runner has stored a result and its outputs but not yet
+    the ref naming them: nothing of the result is lost."""
+    removed = gc_first(store, monkeypatch)
+    call, result = ran_call(store, tmp_path)
+    assert removed == [0]
+    assert verify(store).ok, verify(store).problems
+    assert outputs(store, result) <= set(store.iter_fingerprints())
+    assert call_cache.latest(store, call)[0] == result
+
+
+def test_gc_during_an_import_keeps_what_its_refs_name(
+    make_store: MakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gc (at any grace) after an import published its objects, before its refs name
+    them: nothing imported is lost."""
+    source = make_store("source")
+    call, result = ran_call(source, tmp_path)
+    data = io.BytesIO()
+    export(source, [call], data)
+    target = make_store("target")
+    removed = gc_first(target, monkeypatch)
+    import_bundle(target, io.BytesIO(data.getvalue()))
+    assert removed == [0]
+    assert verify(target).ok, verify(target).problems
+    assert {call, result} | outputs(source, result) <= set(target.iter_fingerprints())
+
+
+def test_concurrent_ref_updates_lose_nothing(store: FileStore) -> None:
+    """Four processes recording results of one call at once: every result is kept."""
+    import multiprocessing
+
+    key = store.add_bytes(call_record(), kind="call")
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_record_many, args=(store.root, key, worker)) for worker in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    assert len(set(store.get_ref("calls", key))) == 4 * 25
+
+
+def _record_many(root: str, key: str, worker: int) -> None:
+    with FileStore(root) as store:
+        for n in range(25):
+            value = hash_bytes(b"%d-%d" % (worker, n))
+
+            def prepend(known: list[str], value: str = value) -> list[str]:
+                return [value, *known]
+
+            store.update_ref("calls", key, prepend)
+
+
+def test_an_old_bundle_does_not_make_its_result_the_latest(
+    make_store: MakeStore, tmp_path: Path
+) -> None:
+    """Results merged by import are ordered by when they ran: importing an older run of a
+    call keeps the newer one the latest; importing a newer one makes it the latest."""
+    store = make_store("here")
+    call, old = ran_call(store, tmp_path)
+    old_bundle = io.BytesIO()
+    export(store, [call], old_bundle)
+    elsewhere = make_store("elsewhere")
+    import_bundle(elsewhere, io.BytesIO(old_bundle.getvalue()))
+    new = run(call, store=store, force=True).fingerprint
+    assert new is not None and new != old
+    import_bundle(store, io.BytesIO(old_bundle.getvalue()))
+    assert call_cache.latest(store, call)[0] == new
+    new_bundle = io.BytesIO()
+    export(store, [call], new_bundle)
+    import_bundle(elsewhere, io.BytesIO(new_bundle.getvalue()))
+    assert call_cache.latest(elsewhere, call)[0] == new
+
+
+def test_importing_the_right_bytes_repairs_a_corrupt_object(
+    make_store: MakeStore, tmp_path: Path
+) -> None:
+    """A bundle holding the right bytes of an object the store has damaged replaces it,
+    as adding them does."""
+    source, target = make_store("source"), make_store("target")
+    fp = source.add_bytes(b"frame data")
+    target.add_bytes(b"frame data")
+    path = target.object_path(fp)
+    os.chmod(path, 0o644)
+    Path(path).write_bytes(b"frame dat?")
+    data = io.BytesIO()
+    export(source, [fp], data)
+    import_bundle(target, io.BytesIO(data.getvalue()))
+    assert verify(target, [fp]).ok
