@@ -249,7 +249,8 @@ typedef struct {
 static void
 read_one(read_t *r, Py_ssize_t limit)
 {
-    int fd = open(PyBytes_AS_STRING(r->path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not wait for a writer (it is not read: not a regular file) */
+    int fd = open(PyBytes_AS_STRING(r->path), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         return;
     }

@@ -53,6 +53,7 @@ def default_ttl() -> float:
         )
     return ttl
 
+
 LEASES = os.path.join(layout.TMP, "leases")
 _ASIDE = ".stale-"
 

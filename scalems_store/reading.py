@@ -22,11 +22,17 @@ def open_object(objects: ObjectDir, fp: str) -> BinaryIO:
         ObjectNotFound: it is not there.
     """
     try:
-        fd = os.open(objects.path(fp), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO where the object should be must not wait for a writer
+        fd = os.open(objects.path(fp), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         raise ObjectNotFound(f"no object {fp} in store {os.path.dirname(objects.top)!r}") from None
     except OSError as exc:
         raise StoreError(f"cannot read object {fp}: {exc.strerror}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CorruptObject(
+            f"object {fp} is corrupt: not a regular file (see 'scalems-store verify')"
+        )
     return os.fdopen(fd, "rb")
 
 

@@ -65,3 +65,35 @@ def test_dask_address_that_is_not_one(run_cli: RunCli, packed: str, address: str
     assert done.returncode == 1
     assert "Traceback" not in done.stderr.decode()
     assert f"cannot reach the Dask scheduler at {address!r}" in done.stderr.decode()
+
+
+@pytest.mark.parametrize("replacement", ["directory", "fifo"])
+def test_an_object_replaced_by_a_directory_or_fifo(
+    run_cli: RunCli, packed: str, tmp_path: Path, replacement: str
+) -> None:
+    """A call record replaced by a directory or a FIFO: verify reports it, gc deletes
+    nothing, ls --json and why answer; no traceback, no wait for a writer that never comes."""
+    import os
+
+    path = tmp_path / ".scalems" / "objects" / packed[:2] / packed[2:]
+    path.chmod(0o644)
+    path.unlink()
+    if replacement == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    label = tmp_path / ".scalems" / "refs" / "labels" / "mine"
+    label.parent.mkdir(parents=True, exist_ok=True)
+    label.write_text(packed + "\n")
+    for command in (
+        ("scalems-store", "verify"),
+        ("scalems-store", "gc", "--grace", "0"),
+        ("scalems-store", "ls", "--json"),
+        ("scalems-call", "why", packed),
+        ("scalems-call", "exec", "mine"),
+    ):
+        done = run_cli(*command, timeout=30)
+        assert "Traceback" not in done.stderr.decode(), (command, done.stderr)
+        if command[1] == "verify":
+            assert done.returncode == 1 and packed.encode() in done.stdout
+    assert path.exists()  # gc left it for the user to look at
