@@ -188,8 +188,6 @@ def list_objects(ctx: click.Context, kind: str | None, label: str | None, as_jso
     if label is not None:
         found = [store.info(label)]
         infos = [info for info in found if kind is None or info.kind == kind]
-    elif kind is not None and not as_json:
-        infos = store.list(kind)
     else:
         infos = None
     if as_json:
@@ -202,7 +200,12 @@ def list_objects(ctx: click.Context, kind: str | None, label: str | None, as_jso
                 sys.stdout.write(piece)
             sys.stdout.write("\n")
         return
-    fingerprints = store.index.fingerprints() if infos is None else [i.fingerprint for i in infos]
+    if infos is not None:
+        fingerprints = [info.fingerprint for info in infos]
+    elif kind is not None:
+        fingerprints = [row[0] for row in store.index.tuples(kind)]
+    else:
+        fingerprints = store.index.fingerprints()
     if fingerprints:
         sys.stdout.write("\n".join(fingerprints) + "\n")
 

@@ -159,21 +159,37 @@ class FileStore:
         fp = self.resolve(fingerprint)
         st = os.stat(self.object_path(fp))
         labels = tuple(name for name, target in self.labels().items() if target == fp)
-        try:
-            refs = self.references(fp)
-        except InvalidContent:
-            refs = ()
+        refs = self._references_or_none(fp, self.kind(fp))
         created = self.index.created(fp)  # the first time it was stored (adds touch mtime)
         return ObjectInfo(
             fp, self.kind(fp), st.st_size, st.st_mtime if created is None else created, labels, refs
         )
 
     def list(self, kind: str | None = None, label: str | None = None) -> builtins.list[ObjectInfo]:
-        """Return the objects in the index, sorted by fingerprint, optionally filtered."""
+        """Return the objects in the index, sorted by fingerprint, optionally filtered,
+        with their labels and (for records, read from their bytes) references."""
+        named: dict[str, builtins.list[str]] = {}
+        for name, target in sorted(self.labels().items()):
+            named.setdefault(target, []).append(name)
         return [
-            ObjectInfo(r.fingerprint, r.kind, r.size, r.created)
+            ObjectInfo(
+                r.fingerprint,
+                r.kind,
+                r.size,
+                r.created,
+                tuple(named.get(r.fingerprint, ())),
+                self._references_or_none(r.fingerprint, r.kind),
+            )
             for r in self.index.rows(kind, label)
         ]
+
+    def _references_or_none(self, fp: str, kind: str) -> tuple[str, ...]:
+        if kind not in content.RECORD_KINDS:
+            return ()
+        try:
+            return content.references(kind, self.read_bytes(fp, verify=False))
+        except (InvalidContent, ObjectNotFound):
+            return ()  # damaged or gone: verify says so
 
     # -- reading -----------------------------------------------------------
 

@@ -357,3 +357,19 @@ def test_refs_round_trip(store: FileStore) -> None:
     store.set_ref("calls", key, [a, b])
     assert store.get_ref("calls", key) == [a, b]
     assert list(store.iter_refs("calls")) == [("calls", key, [a, b])]
+
+
+def test_list_carries_labels_and_references_as_info_does(store: FileStore) -> None:
+    """FileStore.list() gives each object the labels and references info() gives it."""
+    from tests.recordutil import call_record, result_record
+
+    blob = store.add_bytes(b"out")
+    call = store.add_bytes(call_record(), kind="call")
+    result = store.add_bytes(result_record(call, stdout=blob), kind="result")
+    store.set_label("mine", result)
+    store.set_label("also", result)
+    listed = {info.fingerprint: info for info in store.list()}
+    for fp in (blob, call, result):
+        assert listed[fp] == store.info(fp)._replace(created=listed[fp].created)
+    assert listed[result].labels == ("also", "mine")
+    assert set(listed[result].refs) == {call, blob}
