@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import layout, lease, reach
 from .errors import StoreError
+from .fingerprint import hash_file
 from .fsutil import remove_unless_held, unlink_quietly
 from .objects import ASIDE
 from .refs import LOCKS
@@ -134,6 +135,11 @@ def _restore(store: FileStore, entry: os.DirEntry[str]) -> bool:
     is whole, and a writer may have been told it is stored; a later gc judges it again."""
     fp = entry.name[len(ASIDE) :].partition("-")[0]
     if not layout.is_fingerprint(fp) or not entry.is_file(follow_symlinks=False):
+        return False
+    try:  # a file named so by anyone else is not an object: it is swept as any other
+        if hash_file(entry.path) != fp:
+            return False
+    except OSError:
         return False
     if not _link_back(entry.path, store.object_path(fp)):
         return False

@@ -512,3 +512,18 @@ def test_importing_the_right_bytes_repairs_a_corrupt_object(
     export(source, [fp], data)
     import_bundle(target, io.BytesIO(data.getvalue()))
     assert verify(target, [fp]).ok
+
+
+def test_gc_puts_back_only_what_is_the_object_it_is_named_after(store: FileStore) -> None:
+    """A file in tmp/ named as gc names an object it moved aside (a gc killed mid-way) is
+    put back only if its bytes are that object's: a planted one never becomes an object."""
+    from scalems_store.objects import ASIDE
+
+    real = b"moved aside by a gc that was killed"
+    fp = hash_bytes(real)
+    planted = hash_bytes(b"the name of an object")
+    Path(store.tmp, f"{ASIDE}{fp}-1").write_bytes(real)
+    Path(store.tmp, f"{ASIDE}{planted}-1").write_bytes(b"forged content")
+    gc(store, grace=3600)
+    assert fp in store and store.read_bytes(fp) == real
+    assert planted not in store
