@@ -520,9 +520,10 @@ def test_gc_puts_back_only_what_is_the_object_it_is_named_after(store: FileStore
     from scalems_store.objects import ASIDE
 
     real = b"moved aside by a gc that was killed"
-    fp = hash_bytes(real)
+    fp = store.add_bytes(real)
+    os.rename(store.object_path(fp), Path(store.tmp, f"{ASIDE}{fp}-1"))  # as gc does
     planted = hash_bytes(b"the name of an object")
-    Path(store.tmp, f"{ASIDE}{fp}-1").write_bytes(real)
+    os.makedirs(os.path.dirname(store.object_path(planted)), exist_ok=True)
     Path(store.tmp, f"{ASIDE}{planted}-1").write_bytes(b"forged content")
     gc(store, grace=3600)
     assert fp in store and store.read_bytes(fp) == real
