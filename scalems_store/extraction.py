@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 
 from .errors import ArchiveError, InvalidPath, UnsafeArchive
-from .fsutil import remove_tree
+from .fsutil import check_parent, remove_tree
 from .tarformat import DIR, SYMLINK
 from .threads import Beside
 from .treeread import Entry, check_link, iter_entries, mapped
@@ -28,6 +28,7 @@ def prepare_destination(dest: str | os.PathLike[str]) -> str:
     dest = os.fspath(dest)
     if os.path.lexists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
         raise InvalidPath(f"destination {dest!r} exists and is not an empty directory")
+    check_parent(dest)
     return dest
 
 

@@ -10,7 +10,7 @@ import os
 import stat
 from typing import Any, TypeVar
 
-from .errors import StoreNotWritable
+from .errors import InvalidPath, StoreNotWritable
 
 T = TypeVar("T")
 
@@ -222,8 +222,6 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
     """
     parent, name = os.path.split(os.path.normpath(path))
     if name in ("", ".", ".."):
-        from .errors import InvalidPath
-
         raise InvalidPath(f"refusing to remove {os.fspath(path)!r}")
     try:
         parent_fd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -375,3 +373,15 @@ def _grant(dir_fd: int, name: str) -> bool:
     except (FileNotFoundError, NotImplementedError, ValueError):
         return False  # gone, or replaced by a symlink (which chmod will not follow)
     return True
+
+
+def check_parent(dest: str) -> None:
+    """Refuse to write *dest* in a directory that does not exist (as ``cp`` does; making
+    the missing directories would hide a typo in the path).
+
+    Raises:
+        InvalidPath: the directory *dest* would be in does not exist.
+    """
+    parent = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(parent):
+        raise InvalidPath(f"cannot write {dest!r}: no directory {parent!r}")

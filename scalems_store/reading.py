@@ -11,7 +11,7 @@ from typing import IO, BinaryIO
 from . import content
 from .errors import CorruptObject, InvalidPath, ObjectNotFound, StoreError
 from .fingerprint import CHUNK, MMAP_THRESHOLD, hash_bytes, new_hasher
-from .fsutil import new_temp, not_writable, unlink_quietly
+from .fsutil import check_parent, new_temp, not_writable, unlink_quietly
 from .objects import DAMAGED, ObjectDir
 
 
@@ -152,6 +152,7 @@ def copy_blob(objects: ObjectDir, fp: str, dest: str) -> None:
 
     if os.path.lexists(dest):
         raise InvalidPath(f"destination {dest!r} already exists")
+    check_parent(dest)
     parent = os.path.dirname(os.path.abspath(dest))
     fd, temp = new_temp(parent, f".{os.path.basename(dest)}.")
     try:

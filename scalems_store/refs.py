@@ -53,7 +53,7 @@ def check_label(name: str) -> str:
     if not valid_label(name):
         raise InvalidLabel(
             f"invalid label {name!r}: use 1-200 characters from A-Z a-z 0-9 . _ - "
-            "(not starting with '.')"
+            "(not starting with '.', and not a full fingerprint)"
         )
     return name
 
@@ -64,8 +64,13 @@ def valid_namespace(name: str) -> bool:
 
 
 def valid_label(name: str) -> bool:
-    """Whether *name* may be a label."""
-    return 0 < len(name) <= 200 and _LABEL_CHARS.issuperset(name) and not name.startswith(".")
+    """Whether *name* may be a label (not a full fingerprint, which names an object)."""
+    return (
+        0 < len(name) <= 200
+        and _LABEL_CHARS.issuperset(name)
+        and not name.startswith(".")
+        and not layout.is_fingerprint(name)
+    )
 
 
 class RefDir:
@@ -84,7 +89,9 @@ class RefDir:
         found: dict[str, str] = {}
         damage: list[Damage] = []
         for entry in _entries(self.labels_dir, damage):
-            if not valid_label(entry.name):
+            # a label named as a fingerprint is no longer made (it could not be named
+            # apart from the object): one made before still keeps what it names
+            if not valid_label(entry.name) and not layout.is_fingerprint(entry.name):
                 damage.append(Damage(entry.path, "not a valid label name"))
                 continue
             values = _read_values(entry, damage)

@@ -97,3 +97,26 @@ def test_an_object_replaced_by_a_directory_or_fifo(
         if command[1] == "verify":
             assert done.returncode == 1 and packed.encode() in done.stdout
     assert path.exists()  # gc left it for the user to look at
+
+
+@pytest.mark.parametrize("kind", ["blob", "tree"])
+def test_get_into_a_missing_directory(run_cli: RunCli, tmp_path: Path, kind: str) -> None:
+    """get -o into a directory that does not exist: one line naming it, nothing made
+    (a tree used to make every missing directory; a blob said the store was not writable)."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    added = run_cli("scalems-store", "add", "d" if kind == "tree" else "d/f")
+    fp = added.stdout.decode().strip()
+    done = run_cli("scalems-store", "get", fp, "-o", "missing/deeper/out")
+    assert done.returncode == 1
+    one_line(done, "InvalidPath: cannot write 'missing/deeper/out': no directory ")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_label_cannot_be_a_full_fingerprint(run_cli: RunCli, tmp_path: Path) -> None:
+    """A label named as a full fingerprint could never be told from one: refused."""
+    (tmp_path / "f").write_text("x")
+    fp = run_cli("scalems-store", "add", "f").stdout.decode().strip()
+    done = run_cli("scalems-store", "label", "a" * 64, fp)
+    assert done.returncode == 1
+    one_line(done, "InvalidLabel: invalid label ")
