@@ -90,12 +90,12 @@ def verify(
 
         targets = random.sample(targets, max(1, round(len(targets) * sample)))
     with_meta = store.objects.with_meta()
-    indexed: list[set[str]] = []  # read while the objects are hashed
+    indexed: list[tuple[set[str], dict[str, str]]] = []  # read while the objects are hashed
     mending = fingerprints is None and sample is None
 
     def meanwhile() -> None:
         if mending:
-            indexed.append(set(store.index.fingerprints()))
+            indexed.append((set(store.index.fingerprints()), store.index.not_blobs()))
 
     problems = _mismatches(store, targets, report, progress, meanwhile)
     for fp in sorted(problems):
@@ -105,7 +105,7 @@ def verify(
         _check_object(store, fp, None, expected.get(fp), report, present)
     if mending:
         assert present is not None  # mending is for a whole store
-        _mend_index(store, present, indexed[0], report)
+        _mend_index(store, present, *indexed[0], with_meta, report)
     return report
 
 
@@ -334,17 +334,31 @@ def _read(path: str) -> bytes:
 
 
 def _mend_index(
-    store: FileStore, present: set[str], listed: set[str], report: VerifyReport
+    store: FileStore,
+    present: set[str],
+    listed: set[str],
+    not_blobs: dict[str, str],
+    with_meta: set[str],
+    report: VerifyReport,
 ) -> None:
-    """Drop index rows of objects that are gone (deleted by hand), reporting each;
-    *listed* is what the index listed."""
+    """Drop index rows of objects that are gone (deleted by hand), and rebuild the index
+    if it lacks objects or says the wrong kind of one, reporting each; *listed* is what
+    the index listed, *not_blobs* the kinds it gives those that are not blobs."""
     gone = sorted(listed - present)
     for fp in gone:
         report.add(fp, "missing: listed in the index but not in objects/ (index mended)")
     if gone:
         store.index.remove(gone)
         report.mended.extend(gone)
+    wrong = []
+    # only an object with meta, or one the index says is no blob, can be of another kind
+    for fp in sorted((not_blobs.keys() | with_meta) & present & listed):
+        kind = store.kind(fp) if fp in with_meta else content.BLOB  # a blob has no meta
+        said = not_blobs.get(fp, content.BLOB)
+        if said != kind:
+            report.add(fp, f"the index says it is a {said}, it is a {kind} (index mended)")
+            wrong.append(fp)
     unlisted = present - listed
-    if unlisted:
+    if unlisted or wrong:
         store.index.rebuild()
-        report.mended.extend(sorted(unlisted))
+        report.mended.extend(sorted(unlisted) + wrong)

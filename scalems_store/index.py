@@ -340,6 +340,14 @@ class Index:
             return [r[0] for r in self._rows_from_files(None, None)]
         return [str(r[0]) for r in found]
 
+    def not_blobs(self) -> dict[str, str]:
+        """The objects indexed as something else than a blob, and their kinds (few, in a
+        store of mostly files: what verify checks the index's kinds on)."""
+        found = self._query("SELECT fingerprint, kind FROM objects WHERE kind != 'blob'", [])
+        if found is None:
+            return {r[0]: r[1] for r in self._rows_from_files(None, None) if r[1] != "blob"}
+        return {str(r[0]): str(r[1]) for r in found}
+
     def _rows_from_files(self, kind: str | None, label: str | None) -> list[Values]:
         """The answer of :meth:`tuples` without the index: scan the store's files."""
         rows, labels = self._scan()

@@ -297,6 +297,26 @@ def test_stale_index_is_found_and_mended(store: FileStore) -> None:
     assert store.list() == []
 
 
+def test_an_index_that_lies_about_kinds_is_found_and_mended(store: FileStore) -> None:
+    """Kinds rewritten in index.sqlite (a call listed as a blob, a blob as a call): verify
+    names each and rebuilds the index from the objects; ls --kind is right again."""
+    import sqlite3
+
+    call = store.add_bytes(call_record(), kind="call")
+    blob = store.add_bytes(b"plain")
+    store.close()
+    with sqlite3.connect(os.path.join(store.root, "index.sqlite")) as db:
+        db.execute("UPDATE objects SET kind = 'blob' WHERE fingerprint = ?", (call,))
+        db.execute("UPDATE objects SET kind = 'call' WHERE fingerprint = ?", (blob,))
+    assert [info.fingerprint for info in store.list("call")] == [blob]
+    report = verify(store)
+    said = {fp: what for fp, what in report.problems}
+    assert said[call] == "the index says it is a blob, it is a call (index mended)"
+    assert said[blob] == "the index says it is a call, it is a blob (index mended)"
+    assert [info.fingerprint for info in store.list("call")] == [call]
+    assert verify(store).ok
+
+
 def test_records_refuse_what_is_not_a_record(store: FileStore) -> None:
     """A call or result claim is checked against the bytes; a reference that is not a full
     fingerprint makes the record malformed."""
