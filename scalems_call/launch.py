@@ -264,7 +264,7 @@ def _read_outcome(
 
     if status == "timeout":
         exc: BaseException = TimeoutError(f"the call did not finish within {timeout} seconds")
-        return {"status": "timeout", "exception": repr(exc), "traceback": None}
+        return {"status": "timeout", "exception": repr(exc), "traceback": _said(exc)}
     try:
         with open(path, encoding="utf-8") as stream:
             outcome: dict[str, Any] = json.load(stream)
@@ -276,4 +276,9 @@ def _read_outcome(
             else f"exited with status {code}"
         )
         exc = ChildProcessError(f"the call's process {how} without reporting a result")
-        return {"status": "killed", "exception": repr(exc), "traceback": None}
+        return {"status": "killed", "exception": repr(exc), "traceback": _said(exc)}
+
+
+def _said(exc: BaseException) -> str:
+    """What a call stopped by its runner says instead of a traceback: one line."""
+    return f"{type(exc).__name__}: {exc}\n"
