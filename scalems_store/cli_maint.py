@@ -129,7 +129,8 @@ def import_command(ctx: click.Context, bundle: str) -> None:
     from .bundle import import_bundle
 
     if bundle != "-" and not os.path.isfile(bundle):
-        raise click.BadParameter(f"no such file: {bundle!r}", param_hint="BUNDLE")
+        what = "not a file" if os.path.exists(bundle) else "no such file"
+        raise click.BadParameter(f"{what}: {bundle!r}", param_hint="BUNDLE")
     store = open_store(ctx, create=True)
     if bundle == "-":
         imported = import_bundle(store, sys.stdin.buffer)

@@ -120,3 +120,10 @@ def test_a_label_cannot_be_a_full_fingerprint(run_cli: RunCli, tmp_path: Path) -
     done = run_cli("scalems-store", "label", "a" * 64, fp)
     assert done.returncode == 1
     one_line(done, "InvalidLabel: invalid label ")
+
+
+@pytest.mark.parametrize(("bundle", "said"), [("/dev/null", "not a file"), (".", "not a file")])
+def test_import_of_what_is_not_a_file(run_cli: RunCli, bundle: str, said: str) -> None:
+    done = run_cli("scalems-store", "import", bundle)
+    assert done.returncode == 2
+    assert f"Invalid value for BUNDLE: {said}: {bundle!r}" in done.stderr.decode()
