@@ -306,10 +306,14 @@ def _check_object(
     if meta != wanted:
         if meta is not None and meta is not DAMAGED:
             report.add(fp, "its meta file disagreed with its bytes (mended)")
-        if wanted is None:
-            store.objects.remove_meta(fp)
-        else:
-            store.objects.write_meta(fp, wanted, store.tmp, durable=store.durable)
+        try:
+            if wanted is None:
+                store.objects.remove_meta(fp)
+            else:
+                store.objects.write_meta(fp, wanted, store.tmp, durable=store.durable)
+        except (StoreError, OSError) as exc:  # a directory in its place, no permission...
+            report.add(fp, f"its meta file cannot be mended: {exc}")
+            return
         report.mended.append(fp)
 
 

@@ -548,3 +548,22 @@ def test_gc_puts_back_only_what_is_the_object_it_is_named_after(store: FileStore
     gc(store, grace=3600)
     assert fp in store and store.read_bytes(fp) == real
     assert planted not in store
+
+
+def test_a_meta_file_replaced_by_a_directory_is_reported_and_verify_goes_on(
+    store: FileStore,
+) -> None:
+    """verify reports a meta file it cannot mend (a directory in its place) and checks
+    every other object (it used to stop there with StoreNotWritable)."""
+    call = store.add_bytes(call_record(), kind="call")
+    broken = store.add_bytes(result_record(call), kind="result")
+    meta = Path(store.objects.meta_path(broken))
+    meta.unlink()
+    meta.mkdir()
+    (meta / "inside").write_text("x")
+    victim = store.add_bytes(b"damaged later")
+    Path(store.object_path(victim)).chmod(0o644)
+    Path(store.object_path(victim)).write_bytes(b"damaged!")
+    said = dict(verify(store).problems)
+    assert said[broken].startswith("its meta file cannot be mended: ")
+    assert "corrupt" in said[victim]
