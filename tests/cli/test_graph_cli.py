@@ -142,6 +142,20 @@ def test_why_names_maker_and_takers(run_cli: RunCli, tmp_path: Path) -> None:
         assert f"(consumed by result {link['result'][:12]})" in text
 
 
+def test_why_of_a_call_nothing_takes_from(run_cli: RunCli, tmp_path: Path) -> None:
+    """A packed call that has not run: why says so, not "added by hand?"."""
+    with FileStore(tmp_path / ".scalems") as store:
+        fp = pack(funcs.add, (1, 2), store=store)
+    said = run_cli("scalems-call", "why", fp).stdout.decode().splitlines()
+    assert said[1] == (
+        "a call (tests.call.funcs:add); no call takes its output; it has not run "
+        "(scalems-call exec)"
+    )
+    assert run_cli("scalems-call", "exec", fp).returncode == 0
+    said = run_cli("scalems-call", "why", fp).stdout.decode().splitlines()
+    assert said[1] == "a call (tests.call.funcs:add); no call takes its output"
+
+
 def test_rerun_check_deep_names_what_differs(run_cli: RunCli, tmp_path: Path) -> None:
     """rerun --check --deep runs the whole graph again from scratch and names every call
     whose output differs (and only those); recorded results stay as they were."""
