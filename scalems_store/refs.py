@@ -170,19 +170,17 @@ class RefDir:
         os.makedirs(locks, exist_ok=True)
         # one of 256 lock files a namespace, never removed (gc leaves tmp/locks alone):
         # a lock file removed and made again would let two updaters in at once
-        fd = os.open(
-            os.path.join(locks, f"ref-{namespace}-{key[:2]}"),
-            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o666,
-        )
+        fd = _lock_file(os.path.join(locks, f"ref-{namespace}-{key[:2]}"))
         try:
-            with contextlib.suppress(OSError):  # a filesystem without locks: as before
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            if fd >= 0:
+                with contextlib.suppress(OSError):  # a filesystem without locks: as before
+                    fcntl.flock(fd, fcntl.LOCK_EX)
             values = change(self.get(namespace, key))
             self.set(namespace, key, values)
             return values
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
 
     def get(self, namespace: str, key: str) -> list[str]:
         """The fingerprints recorded under ``refs/<namespace>/<key>`` (empty if none);
@@ -214,6 +212,24 @@ class RefDir:
                     values = _read_values(entry, damage)
                     if values is not None:
                         yield Ref(space, key, values)
+
+
+def _lock_file(path: str) -> int:
+    """Open (making it if need be) a lock file; -1 if it cannot be opened at all. Another
+    user's lock file in a shared store opens read-only, which is enough to lock it."""
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
+    except PermissionError:
+        try:
+            fd = os.open(path, os.O_RDONLY | flags)
+        except OSError:
+            return -1
+    except OSError:
+        return -1
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o666)  # ours: let the other users of the store lock it too
+    return fd
 
 
 def _entries(directory: str, damage: list[Damage], *, dirs: bool = False) -> list[os.DirEntry[str]]:

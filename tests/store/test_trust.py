@@ -567,3 +567,16 @@ def test_a_meta_file_replaced_by_a_directory_is_reported_and_verify_goes_on(
     said = dict(verify(store).problems)
     assert said[broken].startswith("its meta file cannot be mended: ")
     assert "corrupt" in said[victim]
+
+
+def test_a_ref_update_goes_on_when_its_lock_file_cannot_be_opened(store: FileStore) -> None:
+    """A lock file that cannot be opened (another user's in a shared store, or something
+    else in its place) never stops a runner from recording its result."""
+    key = store.add_bytes(call_record(), kind="call")
+    value = hash_bytes(b"a result")
+    os.makedirs(os.path.join(store.tmp, "locks", f"ref-calls-{key[:2]}"))
+    assert store.update_ref("calls", key, lambda known: [value, *known]) == [value]
+    assert store.get_ref("calls", key) == [value]
+    lock = os.path.join(store.tmp, "locks", f"ref-calls-{value[:2]}")
+    store.update_ref("calls", value, lambda known: [key])
+    assert os.stat(lock).st_mode & 0o777 == 0o666  # the other users may lock it too
