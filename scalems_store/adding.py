@@ -14,6 +14,11 @@ from .errors import InvalidPath
 if TYPE_CHECKING:
     from .store import FileStore
 
+SMALL = 64 << 10
+"""Files up to this size are read by the C reader, many at a time (a batch of them, and
+two read ahead, stay in memory: 48 MiB at most); larger ones are added one by one, which
+costs them nothing more."""
+
 AddOne = Callable[[str, bool, "str | None"], str]
 """Adds one path: ``add_one(path, is_directory, label)`` returns its fingerprint."""
 
@@ -39,6 +44,10 @@ def check_paths(paths: Sequence[str]) -> set[str]:
             directories.add(path)
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             raise InvalidPath(f"{path!r} is a device, not a file (use '-' with a redirection)")
+        elif stat.S_ISSOCK(mode):
+            raise InvalidPath(f"{path!r} is a socket, not a file")
+        elif not os.access(path, os.R_OK):
+            raise InvalidPath(f"cannot add {path!r}: permission denied")
     return directories
 
 
@@ -68,11 +77,10 @@ def add_paths(
     stored; if the adding stops midway (an error, Ctrl-C), only those that are stored.
     """
     from .archive import small_files
-    from .fingerprint import MMAP_THRESHOLD
 
     many = len(paths) > 1  # a lone path shows its own progress, through add_one
     plain = [p for p in paths if p != "-" and p not in directories] if many else []
-    reads = small_files(plain, MMAP_THRESHOLD)
+    reads = small_files(plain, SMALL)
     added: list[str] = []
     stored = False
     try:

@@ -8,7 +8,6 @@ import sys
 import click
 
 from .clickshared import echo_json, open_store, parse_duration, progress_bar
-from .fsutil import remove_tree
 
 
 @click.command()
@@ -133,17 +132,11 @@ def import_command(ctx: click.Context, bundle: str) -> None:
         what = "not a file" if os.path.exists(bundle) else "no such file"
         raise click.BadParameter(f"{what}: {bundle!r}", param_hint="BUNDLE")
     store = open_store(ctx, create=True)
-    try:
-        if bundle == "-":
-            imported = import_bundle(store, sys.stdin.buffer)
-        else:
-            with open(bundle, "rb") as stream:
-                imported = import_bundle(store, stream)
-    except BaseException:
-        if store.created and not any(store.iter_fingerprints()):
-            store.close()  # made for this import, which failed: it goes with it
-            remove_tree(store.root)
-        raise
+    if bundle == "-":
+        imported = import_bundle(store, sys.stdin.buffer)
+    else:
+        with open(bundle, "rb") as stream:
+            imported = import_bundle(store, stream)
     if imported:
         click.echo("\n".join(imported))  # one write: a bundle may hold a million objects
     click.echo(f"imported {len(imported)} objects", err=True)

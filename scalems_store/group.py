@@ -54,6 +54,9 @@ class Publisher(Protocol):
     def place(self, fp: str, temp: Temp) -> None:
         """Link a durable temp file into ``objects/`` as *fp*."""
 
+    def flush_pins(self) -> None:
+        """Make the pins of what is about to be placed visible (see :mod:`.pins`)."""
+
     def indexed(self, fp: str, kind: str, size: int) -> None:
         """Tell the index of a published object."""
 
@@ -94,6 +97,7 @@ class Group:
                     objects.write_meta(item.fp, item.meta, writer.tmp, durable=False)
             # the bytes (and meta files) reach the disk before any name points at them
             self._sync([item.temp.path for item in items])
+            writer.flush_pins()
             for item in items:
                 item.temp.synced = True
                 writer.place(item.fp, item.temp)

@@ -61,7 +61,7 @@ _ASIDE = ".stale-"
 def scratch_for(directory: str, key: str) -> str:
     """A new scratch directory's path in *directory* for the holder of lease *key*: named
     after the key, as a taker checks before it removes a dead holder's scratch."""
-    return os.path.join(directory, f"run-{key[:12]}-{os.urandom(6).hex()}")
+    return os.path.join(os.path.abspath(directory), f"run-{key[:12]}-{os.urandom(6).hex()}")
 
 
 def _is_scratch_of(path: str, key: str) -> bool:
@@ -71,7 +71,10 @@ def _is_scratch_of(path: str, key: str) -> bool:
     must not be able to point a taker (or gc) at any other directory."""
     name = os.path.basename(path)
     prefix = f"run-{key[:12]}-"
-    if not os.path.isabs(path) or not name.startswith(prefix) or len(name) != len(prefix) + 12:
+    suffix = name[len(prefix) :]
+    if not os.path.isabs(path) or not name.startswith(prefix) or len(suffix) != 12:
+        return False
+    if not layout.HEX_DIGITS.issuperset(suffix):
         return False
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)

@@ -30,13 +30,25 @@ PREFIX = "pin-"
 class Pins:
     """The pin file of one writer (see the module)."""
 
-    def __init__(self, tmp: str) -> None:
+    def __init__(self, tmp: str, *, durable: bool) -> None:
         os.makedirs(tmp, exist_ok=True)
         self.fd, self.path = new_temp(tmp, PREFIX)
+        self.durable = durable
+        self._unsynced = False
 
     def add(self, fp: str) -> None:
-        """Pin *fp* (before it is published or touched)."""
+        """Pin *fp* (before it is published or touched; see :meth:`flush`)."""
         os.write(self.fd, f"{fp}\n".encode())
+        self._unsynced = True
+
+    def flush(self) -> None:
+        """Make the pins written so far visible to a gc on another host of a network
+        filesystem (its client may hold them until then): called before publishing, once
+        per object published on its own or per batch. Without durability (a store on a
+        local filesystem, or tests) the kernel shows them at once."""
+        if self._unsynced and self.durable:
+            os.fdatasync(self.fd)
+        self._unsynced = False
 
     def close(self) -> None:
         """Unpin everything (once the names are written)."""
@@ -63,13 +75,20 @@ def live(tmp: str) -> set[str]:
         try:
             if _released(fd):
                 continue  # its writer is gone without removing it
-            data = os.read(fd, 1 << 24)
+            data = _read_all(fd)
         finally:
             os.close(fd)
         # a last line being written names an object not yet published
         lines = data.decode("ascii", "replace").split()
         pinned.update(line for line in lines if layout.is_fingerprint(line))
     return pinned
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 24):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _released(fd: int) -> bool:

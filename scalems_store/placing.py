@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Callable
 
 from .errors import InvalidPath
@@ -108,12 +109,14 @@ def existing(fp: str, path: str) -> str:
     """Touch the stored object at *path* so that gc's grace counts from its latest add,
     and check it: ``ok``, ``gone`` (gc removed it) or ``corrupt``."""
     try:
-        os.utime(path)
+        os.utime(path, follow_symlinks=False)
     except FileNotFoundError:
         return "gone"
     except PermissionError:
         pass  # another user's object in a shared store may refuse: it exists
     try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return "corrupt"  # a FIFO, a symlink...: not read (a FIFO would never end)
         return "ok" if hash_file(path) == fp else "corrupt"
     except FileNotFoundError:
         return "gone"

@@ -56,10 +56,16 @@ class Roots(NamedTuple):
 
 
 def roots(store: FileStore) -> Roots:
-    """Read every label, ref, live lease and pin of *store*."""
+    """Read every live pin and lease, then every label and ref, of *store*.
+
+    Pins and leases first: a writer names what it pinned (or a runner records what it
+    ran) before it lets go, so what is no longer pinned or leased when read here is
+    already named by a ref read after."""
+    pinned = frozenset(pins.live(store.tmp))
+    leases = lease.live(store.root)
     labels, damage = store.refs.scan_labels()
     refs = list(store.refs.scan(damage))
-    return Roots(labels, refs, lease.live(store.root), damage, frozenset(pins.live(store.tmp)))
+    return Roots(labels, refs, leases, damage, pinned)
 
 
 def references(

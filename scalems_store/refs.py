@@ -166,8 +166,7 @@ class RefDir:
         them, under a lock every updater of that ref takes (two runners or imports
         recording results of one call at once lose neither); return the new values."""
         self.path(namespace, key)  # a bad namespace is refused before any lock file is made
-        locks = os.path.join(self._tmp, LOCKS)
-        os.makedirs(locks, exist_ok=True)
+        locks = _locks_dir(self._tmp)
         # one of 256 lock files a namespace, never removed (gc leaves tmp/locks alone):
         # a lock file removed and made again would let two updaters in at once
         fd = _lock_file(os.path.join(locks, f"ref-{namespace}-{key[:2]}"))
@@ -212,6 +211,20 @@ class RefDir:
                     values = _read_values(entry, damage)
                     if values is not None:
                         yield Ref(space, key, values)
+
+
+def _locks_dir(tmp: str) -> str:
+    """``tmp/locks``, made on first use with ``tmp/``'s permissions: on a shared store,
+    every user who may write ``tmp/`` may make (and lock for writing) a lock file."""
+    locks = os.path.join(tmp, LOCKS)
+    os.makedirs(tmp, exist_ok=True)
+    try:
+        os.mkdir(locks)
+    except FileExistsError:
+        return locks
+    with contextlib.suppress(OSError):
+        os.chmod(locks, stat.S_IMODE(os.stat(tmp).st_mode))
+    return locks
 
 
 def _lock_file(path: str) -> int:

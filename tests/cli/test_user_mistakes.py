@@ -127,16 +127,3 @@ def test_import_of_what_is_not_a_file(run_cli: RunCli, bundle: str, said: str) -
     done = run_cli("scalems-store", "import", bundle)
     assert done.returncode == 2
     assert f"Invalid value for BUNDLE: {said}: {bundle!r}" in done.stderr.decode()
-
-
-def test_a_failed_import_leaves_no_store_behind(run_cli: RunCli, tmp_path: Path) -> None:
-    """An import that fails into a path with no store yet leaves no empty store there;
-    into an existing store, the store stays."""
-    (tmp_path / "junk.bundle").write_bytes(b"not a bundle at all")
-    done = run_cli("scalems-store", "--store", "new", "import", "junk.bundle")
-    assert done.returncode == 1 and "ArchiveError" in done.stderr.decode()
-    assert not (tmp_path / "new").exists()
-    with FileStore(tmp_path / "old"):
-        pass
-    done = run_cli("scalems-store", "--store", "old", "import", "junk.bundle")
-    assert done.returncode == 1 and (tmp_path / "old" / "store.json").exists()

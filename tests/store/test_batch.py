@@ -256,6 +256,14 @@ def test_publishing_leaves_no_temporary_file(
     assert leftovers == []
 
 
+def _socket_at(directory: Path) -> None:
+    import socket
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(directory / "sock"))
+    server.close()  # the socket file stays
+
+
 @pytest.mark.parametrize(
     ("make", "args", "message"),
     [
@@ -266,6 +274,7 @@ def test_publishing_leaves_no_temporary_file(
         ),
         (lambda d: None, ["new.txt", "/dev/zero"], "'/dev/zero' is a device, not a file"),
         (lambda d: None, ["-", "new.txt", "-"], "standard input ('-') can be added only once"),
+        (_socket_at, ["new.txt", "sock"], "'sock' is a socket, not a file"),
         (lambda d: (d / "list").write_bytes(b"new.txt\0x\0"), ["--files-from", "list"], "-0"),
         (
             lambda d: (d / "list").write_bytes(b"new.txt\n-\n"),
@@ -278,7 +287,15 @@ def test_publishing_leaves_no_temporary_file(
             "is a symlink to nothing",
         ),
     ],
-    ids=["dangling", "device", "stdin-twice", "nul-list", "dash-in-list", "dangling-labelled"],
+    ids=[
+        "dangling",
+        "device",
+        "stdin-twice",
+        "socket",
+        "nul-list",
+        "dash-in-list",
+        "dangling-labelled",
+    ],
 )
 def test_cli_add_refuses_what_it_cannot_add_before_writing_anything(
     tmp_path: Path,
