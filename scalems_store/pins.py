@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
+from collections.abc import Iterator
 
 from . import layout
 from .fsutil import new_temp
@@ -55,6 +57,46 @@ class Pins:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         os.close(self.fd)
+
+
+class Pinning:
+    """The pins of each thread of one writer (runners share a store in threads: one
+    that is done must not unpin what another is about to name)."""
+
+    def __init__(self, tmp: str, *, durable: bool) -> None:
+        self.tmp, self.durable = tmp, durable
+        self._local = threading.local()
+
+    @property
+    def current(self) -> Pins | None:
+        """This thread's pins, while it is inside :meth:`pinned`."""
+        found: Pins | None = getattr(self._local, "pins", None)
+        return found
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Pin what this thread adds inside until the end (a nested one joins it)."""
+        if self.current is not None:
+            yield
+            return
+        self._local.pins = pins = Pins(self.tmp, durable=self.durable)
+        try:
+            yield
+        finally:
+            self._local.pins = None
+            pins.close()
+
+    def add(self, fp: str) -> bool:
+        """Pin *fp* if this thread pins; return whether it does."""
+        pins = self.current
+        if pins is not None:
+            pins.add(fp)
+        return pins is not None
+
+    def flush(self) -> None:
+        """See :meth:`Pins.flush` (nothing if this thread does not pin)."""
+        if (pins := self.current) is not None:
+            pins.flush()
 
 
 def live(tmp: str) -> set[str]:

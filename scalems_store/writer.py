@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, NamedTuple, TypeVar
 
@@ -22,13 +21,13 @@ from .errors import FingerprintMismatch, InvalidPath
 from .fingerprint import MMAP_THRESHOLD, hash_bytes, new_hasher
 from .fsutil import Temp, not_writable, write_all
 from .objects import Meta, ObjectDir
+from .pins import Pinning
 from .placing import Placer
 from .threads import pipelined
 from .transfer import Progress, copy_and_hash, read_chunks
 
 if TYPE_CHECKING:
     from .group import Group
-    from .pins import Pins
 
 T = TypeVar("T")
 Refs = Iterable[str] | None
@@ -73,7 +72,7 @@ class Writer:
         self.indexed = indexed
         self._group: Group | None = None
         self.placer = Placer(durable)
-        self._local = threading.local()  # pins are a thread's: runners share a store
+        self.pins = Pinning(tmp, durable=durable)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -95,34 +94,16 @@ class Writer:
                 self._group = None
                 group.close()
 
-    @property
-    def pins(self) -> Pins | None:
-        """This thread's pins, while it is inside :meth:`pinned`."""
-        found: Pins | None = getattr(self._local, "pins", None)
-        return found
-
-    @contextlib.contextmanager
-    def pinned(self) -> Iterator[None]:
+    def pinned(self) -> contextlib.AbstractContextManager[None]:
         """Pin what this thread adds (or keeps) inside, for gc, until the end: for a
         caller that names it in a ref once it is stored (see :mod:`scalems_store.pins`)."""
-        if self.pins is not None:
-            yield  # a nested pinning joins the outer one
-            return
-        from .pins import Pins
-
-        self._local.pins = pins = Pins(self.tmp, durable=self.durable)
-        try:
-            yield
-        finally:
-            self._local.pins = None
-            pins.close()
+        return self.pins.pinned()
 
     def keep(self, fp: str) -> bool:
         """Pin *fp* (when pinning) and touch it, so that a gc running now spares it;
         return True if it is stored (else it is to be published again). Its bytes are
         not read again: re-adding them (``add``) is what repairs a damaged object."""
-        if self.pins is not None:
-            self.pins.add(fp)
+        if self.pins.add(fp):
             self.pins.flush()
         try:
             os.utime(self.objects.path(fp), follow_symlinks=False)
@@ -344,16 +325,14 @@ class Writer:
 
         *named* (a label) is called once the object is published; if a gc running
         meanwhile removed it before the label held it, it is published again."""
-        pins = self.pins
-        if pins is not None:
-            pins.add(fp)  # before the object can be listed by a gc
+        pinning = self.pins.add(fp)  # before the object can be listed by a gc
         if self._group is not None and temp is not None and named is None:
             from .group import Deferred
 
             self._group.defer(Deferred(fp, kind, meta, size, temp))
             return fp
-        if pins is not None:
-            pins.flush()
+        if pinning:
+            self.pins.flush()
         final = self.objects.path(fp)
         try:
             if meta is not None and self.objects.read_meta(fp) != meta:
@@ -374,8 +353,7 @@ class Writer:
 
     def flush_pins(self) -> None:
         """Make this thread's pins visible before what they pin is published."""
-        if self.pins is not None:
-            self.pins.flush()
+        self.pins.flush()
 
     def place(self, fp: str, temp: Temp) -> None:
         """Link *temp*, whose bytes are durable already, as object *fp*: the last step of
