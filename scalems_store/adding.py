@@ -14,11 +14,6 @@ from .errors import InvalidPath
 if TYPE_CHECKING:
     from .store import FileStore
 
-SMALL = 64 << 10
-"""Files up to this size are read by the C reader, many at a time (a batch of them, and
-two read ahead, stay in memory: 48 MiB at most); larger ones are added one by one, which
-costs them nothing more."""
-
 AddOne = Callable[[str, bool, "str | None"], str]
 """Adds one path: ``add_one(path, is_directory, label)`` returns its fingerprint."""
 
@@ -80,7 +75,7 @@ def add_paths(
 
     many = len(paths) > 1  # a lone path shows its own progress, through add_one
     plain = [p for p in paths if p != "-" and p not in directories] if many else []
-    reads = small_files(plain, SMALL)
+    reads = small_files(plain)  # up to archive.SMALL_FILE bytes; larger ones one by one
     added: list[str] = []
     stored = False
     try:

@@ -72,6 +72,11 @@ __all__ = [
 
 FLUSH = 1 << 20
 READ_CHUNK = 8 << 20
+SMALL_FILE = 64 << 10
+"""Files up to this size are read by the C reader, a batch of them at a time and two
+batches ahead: 48 MiB in memory at most, whatever the tree (a directory of 5 MiB frames
+took gigabytes when the C reader took files up to READ_CHUNK). Larger files are read one by
+one, which costs them nothing more than their bytes."""
 
 
 # ---------------------------------------------------------------------------
@@ -210,16 +215,17 @@ READ_BATCH = 256
 """Files per call of the C reader."""
 
 
-def small_files(paths: list[str], limit: int = READ_CHUNK) -> Iterator[tuple[bytes, int] | None]:
+def small_files(paths: list[str]) -> Iterator[tuple[bytes, int] | None]:
     """``(bytes, mode)`` of each of *paths*, read by the C reader in batches without the
-    GIL; None for a path it could not read plainly (not a regular file of at most *limit*
-    bytes, a symlink, a file written while it was read) and for every path without the C
-    module, which the caller then reads, and reports errors for, itself.
+    GIL; None for a path it could not read plainly (not a regular file of at most
+    :data:`SMALL_FILE` bytes, a symlink, a file written while it was read) and for every
+    path without the C module, which the caller then reads, and reports errors for, itself.
 
     With cores to spare, a thread reads the next batches while the caller formats this one.
     """
     if _speedups is None:
         return itertools.repeat(None)
+    limit = min(SMALL_FILE, READ_CHUNK)
     starts = range(0, len(paths), READ_BATCH)
     batches: Iterator[list[tuple[bytes, int] | None]] = (
         _speedups.read_files(paths[at : at + READ_BATCH], limit) for at in starts

@@ -115,3 +115,30 @@ def test_a_file_written_while_it_is_added_is_refused(
         assert sorted(opened.iter_fingerprints()) == sorted(
             hash_bytes(b"steady %d" % i) for i in range(6)
         )
+
+
+# archive a tree in a fresh process and print its peak memory (KiB)
+PEAK = (
+    "import resource, sys\n"
+    "from scalems_store import archive\n"
+    "for _ in archive.iter_tree(sys.argv[1]):\n"
+    "    pass\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+)
+
+
+def test_archiving_many_mid_size_files_holds_few_in_memory(tmp_path: Path) -> None:
+    """A tree of a hundred 1 MiB frames is read one frame at a time, not a batch of them
+    (the C reader took files up to 8 MiB, 256 a batch, two batches ahead: gigabytes for
+    a directory of MD frames)."""
+    if archive._speedups is None:
+        pytest.skip("the C speed-up was not built")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    block = os.urandom(1 << 20)
+    for i in range(100):
+        (frames / f"frame{i:03d}.xtc").write_bytes(block[i:] + block[:i])
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, str(frames)], capture_output=True, text=True, check=True
+    )
+    assert int(done.stdout) < 80 * 1024, f"peak {int(done.stdout) // 1024} MiB"
