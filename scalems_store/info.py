@@ -20,7 +20,6 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from .content import KINDS, RECORD_KINDS
-from .errors import InvalidContent, StoreError
 from .objects import ObjectInfo
 
 if TYPE_CHECKING:
@@ -36,10 +35,7 @@ def describe_all(store: FileStore, kind: str | None = None) -> list[ObjectInfo]:
     Labels are read once for the whole listing; references only from call and result
     records, which are the only objects that have any.
     """
-    return [
-        ObjectInfo(fp, kind_, size, created, labels, refs)
-        for fp, kind_, size, created, labels, refs in _described(store, kind)
-    ]
+    return store.list(kind)
 
 
 def json_text(store: FileStore, kind: str | None = None) -> Iterator[str]:
@@ -48,7 +44,7 @@ def json_text(store: FileStore, kind: str | None = None) -> Iterator[str]:
     --json`` of a million objects in about two seconds (``json.dumps`` would take five).
     Rows whose values a damaged index makes odd take the slow way."""
     rows = store.index.json_ordered(kind)  # as _PLAIN takes them
-    named = _named(store)
+    named = store.labelled()
     if not _plain(rows):
         yield json.dumps([info.as_dict() for info in describe_all(store, kind)], sort_keys=True)
         return
@@ -59,7 +55,7 @@ def json_text(store: FileStore, kind: str | None = None) -> Iterator[str]:
         for i in special.get(start // CHUNK_ROWS, ()):
             created, fp, kind_, size = rows[i]
             labels = tuple(named.get(fp, ()))
-            refs = _references(store, fp) if kind_ in RECORD_KINDS else ()
+            refs = store.known_references(fp, kind_)
             info = ObjectInfo(fp, kind_, size, created, labels, refs)
             texts[i - start] = json.dumps(info.as_dict(), sort_keys=True)
         yield (", " if start else "") + ", ".join(texts)
@@ -109,30 +105,3 @@ def _plain(rows: list[tuple[float, str, str, int]]) -> bool:
         and math.isfinite(min(times))
         and math.isfinite(max(times))
     )
-
-
-def _named(store: FileStore) -> dict[str, list[str]]:
-    named: dict[str, list[str]] = {}
-    for label, target in store.labels().items():
-        named.setdefault(target, []).append(label)
-    return named
-
-
-Described = tuple[str, str, int, float, tuple[str, ...], tuple[str, ...]]
-
-
-def _described(store: FileStore, kind: str | None) -> Iterator[Described]:
-    named = _named(store)
-    for fp, kind_, size, created in store.index.tuples(kind):
-        labels = tuple(named[fp]) if fp in named else ()
-        refs = _references(store, fp) if kind_ in RECORD_KINDS else ()
-        yield fp, kind_, size, created, labels, refs
-
-
-def _references(store: FileStore, fp: str) -> tuple[str, ...]:
-    try:
-        return store.references(fp)
-    except InvalidContent:
-        return ()  # corrupt: as info says (verify names it)
-    except StoreError:
-        return ()  # removed since it was listed

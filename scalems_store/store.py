@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from . import content, layout, reading
 from .creation import default_root, open_or_create
-from .errors import InvalidContent, ObjectNotFound
+from .errors import ObjectNotFound, StoreError
 from .fingerprint import hash_bytes, hash_file
 from .objects import ObjectDir, ObjectInfo
 
@@ -159,37 +159,50 @@ class FileStore:
         fp = self.resolve(fingerprint)
         st = os.stat(self.object_path(fp))
         labels = tuple(name for name, target in self.labels().items() if target == fp)
-        refs = self._references_or_none(fp, self.kind(fp))
+        kind = self.kind(fp)
         created = self.index.created(fp)  # the first time it was stored (adds touch mtime)
         return ObjectInfo(
-            fp, self.kind(fp), st.st_size, st.st_mtime if created is None else created, labels, refs
+            fp,
+            kind,
+            st.st_size,
+            st.st_mtime if created is None else created,
+            labels,
+            self.known_references(fp, kind),
         )
 
     def list(self, kind: str | None = None, label: str | None = None) -> builtins.list[ObjectInfo]:
         """Return the objects in the index, sorted by fingerprint, optionally filtered,
-        with their labels and (for records, read from their bytes) references."""
-        named: dict[str, builtins.list[str]] = {}
-        for name, target in sorted(self.labels().items()):
-            named.setdefault(target, []).append(name)
+        each with what :meth:`info` gives for it (labels read once for the listing)."""
+        named = self.labelled()
         return [
             ObjectInfo(
-                r.fingerprint,
-                r.kind,
-                r.size,
-                r.created,
-                tuple(named.get(r.fingerprint, ())),
-                self._references_or_none(r.fingerprint, r.kind),
+                fp,
+                kind_,
+                size,
+                created,
+                tuple(named.get(fp, ())),
+                self.known_references(fp, kind_),
             )
-            for r in self.index.rows(kind, label)
+            for fp, kind_, size, created in self.index.tuples(kind, label)
         ]
 
-    def _references_or_none(self, fp: str, kind: str) -> tuple[str, ...]:
+    def labelled(self) -> dict[str, builtins.list[str]]:
+        """Every labelled object, and the labels naming it."""
+        named: dict[str, builtins.list[str]] = {}
+        for name, target in self.labels().items():
+            named.setdefault(target, []).append(name)
+        return named
+
+    def known_references(self, fingerprint: str, kind: str) -> tuple[str, ...]:
+        """What object *fingerprint* of *kind* refers to, as :meth:`references` reads it;
+        nothing if it is not a record, or cannot be read (damaged, or removed since it
+        was listed: verify says so)."""
         if kind not in content.RECORD_KINDS:
             return ()
         try:
-            return content.references(kind, self.read_bytes(fp, verify=False))
-        except (InvalidContent, ObjectNotFound):
-            return ()  # damaged or gone: verify says so
+            return self.references(fingerprint)
+        except StoreError:
+            return ()
 
     # -- reading -----------------------------------------------------------
 
