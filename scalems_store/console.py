@@ -46,6 +46,7 @@ def main() -> None:
 
 def run_quick(argv: Sequence[str]) -> int | None:
     """Run *argv* if it has one of the quick shapes; return its exit status, else None."""
+    _checked.cache_clear()  # paths are judged anew for each command line
     parsed = _parse(list(argv))
     if parsed is None:
         return None
@@ -80,25 +81,29 @@ def _parse(args: list[str]) -> tuple[str, str | None, list[str], str | None] | N
     if command == "get":
         quick = len(rest) == 1 and (output is not None or not sys.stdout.isatty())
     elif command == "add":
-        quick = bool(rest) and _addable(rest) and not sys.stderr.isatty()
+        quick = bool(rest) and _checked(tuple(rest)) is not None and not sys.stderr.isatty()
     else:
         quick = not sys.stderr.isatty()
     return (command, store_path, rest, output) if quick else None
 
 
-def _addable(paths: list[str]) -> bool:
-    """Whether every path can be added (else click says why, as the command does)."""
+@functools.lru_cache(maxsize=1)
+def _checked(paths: tuple[str, ...]) -> frozenset[str] | None:
+    """The directories among *paths* if every path can be added, else None (click then
+    says why, as the command does); checked once for the parse and the add."""
     from .adding import check_paths
 
     try:
-        check_paths(paths)
+        return frozenset(check_paths(paths))
     except StoreError:
-        return False
-    return True
+        return None
 
 
 def _add(store: FileStore, paths: list[str], output: str | None) -> int:
-    from .adding import add_paths, check_paths
+    from .adding import add_paths
+
+    directories = _checked(tuple(paths))
+    assert directories is not None  # a quick line: checked as it was parsed
 
     def add_one(path: str, directory: bool, label: str | None) -> str:
         return store.add_tree(path) if directory else store.add_file(path)
@@ -107,7 +112,7 @@ def _add(store: FileStore, paths: list[str], output: str | None) -> int:
         if added:
             print("\n".join(added), flush=True)
 
-    add_paths(store, paths, check_paths(paths), add_one, report)
+    add_paths(store, paths, set(directories), add_one, report)
     return 0
 
 
