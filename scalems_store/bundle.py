@@ -219,9 +219,9 @@ def _merger(store: FileStore, ref: Ref) -> Callable[[list[str]], list[str]]:
     latest), else the bundle's first."""
 
     def merge(known: list[str]) -> list[str]:
-        values = [*known, *(v for v in ref.values if v not in known)]
         if ref.namespace != content.CALLS:
             return [*ref.values, *(v for v in known if v not in ref.values)]
+        values = [*known, *(v for v in ref.values if v not in known)]
         return sorted(values, key=lambda fp: _ended(store, fp), reverse=True)
 
     return merge

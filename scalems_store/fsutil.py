@@ -375,9 +375,9 @@ def _grant(dir_fd: int, name: str) -> bool:
     return True
 
 
-def check_parent(dest: str) -> None:
-    """Refuse to write *dest* in a directory that does not exist (as ``cp`` does; making
-    the missing directories would hide a typo in the path).
+def check_parent(dest: str) -> str:
+    """Return the directory *dest* would be in, refusing one that does not exist (as
+    ``cp`` does; making the missing directories would hide a typo in the path).
 
     Raises:
         InvalidPath: the directory *dest* would be in does not exist.
@@ -385,3 +385,4 @@ def check_parent(dest: str) -> None:
     parent = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(parent):
         raise InvalidPath(f"cannot write {dest!r}: no directory {parent!r}")
+    return parent

@@ -86,12 +86,10 @@ class Pinning:
             self._local.pins = None
             pins.close()
 
-    def add(self, fp: str) -> bool:
-        """Pin *fp* if this thread pins; return whether it does."""
-        pins = self.current
-        if pins is not None:
+    def add(self, fp: str) -> None:
+        """Pin *fp* if this thread pins."""
+        if (pins := self.current) is not None:
             pins.add(fp)
-        return pins is not None
 
     def flush(self) -> None:
         """See :meth:`Pins.flush` (nothing if this thread does not pin)."""

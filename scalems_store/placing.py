@@ -105,15 +105,23 @@ class Placer:
             fsync_dir(os.path.dirname(final))
 
 
-def existing(fp: str, path: str) -> str:
-    """Touch the stored object at *path* so that gc's grace counts from its latest add,
-    and check it: ``ok``, ``gone`` (gc removed it) or ``corrupt``."""
+def touch(path: str) -> bool:
+    """Touch the stored object at *path* so that gc's grace counts from now (a gc running
+    now spares it); False if it is gone."""
     try:
         os.utime(path, follow_symlinks=False)
     except FileNotFoundError:
-        return "gone"
+        return False
     except PermissionError:
         pass  # another user's object in a shared store may refuse: it exists
+    return True
+
+
+def existing(fp: str, path: str) -> str:
+    """Touch the stored object at *path* so that gc's grace counts from its latest add,
+    and check it: ``ok``, ``gone`` (gc removed it) or ``corrupt``."""
+    if not touch(path):
+        return "gone"
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return "corrupt"  # a FIFO, a symlink...: not read (a FIFO would never end)

@@ -152,8 +152,7 @@ def copy_blob(objects: ObjectDir, fp: str, dest: str) -> None:
 
     if os.path.lexists(dest):
         raise InvalidPath(f"destination {dest!r} already exists")
-    check_parent(dest)
-    parent = os.path.dirname(os.path.abspath(dest))
+    parent = check_parent(dest)
     fd, temp = new_temp(parent, f".{os.path.basename(dest)}.")
     try:
         with open_object(objects, fp) as src:

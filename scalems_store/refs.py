@@ -229,7 +229,9 @@ def _locks_dir(tmp: str) -> str:
 
 def _lock_file(path: str) -> int:
     """Open (making it if need be) a lock file; -1 if it cannot be opened at all. Another
-    user's lock file in a shared store opens read-only, which is enough to lock it."""
+    user's lock file in a shared store opens read-only, which is enough to lock it on a
+    local filesystem (over NFS an exclusive lock needs write access: the update then runs
+    unlocked, as :func:`_locks_dir` makes rare)."""
     flags = os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)

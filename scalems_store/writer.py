@@ -22,7 +22,7 @@ from .fingerprint import MMAP_THRESHOLD, hash_bytes, new_hasher
 from .fsutil import Temp, not_writable, write_all
 from .objects import Meta, ObjectDir
 from .pins import Pinning
-from .placing import Placer
+from .placing import Placer, touch
 from .threads import pipelined
 from .transfer import Progress, copy_and_hash, read_chunks
 
@@ -103,15 +103,9 @@ class Writer:
         """Pin *fp* (when pinning) and touch it, so that a gc running now spares it;
         return True if it is stored (else it is to be published again). Its bytes are
         not read again: re-adding them (``add``) is what repairs a damaged object."""
-        if self.pins.add(fp):
-            self.pins.flush()
-        try:
-            os.utime(self.objects.path(fp), follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        except PermissionError:
-            pass  # another user's object in a shared store: it is there
-        return self.objects.present(fp)
+        self.pins.add(fp)
+        self.pins.flush()
+        return touch(self.objects.path(fp)) and self.objects.present(fp)
 
     def commit(self) -> None:
         """Publish what the current batch holds so far (labels and refs may then name it)."""
@@ -325,14 +319,13 @@ class Writer:
 
         *named* (a label) is called once the object is published; if a gc running
         meanwhile removed it before the label held it, it is published again."""
-        pinning = self.pins.add(fp)  # before the object can be listed by a gc
+        self.pins.add(fp)  # before the object can be listed by a gc
         if self._group is not None and temp is not None and named is None:
             from .group import Deferred
 
             self._group.defer(Deferred(fp, kind, meta, size, temp))
             return fp
-        if pinning:
-            self.pins.flush()
+        self.pins.flush()
         final = self.objects.path(fp)
         try:
             if meta is not None and self.objects.read_meta(fp) != meta:
