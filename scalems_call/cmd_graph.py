@@ -126,7 +126,8 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
             }
         )
         return
-    click.echo(f"object      {fp}  ({store.kind(fp)})")
+    kind = store.kind(fp)
+    click.echo(f"object      {fp}  ({kind})")
     for link in found.made_by:
         made = f"{link.how} of result {str(link.result)[:12]}"
         click.echo(f"made by     call {link.call[:12]} {named(link.call)} ({made})")
@@ -134,12 +135,11 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
         how = link.how if link.result is None else f"{link.how} by result {link.result[:12]}"
         click.echo(f"taken by    call {link.call[:12]} {named(link.call)} ({how})")
     if not found.made_by and not found.taken_by:
-        kind = store.kind(fp)
         if kind == "call":
-            states = cache.results(store, fp)
+            ran = bool(cache.results(store, fp))
             click.echo(
                 f"a call ({named(fp)}); no call takes its output"
-                + ("" if states else "; it has not run (scalems-call exec)")
+                + ("" if ran else "; it has not run (scalems-call exec)")
             )
         else:
             click.echo("no call made or took it (added by hand?)")

@@ -357,9 +357,7 @@ class _ParslExecutor(Executor):
             return ran
         command = parsl_command(self._store, call_fp, force=force, timeout=timeout)
         before = cache.results(self._store, call_fp)[:1]
-        app_future = (
-            self._app(command, parsl_resource_specification=spec) if spec else self._app(command)
-        )
+        app_future = self._app(command, parsl_resource_specification=spec)
         result: Future[Ran] = Future()
 
         def done(finished: Future[Any]) -> None:

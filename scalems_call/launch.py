@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import forkserver
@@ -51,7 +51,7 @@ def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any
     return [*shlex.split(launcher), "-n", str(ranks), *python]
 
 
-def mpi_shape(requirements: dict[str, Any]) -> tuple[int, int] | None:
+def mpi_shape(requirements: Mapping[str, Any]) -> tuple[int, int] | None:
     """``(ranks, nodes)`` a call asks for (nodes default to 1), or None without ranks.
 
     Raises:

@@ -127,7 +127,7 @@ def _check_requirements(requirements: Mapping[str, Any]) -> None:
     from .launch import mpi_shape
 
     try:
-        mpi_shape(dict(requirements))
+        mpi_shape(requirements)
     except LaunchError as exc:
         raise InvalidCall(str(exc)) from None
     interpreter = requirements.get("interpreter", INTERPRETERS[0])

@@ -7,8 +7,8 @@
  * - write_files() creates the files of an archive that Python has already
  *   checked (every member's name, type and bounds);
  * - read_files() reads the small files of a directory being archived (or of a
- *   list being added), and returns None for any file it cannot read plainly, which Python then reads
- *   (and reports an error for) itself;
+ *   list being added), and returns None for any file it cannot read plainly,
+ *   which Python then reads (and reports an error for) itself;
  * - scan_objects() lists objects/ with each object's size and mtime (gc,
  *   verify and reindex start from it), following no symlink;
  * - syncfs() flushes a filesystem at once (the group commit of a batch).
