@@ -160,7 +160,7 @@ def _bench_filling(work: Path, count: int) -> None:
 def _bench_import(work: Path, source: Path, count: int) -> None:
     """Import a bundle of *count* small objects, without fsync and with durability."""
     from scalems_store import FileStore
-    from scalems_store.bundle import export
+    from scalems_store.maint.bundle import export
 
     bundle = work / "many.bundle"
     with FileStore(source) as store, open(bundle, "wb") as out:

@@ -42,7 +42,7 @@ def _fresh_store(work: Path, name: str) -> Any:
 def _runner_cost(work: Path, count: int, forkserver: str) -> tuple[float, float]:
     """Wall time of *count* trivial calls via ``run_many`` and straight to the same pool."""
     from scalems_call import pack
-    from scalems_call.executors import run_many
+    from scalems_call.engines.executors import run_many
 
     os.environ["SCALEMS_CALL_FORKSERVER"] = forkserver  # the pool's workers inherit it
     try:
@@ -84,8 +84,9 @@ def _fan(store: Any, fans: int, width: int, func: Any = trivial) -> str:
 
 
 def bench_calls(work: Path, quick: bool) -> None:
-    from scalems_call import graph, run
-    from scalems_call.executors import run_many
+    from scalems_call import run
+    from scalems_call.engines import graph
+    from scalems_call.engines.executors import run_many
 
     count = 40 if quick else CALLS
     for forkserver, name in (("on", "fork server"), ("off", "fresh interpreter")):

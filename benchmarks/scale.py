@@ -23,7 +23,7 @@ CALLS = 200
 
 def _through_store(work: Path, name: str, executor: Executor, count: int) -> float:
     from scalems_call import pack
-    from scalems_call.executors import run_many
+    from scalems_call.engines.executors import run_many
     from scalems_store import FileStore
 
     root = work / f"store-scale-{name}"

@@ -17,9 +17,9 @@ Each call sleeps 50 ms. Four whole processes, each timed from start to exit, alt
 
 (A - C) / calls is the per-call overhead our path adds over plain Parsl; (D - C) / calls the
 cost of one fresh interpreter per call, which our path no longer pays (the worker's fork
-server starts each call's process). Slurm is started and
-stopped here (needs root, slurm-wlm and munge: see tests/hpc/localslurm.py). The stores are on
-/dev/shm. Timings are a benchmark, never a test assertion.
+server starts each call's process). Slurm is started and stopped here (needs root,
+slurm-wlm and munge: see tests/scalems_call/engines/hpc/localslurm.py). The stores are
+on /dev/shm. Timings are a benchmark, never a test assertion.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(REPO))
-    from tests.hpc import localslurm
+    from tests.scalems_call.engines.hpc import localslurm
 
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
     work = options.workdir or Path(tempfile.mkdtemp(prefix="slurm-bench-", dir=base))

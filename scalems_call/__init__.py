@@ -38,25 +38,28 @@ __all__ = [
 ]
 
 _WHERE = {
-    "CallPack": "records",
-    "ResultPack": "records",
-    "CallResult": "compat",
-    "cli": "compat",
-    "deserialize_call": "compat",
-    "deserialize_result": "compat",
-    "main": "compat",
-    "serialize_call": "compat",
-    "serialize_result": "compat",
-    "output": "upstream",
-    "pack": "runner",
-    "run_many": "executors",
-    "task": "task",
-    "run": "runner",
-    "submit": "runner",
+    "CallPack": "identity.records",
+    "ResultPack": "identity.records",
+    "CallResult": "identity.compat",
+    "cli": "identity.compat",
+    "deserialize_call": "identity.compat",
+    "deserialize_result": "identity.compat",
+    "main": "identity.compat",
+    "serialize_call": "identity.compat",
+    "serialize_result": "identity.compat",
+    "output": "identity.upstream",
+    "pack": "engines.runner",
+    "run_many": "engines.executors",
+    "task": "engines.task",
+    "run": "engines.runner",
+    "submit": "engines.runner",
 }
 
 if TYPE_CHECKING:
-    from .compat import (
+    from scalems_call.engines.executors import run_many
+    from scalems_call.engines.runner import pack, run, submit
+    from scalems_call.engines.task import task
+    from scalems_call.identity.compat import (
         CallResult,
         cli,
         deserialize_call,
@@ -65,7 +68,7 @@ if TYPE_CHECKING:
         serialize_call,
         serialize_result,
     )
-    from .errors import (
+    from scalems_call.identity.errors import (
         CallError,
         CallFailed,
         ImportFailed,
@@ -74,17 +77,15 @@ if TYPE_CHECKING:
         NoResult,
         SerializationError,
     )
-    from .executors import run_many
-    from .records import CallPack, ResultPack
-    from .runner import pack, run, submit
-    from .task import task
-    from .upstream import output
+    from scalems_call.identity.records import CallPack, ResultPack
+    from scalems_call.identity.upstream import output
 
 
 def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module 'scalems_call' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_WHERE.get(name, 'errors')}", __name__), name)
+    module = importlib.import_module(f".{_WHERE.get(name, 'identity.errors')}", __name__)
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from .compat import cli
+from scalems_call.identity.compat import cli
 
 sys.exit(cli(*sys.argv))

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from scalems_store import humane
+from scalems_store.core import humane
 
 
 def simulate(steps: int, seed: int = 7) -> dict[str, float]:
@@ -39,7 +39,9 @@ def _run(*argv: str, expect: int = 0) -> str:
     command = [
         sys.executable,
         "-m",
-        {"scalems-store": "scalems_store", "scalems-call": "scalems_call.commands"}[argv[0]],
+        {"scalems-store": "scalems_store", "scalems-call": "scalems_call.cmdline.commands"}[
+            argv[0]
+        ],
     ]
     started = time.perf_counter()
     proc = subprocess.run([*command, *argv[1:]], capture_output=True, text=True)

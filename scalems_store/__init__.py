@@ -43,24 +43,21 @@ __all__ = [
 ]
 
 _WHERE = {
-    "FileReference": "reference",
-    "get_file_reference": "reference",
-    "FileStore": "store",
-    "GcReport": "collect",
-    "ObjectInfo": "info",
-    "VerifyReport": "audit",
-    "gc": "collect",
-    "verify": "audit",
-    "default_root": "creation",
-    "hash_bytes": "fingerprint",
-    "hash_file": "fingerprint",
+    "FileReference": "query.reference",
+    "get_file_reference": "query.reference",
+    "FileStore": "store.filestore",
+    "GcReport": "maint.collect",
+    "ObjectInfo": "query.info",
+    "VerifyReport": "maint.audit",
+    "gc": "maint.collect",
+    "verify": "maint.audit",
+    "default_root": "store.creation",
+    "hash_bytes": "core.fingerprint",
+    "hash_file": "core.fingerprint",
 }
 
 if TYPE_CHECKING:
-    from .audit import VerifyReport, verify
-    from .collect import GcReport, gc
-    from .creation import default_root
-    from .errors import (
+    from scalems_store.core.errors import (
         AmbiguousPrefix,
         ArchiveError,
         BadSetting,
@@ -77,16 +74,19 @@ if TYPE_CHECKING:
         UnsafeArchive,
         UnsupportedFormat,
     )
-    from .fingerprint import hash_bytes, hash_file
-    from .info import ObjectInfo
-    from .reference import FileReference, get_file_reference
-    from .store import FileStore
+    from scalems_store.core.fingerprint import hash_bytes, hash_file
+    from scalems_store.maint.audit import VerifyReport, verify
+    from scalems_store.maint.collect import GcReport, gc
+    from scalems_store.query.info import ObjectInfo
+    from scalems_store.query.reference import FileReference, get_file_reference
+    from scalems_store.store.creation import default_root
+    from scalems_store.store.filestore import FileStore
 
 
 def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module 'scalems_store' has no attribute {name!r}")
-    module = importlib.import_module(f".{_WHERE.get(name, 'errors')}", __name__)
+    module = importlib.import_module(f".{_WHERE.get(name, 'core.errors')}", __name__)
     value = getattr(module, name)
     globals()[name] = value
     return value

@@ -1,5 +1,5 @@
 """``python -m scalems_store``: the same as ``scalems-store``."""
 
-from .console import main
+from scalems_store.cli.console import main
 
 main()

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from typing_extensions import Buffer
 
-from .treeread import Entry
+from scalems_store.tar.treeread import Entry
 
 def write_files(root: bytes, data: Buffer, entries: Sequence[Entry], /) -> None: ...
 def read_files(paths: Sequence[str], limit: int, /) -> list[tuple[bytes, int] | None]: ...

@@ -65,7 +65,9 @@ def entry_point(name: str) -> list[str]:
     found = shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
     if found:
         return [found]
-    module = {"scalems-store": "scalems_store", "scalems-call": "scalems_call.console"}[name]
+    module = {"scalems-store": "scalems_store", "scalems-call": "scalems_call.cmdline.console"}[
+        name
+    ]
     return [sys.executable, "-m", module]
 
 

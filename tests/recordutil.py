@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from scalems_store import FileStore, layout
-from scalems_store.objects import Meta
+from scalems_store import FileStore
+from scalems_store.core import layout
+from scalems_store.objects.files import Meta
 
 _CALL: dict[str, Any] = {
     "args": [],

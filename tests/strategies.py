@@ -7,7 +7,7 @@ import tarfile
 
 from hypothesis import strategies as st
 
-from scalems_store import archive
+from scalems_store.tar import archive
 from tests import tarcraft
 
 # names that are valid on POSIX filesystems and exercise ustar limits and UTF-8

@@ -1,0 +1,193 @@
+"""``scalems-call exec``: run calls, and the graph below each, on an engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from scalems_call.engines import progress
+from scalems_store.cli.shared import open_store, parse_duration
+
+if TYPE_CHECKING:
+    from scalems_call.engines.schedule import Engine, Outcome, Ran, Submit
+    from scalems_store import FileStore
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A ``--timeout`` in seconds, from ``90``, ``90s``, ``30m``, ``2h``..."""
+    if value is None:
+        return None
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise click.BadParameter("a timeout must be longer than 0 seconds")
+    return seconds
+
+
+timeout_option = click.option(
+    "--timeout",
+    callback=duration,
+    metavar="DURATION",
+    help="Stop a call after this long (90, 90s, 30m, 2h).",
+)
+
+
+@click.command(name="exec")
+@click.argument("fingerprints", nargs=-1, required=True, metavar="FP...")
+@click.option("--force", is_flag=True, help="Run the calls named even if their result is cached.")
+@timeout_option
+@click.option(
+    "--keep-workdir", is_flag=True, help="Keep work directories and print their paths on stderr."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON record per call.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Run up to N calls at once on this machine.",
+)
+@click.option(
+    "--dask", "dask_address", metavar="SCHEDULER_ADDRESS", help="Run the calls on a Dask cluster."
+)
+@click.option(
+    "--parsl-config",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE.py",
+    help="Run the calls on Parsl with the 'config' defined in FILE.py.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Times a call whose worker, block or node was lost is run again.",
+)
+@click.pass_context
+def exec_command(
+    ctx: click.Context,
+    fingerprints: tuple[str, ...],
+    force: bool,
+    timeout: float | None,
+    keep_workdir: bool,
+    as_json: bool,
+    jobs: int,
+    dask_address: str | None,
+    parsl_config: str | None,
+    retries: int,
+) -> None:
+    """Run calls (fingerprint, prefix or label) and everything they take from; print each
+    call's result fingerprint, one line per FP given.
+
+    A call whose latest run succeeded, whose inputs are what they were, with
+    every object present, is not run again (unless --force). Calls it takes
+    from run first, independent ones at once (one after the other here; --jobs
+    N on this machine, or on Dask or Parsl; the store must be reachable at the
+    same path from every worker). A failed call makes those that take from it
+    upstream-failed; the others go on. Exit status 0 when every call succeeded,
+    1 otherwise.
+    """
+    from scalems_call.engines.schedule import run_graph
+    from scalems_call.execution import cache
+
+    if sum((jobs > 1, dask_address is not None, parsl_config is not None)) > 1:
+        raise click.UsageError("choose one of --jobs, --dask and --parsl-config")
+    store = open_store(ctx)
+    named = [cache.resolve_call(store, fp) for fp in fingerprints]
+    engine, submit = _engine(
+        store, jobs, dask_address, parsl_config, timeout, keep_workdir, retries
+    )
+    with progress.live(sys.stderr) as report:
+        outcomes = run_graph(
+            store,
+            list(dict.fromkeys(named)),
+            engine=engine,
+            submit=submit,
+            force=force,
+            retries=retries,
+            report=report,
+            log=lambda line: click.echo(line, err=True),
+        )
+    failed = False
+    for call_fp in named:
+        failed = _print(outcomes[call_fp], as_json) or failed
+    _tell_what_was_left_out(outcomes)
+    sys.exit(1 if failed else 0)
+
+
+def _print(outcome: Outcome, as_json: bool) -> bool:
+    """Print one line for a call named; return True if it did not succeed."""
+    ok = outcome.state in ("success", "cached")
+    status = "success" if ok else outcome.state
+    if as_json:
+        line = {"call": outcome.call, "result": outcome.result, "status": status}
+        click.echo(json.dumps({**line, "cached": outcome.state == "cached"}))
+    else:
+        click.echo(outcome.result or "-")
+    if not ok:
+        click.echo(f"call {outcome.call[:12]} {status}: {outcome.problem}", err=True)
+    return not ok
+
+
+def _tell_what_was_left_out(outcomes: dict[str, Outcome]) -> None:
+    """Name what runs left out of their output directories (absolute symlinks, fifos...)."""
+    for outcome in outcomes.values():
+        skipped = ((outcome.record or {}).get("provenance") or {}).get("skipped") or []
+        if skipped and outcome.state != "cached":
+            left = "; ".join(skipped)
+            click.echo(f"call {outcome.call[:12]}: not in its output directory: {left}", err=True)
+
+
+def _engine(
+    store: FileStore,
+    jobs: int,
+    dask_address: str | None,
+    parsl_config: str | None,
+    timeout: float | None,
+    keep_workdir: bool,
+    retries: int,
+) -> tuple[Engine, Submit]:
+    """Where calls run, made only when one must: here, a pool, Dask or Parsl (nothing of
+    them is imported before)."""
+    from scalems_call.engines.schedule import InlineExecutor, here
+
+    if parsl_config is not None:
+        path = parsl_config
+
+        def parsl_loaded() -> Any:
+            from scalems_call.engines import executors
+
+            config = executors.load_parsl_config(path)
+            note = (lambda line: click.echo(line, err=True)) if retries else None
+            return executors.parsl_engine(store, config, note)()
+
+        return parsl_loaded, _submit("parsl", store, timeout)
+    if dask_address is not None:
+        address = dask_address
+        return lambda: _executors().dask_executor(address), _submit("pool", store, timeout)
+    if jobs > 1:
+        return lambda: _executors().default_executor(jobs), _submit("pool", store, timeout)
+    return InlineExecutor, here(store, timeout, keep_workdir)
+
+
+def _executors() -> Any:
+    from scalems_call.engines import executors
+
+    return executors
+
+
+def _submit(how: str, store: FileStore, timeout: float | None) -> Submit:
+    """The engine's way of submitting one call (made when the first call is submitted)."""
+
+    def submit(executor: Executor, call_fp: str, force: bool) -> Future[Ran]:
+        executors = _executors()
+        if how == "parsl":
+            made: Submit = executors.parsl_submit(timeout)
+        else:
+            made = executors.pool_submit(store, timeout)
+        return made(executor, call_fp, force)
+
+    return submit

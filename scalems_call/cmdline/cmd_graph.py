@@ -1,0 +1,145 @@
+"""``scalems-call`` commands that show graphs: status, graph, why."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from scalems_store.cli.shared import echo_json, open_store
+
+if TYPE_CHECKING:
+    from scalems_call.engines.graph import Plan, Standing
+
+FORMATS = ("text", "dot", "mermaid", "svg", "html")
+
+
+def _planned(ctx: click.Context, fingerprints: tuple[str, ...]) -> tuple[Plan, dict[str, Standing]]:
+    from scalems_call.engines import graph
+    from scalems_call.execution import cache
+
+    store = open_store(ctx)
+    roots = list(dict.fromkeys(cache.resolve_call(store, fp) for fp in fingerprints))
+    plan = graph.plan(store, roots)
+    return plan, graph.states(store, plan)
+
+
+@click.command(name="status")
+@click.argument("fingerprints", nargs=-1, required=True, metavar="FP...")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON record per call.")
+@click.pass_context
+def status_command(ctx: click.Context, fingerprints: tuple[str, ...], as_json: bool) -> None:
+    """Show the graph below calls: one line a call, with its state and duration.
+
+    States: cached (exec serves it), stale (it may run again: something below
+    changed or is not cached), missing (never run), running (a runner holds
+    it now), failed, upstream-failed (a call below failed). Exit 0 when
+    everything is cached, 1 otherwise.
+    """
+    from scalems_call.engines import graphview
+
+    plan, standing = _planned(ctx, fingerprints)
+    described = graphview.calls(plan, standing, arguments=as_json)
+    if as_json:
+        echo_json({"roots": plan.roots, "calls": described})
+    else:
+        for line in graphview.tree_lines(plan, described):
+            click.echo(line)
+    sys.exit(0 if all(c["state"] == "cached" for c in described) else 1)
+
+
+@click.command(name="graph")
+@click.argument("fingerprints", nargs=-1, required=True, metavar="FP...")
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text: edges; dot/mermaid: sources; svg: drawn by Graphviz; html: one page.",
+)
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
+@click.pass_context
+def graph_command(
+    ctx: click.Context, fingerprints: tuple[str, ...], form: str, output: str | None
+) -> None:
+    """Draw the lineage graph below calls: calls (coloured by state), their input trees
+    and output directories.
+
+    svg and html need Graphviz's dot; html is one self-contained page (no
+    network): the picture and, per call, its function, arguments, state, times
+    and outputs.
+    """
+    from scalems_call.engines import graphview
+    from scalems_call.identity.errors import CallError
+
+    plan, standing = _planned(ctx, fingerprints)
+    draw = {
+        "text": graphview.text,
+        "dot": graphview.dot,
+        "mermaid": graphview.mermaid,
+        "svg": graphview.svg,
+        "html": graphview.page,
+    }[form]
+    try:
+        drawn = draw(plan, standing)
+    except graphview.NoGraphviz as exc:
+        raise CallError(str(exc)) from None
+    if output is None:
+        click.echo(drawn, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8") as stream:
+            stream.write(drawn)
+
+
+@click.command(name="why")
+@click.argument("fingerprint", metavar="FP")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON record.")
+@click.pass_context
+def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
+    """Say which call (and result) made an object, and which calls took it."""
+    from scalems_call.execution import cache
+    from scalems_call.identity.describe import function_name
+    from scalems_store.query.lineage import lineage
+
+    store = open_store(ctx)
+    fp = store.resolve(fingerprint)
+    found = lineage(store, fp)
+
+    def named(call: str) -> str:
+        try:
+            return function_name(cache.load_call(store, call))
+        except Exception:  # a call record that is not here
+            return "?"
+
+    if as_json:
+        echo_json(
+            {
+                "object": fp,
+                "made_by": [
+                    {**link._asdict(), "function": named(link.call)} for link in found.made_by
+                ],
+                "taken_by": [
+                    {**link._asdict(), "function": named(link.call)} for link in found.taken_by
+                ],
+            }
+        )
+        return
+    kind = store.kind(fp)
+    click.echo(f"object      {fp}  ({kind})")
+    for link in found.made_by:
+        made = f"{link.how} of result {str(link.result)[:12]}"
+        click.echo(f"made by     call {link.call[:12]} {named(link.call)} ({made})")
+    for link in found.taken_by:  # declared as an input; consumed by a result of the call
+        how = link.how if link.result is None else f"{link.how} by result {link.result[:12]}"
+        click.echo(f"taken by    call {link.call[:12]} {named(link.call)} ({how})")
+    if not found.made_by and not found.taken_by:
+        if kind == "call":
+            ran = bool(cache.results(store, fp))
+            click.echo(
+                f"a call ({named(fp)}); no call takes its output"
+                + ("" if ran else "; it has not run (scalems-call exec)")
+            )
+        else:
+            click.echo("no call made or took it (added by hand?)")

@@ -1,0 +1,143 @@
+"""``scalems-call`` commands that show calls and results: result, ls."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from scalems_call.identity.errors import CallError
+from scalems_call.identity.records import STATUSES
+from scalems_store.cli.shared import echo_json, open_store, parse_duration
+
+
+@click.command(name="result")
+@click.argument("fingerprint", metavar="FP")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result record (and the decoded return value).",
+)
+@click.option("--stdout", "stdout", is_flag=True, help="Print the captured stdout only.")
+@click.option("--stderr", "stderr", is_flag=True, help="Print the captured stderr only.")
+@click.option("-o", "--output", metavar="DIR", help="Extract the output directory into DIR.")
+@click.pass_context
+def result_command(
+    ctx: click.Context,
+    fingerprint: str,
+    as_json: bool,
+    stdout: bool,
+    stderr: bool,
+    output: str | None,
+) -> None:
+    """Show the latest result of a call (or a result given by fingerprint).
+
+    --stdout and --stderr print one stream's bytes as captured, so they take
+    neither each other nor --json.
+    """
+    from scalems_call.cmdline import display
+    from scalems_call.execution import cache
+
+    if stdout and stderr:
+        raise click.UsageError("give --stdout or --stderr, not both (each prints one stream)")
+    if as_json and (stdout or stderr):
+        raise click.UsageError("--json prints the record: it takes neither --stdout nor --stderr")
+    store = open_store(ctx)
+    result_fp, record = cache.latest(store, fingerprint)
+    if output is not None:
+        if not record.get("directory"):
+            raise CallError(f"result {result_fp} recorded no output directory")
+        store.materialize(record["directory"], output)
+    show = "stdout" if stdout else "stderr" if stderr else None
+    if show is not None:
+        uri = record.get(show)
+        if uri is None:
+            raise CallError(f"result {result_fp} recorded no {show}")
+        sys.stdout.flush()
+        store.write_to(uri, sys.stdout.buffer)
+    elif as_json:
+        echo_json(display.as_json(store, result_fp, record))
+    elif output is None:
+        for line in display.lines(store, result_fp, record):
+            click.echo(line)
+
+
+@click.command(name="ls")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["running", "pending", *STATUSES]),
+    help="Only calls of this status (repeatable).",
+)
+@click.option(
+    "--function",
+    metavar="PATTERN",
+    help="Only calls of functions whose module:name contains PATTERN (or matches it, with * ? [).",
+)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only calls started (or packed) since WHEN: a duration ago (30m, 2h, 7d) or a date "
+    "(2026-05-01, 2026-05-01T14:30).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records (full fingerprints).")
+@click.pass_context
+def ls_command(
+    ctx: click.Context,
+    statuses: tuple[str, ...],
+    function: str | None,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """List calls, newest first: status, start, duration, function and arguments.
+
+    A call being run (a live lease) is 'running'; one never run is 'pending'.
+    Functions and arguments are read from the call records without importing
+    anything. On a terminal, fingerprints are shortened to 12 digits.
+    """
+    from scalems_call.cmdline import display
+
+    after = None if since is None else _since(since)
+    rows = [
+        row
+        for row in display.call_rows(open_store(ctx))
+        if (not statuses or row["status"] in statuses)
+        and (function is None or _matches(row["function"], function))
+        and (after is None or row["when"] >= after)
+    ]
+    if as_json:
+        echo_json([{k: v for k, v in row.items() if k != "when"} for row in rows])
+        return
+    # on a terminal, fingerprints are cut to fit the screen; piped, they are printed whole
+    short = sys.stdout.isatty()
+    if rows:
+        click.echo(display.log_header(short))
+    for row in rows:
+        click.echo(display.log_line(row, short))
+
+
+def _matches(name: str, pattern: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    return fnmatchcase(name, pattern) if any(c in pattern for c in "*?[") else pattern in name
+
+
+def _since(text: str) -> float:
+    """Seconds since the epoch of ``--since``: a duration before now, or a (local) date."""
+    from datetime import datetime
+
+    try:
+        return time.time() - parse_duration(text)
+    except click.BadParameter:
+        pass
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither a duration (30m, 2h, 7d) nor a date (2026-05-01, "
+            "2026-05-01T14:30)",
+            param_hint="--since",
+        ) from None

@@ -1,0 +1,221 @@
+"""Human and JSON views of calls and results for the command line.
+
+Text is for reading (sizes in binary units, local times, short fingerprints);
+JSON keeps exact bytes, seconds, ISO times and full fingerprints.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from scalems_call.execution import cache
+from scalems_call.identity.describe import UNKNOWN, function_name, short_arguments
+from scalems_call.identity.errors import CallError
+from scalems_store import FileStore
+from scalems_store.core import layout
+from scalems_store.core.errors import StoreError
+from scalems_store.core.humane import duration, size
+
+RUNNING = "running"
+PENDING = "pending"
+
+
+def _decoded_repr(hexed: str | None, *, text_as_is: bool = False) -> str:
+    """The value of a hex pickle, as repr shows it (*text_as_is*: a string as itself,
+    for an exception, which the record keeps as the text of its repr)."""
+    if hexed is None:
+        return "None"
+    from scalems_call.identity.serialize import from_hex
+
+    try:
+        value = from_hex(hexed)
+    except Exception as exc:
+        return f"<cannot load here: {exc!r}>"
+    text = value if text_as_is and isinstance(value, str) else repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _exception(record: dict[str, Any]) -> str:
+    hexed = record.get("exception")
+    return _decoded_repr(hexed, text_as_is=True) if hexed else "-"
+
+
+def _size(store: FileStore, uri: str | None) -> str:
+    if uri is None:
+        return "not recorded"
+    fp = layout.normalize(uri)
+    try:
+        return f"{size(store.info(fp).size)}  {uri}"
+    except StoreError:
+        return f"missing  {uri}"
+
+
+def _directory(store: FileStore, uri: str) -> list[str]:
+    """The output directory's line and one line per member, with sizes."""
+    from scalems_store.query.treeview import open_tree
+    from scalems_store.tar.tarformat import DIR, FILE, SYMLINK
+
+    fp = layout.normalize(uri)
+    try:
+        with open_tree(store, fp) as tree:
+            members = tree.members()
+    except StoreError as exc:
+        return [f"directory   {fp}  ({exc})"]
+    total = sum(m.size for m in members if m.type == FILE)
+    out = [f"directory   {fp}  ({len(members)} entries, {size(total)})"]
+    for m in members:
+        if m.type == DIR:
+            out.append(f"              {m.path}/")
+        elif m.type == SYMLINK:
+            out.append(f"              {m.path} -> {m.linkname}")
+        else:
+            out.append(f"              {m.path}  {size(m.size)}")
+    return out
+
+
+def lines(store: FileStore, result_fp: str, record: dict[str, Any]) -> list[str]:
+    """Return a human-readable description of a result."""
+    prov = record.get("provenance", {})
+    out = [
+        f"call        {record.get('call')}",
+        f"result      {result_fp}",
+        f"status      {record.get('status')}",
+        f"return      {_decoded_repr(record.get('return_value'))}",
+        f"exception   {_exception(record)}",
+        f"stdout      {_size(store, record.get('stdout'))}",
+        f"stderr      {_size(store, record.get('stderr'))}",
+    ]
+    if record.get("directory"):
+        out += _directory(store, record["directory"])
+    seconds = prov.get("duration")
+    out += [
+        f"host        {prov.get('host', '?')}",
+        f"python      {prov.get('python', '?')}  dill {prov.get('dill', '?')}"
+        f"  scalems {prov.get('scalems', '?')}",
+        *(
+            [f"packages    {', '.join(f'{n} {v}' for n, v in prov['packages'].items())}"]
+            if prov.get("packages")
+            else []
+        ),
+        f"started     {prov.get('start', '?')}",
+        f"ended       {prov.get('end', '?')}",
+        f"duration    {duration(seconds) if isinstance(seconds, int | float) else '?'}",
+    ]
+    skipped = prov.get("skipped") or []
+    if skipped:
+        out.append(f"not archived ({len(skipped)}, left out of the output directory):")
+        out += [f"              {entry}" for entry in skipped]
+    if record.get("traceback"):
+        out += ["traceback:", *("  " + line for line in record["traceback"].rstrip().splitlines())]
+    return out
+
+
+def as_json(store: FileStore, result_fp: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Return the result record with its fingerprint and a readable return value and exception."""
+    view = dict(record)
+    view["fingerprint"] = result_fp
+    view["return_value_repr"] = _decoded_repr(record.get("return_value"))
+    if record.get("exception"):
+        view["exception_repr"] = _exception(record)
+    return view
+
+
+def call_rows(store: FileStore, width: int = 60) -> list[dict[str, Any]]:
+    """Every call as a line of the log, newest first: its status (``running`` while a live
+    lease holds it, ``pending`` before any result), start, duration, ``module:function``
+    and arguments (at most *width* characters), read without importing the function.
+
+    Each row has ``call``, ``status``, ``start`` and ``end`` (ISO times or None),
+    ``duration`` (seconds or None), ``function``, ``arguments``, ``result`` (a
+    fingerprint or None), ``time`` (the end, as before) and ``when`` (seconds since
+    the epoch that it is sorted by: its start, or when it was packed).
+    """
+    from scalems_store.store.lease import live
+
+    running = live(store.root)
+    rows = [
+        _row(store, info.fingerprint, info.created, running, width) for info in store.list("call")
+    ]
+    rows.sort(key=lambda row: row["when"], reverse=True)
+    return rows
+
+
+def _row(
+    store: FileStore, call_fp: str, packed: float, running: dict[str, Any], width: int
+) -> dict[str, Any]:
+    try:
+        record = cache.load_call(store, call_fp)
+        function, arguments = function_name(record), short_arguments(record, width)
+    except (CallError, StoreError):
+        function, arguments = UNKNOWN, ""
+    row: dict[str, Any] = {
+        "call": call_fp,
+        "status": PENDING,
+        "function": function,
+        "arguments": arguments,
+        "start": None,
+        "end": None,
+        "duration": None,
+        "result": None,
+        "time": None,
+        "when": packed,
+    }
+    result_fp = cache.newest(store, call_fp)
+    if result_fp is not None:
+        prov = cache.load_result(store, result_fp).get("provenance", {})
+        start = _epoch(prov.get("start"))
+        row.update(
+            status=cache.load_result(store, result_fp).get("status"),
+            result=result_fp,
+            start=prov.get("start"),
+            end=prov.get("end"),
+            time=prov.get("end"),
+            duration=prov.get("duration"),
+            when=start if start is not None else packed,
+        )
+    holder = running.get(call_fp)
+    if holder is not None:
+        since = holder.get("since")
+        since = float(since) if isinstance(since, int | float) else time.time()
+        row.update(
+            status=RUNNING,
+            start=datetime.fromtimestamp(since).astimezone().isoformat(timespec="milliseconds"),
+            end=None,
+            duration=round(max(time.time() - since, 0.0), 3),
+            when=since,
+        )
+    return row
+
+
+def _epoch(iso: Any) -> float | None:
+    if not isinstance(iso, str):
+        return None
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
+
+
+def log_line(row: dict[str, Any], short: bool = True) -> str:
+    """One line of ``scalems-call ls``: the call's fingerprint (12 digits when *short*),
+    status, start (local time), duration, ``module:function`` and the arguments."""
+    when = _epoch(row["start"])
+    started = "-" if when is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+    took = duration(row["duration"]) if isinstance(row["duration"], int | float) else "-"
+    name = row["call"][:SHORT] if short else row["call"]
+    return (
+        f"{name}  {row['status'] or '?':<8} {started:<19}  {took:>8}  "
+        f"{row['function']}({row['arguments']})"
+    )
+
+
+def log_header(short: bool = True) -> str:
+    """The heading of :func:`log_line`'s columns."""
+    call = "CALL".ljust(SHORT if short else layout.FINGERPRINT_LENGTH)
+    return f"{call}  {'STATUS':<8} {'STARTED':<19}  {'DURATION':>8}  FUNCTION(ARGUMENTS)"
+
+
+SHORT = 12
+"""Digits of a fingerprint shown where it is shortened (more than enough to name it)."""

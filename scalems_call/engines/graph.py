@@ -1,0 +1,150 @@
+"""The graph below some calls, planned from the store: who needs whom, and where each stands.
+
+Each call record names the calls whose outputs it takes (its ``inputs``); the
+graph below a call is that call and, recursively, every call it takes from.
+Since a call can only name calls that existed when it was packed, the graph
+has no cycle. States, judged bottom-up:
+
+``running``
+    a live lease holds it (a runner is at it now);
+``failed``
+    its newest result did not succeed;
+``upstream-failed``
+    a call it takes from failed (or is upstream-failed): it cannot run;
+``missing``
+    it has never been run (or its result is gone);
+``stale``
+    it has a result, but a call below is not cached, or would now deliver other
+    content than the result consumed: the next ``exec`` may run it again (not if
+    the call below, rerun, delivers the same content);
+``cached``
+    its newest result stands: ``exec`` serves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalems_call.execution import cache
+from scalems_store import FileStore
+from scalems_store.core import layout
+from scalems_store.maint import reach
+from scalems_store.store import lease
+
+CACHED, STALE, MISSING, RUNNING, FAILED, UPSTREAM_FAILED = (
+    "cached",
+    "stale",
+    "missing",
+    "running",
+    "failed",
+    "upstream-failed",
+)
+
+
+@dataclass
+class Node:
+    """One call of a graph."""
+
+    call: str
+    record: dict[str, Any]
+    upstream: list[str] = field(default_factory=list)
+    downstream: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """The graph below some calls: nodes, upstream first."""
+
+    roots: list[str]
+    nodes: dict[str, Node]
+    order: list[str]
+    """Every call, each after all it takes from."""
+
+
+def plan(store: FileStore, roots: Iterable[str]) -> Plan:
+    """Read the graph below *roots* (full call fingerprints) from the store.
+
+    Raises:
+        InvalidCall: a call record is malformed, or an input is not a call.
+        ObjectNotFound: a call record the graph needs is not in the store.
+    """
+    roots = list(dict.fromkeys(roots))
+    nodes: dict[str, Node] = {}
+    pending = list(roots)
+    while pending:
+        fp = pending.pop()
+        if fp in nodes:
+            continue
+        record = cache.load_call(store, fp)
+        upstream = list(
+            dict.fromkeys(layout.normalize(i["call"]) for i in record.get("inputs", []))
+        )
+        nodes[fp] = Node(fp, record, upstream)
+        pending.extend(up for up in upstream if up not in nodes)
+    for node in nodes.values():
+        for up in node.upstream:
+            nodes[up].downstream.append(node.call)
+    return Plan(roots, nodes, _upstream_first(nodes, roots))
+
+
+def _upstream_first(nodes: dict[str, Node], roots: list[str]) -> list[str]:
+    """Every call in *nodes*, each after all it takes from, in the order it takes them."""
+    return reach.dependencies_first(roots, lambda fp: reversed(nodes[fp].upstream))
+
+
+@dataclass
+class Standing:
+    """Where one call of a graph stands."""
+
+    state: str
+    result: str | None = None
+    """Its newest result, if any."""
+    record: dict[str, Any] | None = None
+    """That result's record."""
+    because: str | None = None
+    """For upstream-failed: the call below that failed."""
+
+
+def states(store: FileStore, graph: Plan) -> dict[str, Standing]:
+    """Judge every call of *graph*, bottom-up (see the module's docstring)."""
+    running = lease.live(store.root)
+    known: dict[str, bool] = {}
+    calls = {fp: node.record for fp, node in graph.nodes.items()}  # read by the plan
+    found: dict[str, Standing] = {}
+    for fp in graph.order:
+        found[fp] = _judge(store, graph.nodes[fp], found, known, calls, fp in running)
+    return found
+
+
+def _judge(
+    store: FileStore,
+    node: Node,
+    below: dict[str, Standing],
+    known: dict[str, bool],
+    calls: dict[str, dict[str, Any]],
+    running: bool,
+) -> Standing:
+    newest = cache.newest(store, node.call)
+    record = None
+    if newest is not None:
+        try:
+            record = cache.load_result(store, newest)
+        except Exception:  # a damaged result record: as good as none (verify reports it)
+            newest = None
+    if running:
+        return Standing(RUNNING, newest, record)
+    broken = [up for up in node.upstream if below[up].state in (FAILED, UPSTREAM_FAILED)]
+    if broken:
+        first = below[broken[0]]
+        return Standing(UPSTREAM_FAILED, newest, record, first.because or broken[0])
+    if record is None:
+        return Standing(MISSING)
+    if record.get("status") != "success":
+        return Standing(FAILED, newest, record)
+    if all(below[up].state == CACHED for up in node.upstream) and cache.hit(
+        store, node.call, known, calls
+    ):
+        return Standing(CACHED, newest, record)
+    return Standing(STALE, newest, record)

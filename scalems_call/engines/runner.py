@@ -1,0 +1,257 @@
+"""Pack calls into a store, run them by fingerprint, and read back their results."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from scalems_call.engines.results import to_call_result, to_result
+from scalems_call.execution import cache
+from scalems_call.execution.execute import Execution
+from scalems_call.identity.compat import CallResult, build_call
+from scalems_call.identity.errors import InvalidCall
+from scalems_call.identity.upstream import WHOLE, Output, Resolver, clean_path
+from scalems_store import FileStore
+from scalems_store.core import layout
+from scalems_store.core.errors import StoreError
+from scalems_store.core.layout import canonical
+
+KNOWN_REQUIREMENTS = ("interpreter", "nodes", "ranks")
+INTERPRETERS = ("forked", "fresh")
+"""``interpreter``: forked from a warm fork server (the default where possible), or a
+fresh Python for the call (see :mod:`scalems_call.execution.forkserver`)."""
+Skeleton = str | os.PathLike[str] | Mapping[str, Any] | None
+
+
+def pack(
+    func: Callable[..., Any],
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    store: FileStore,
+    skeleton: Skeleton = None,
+    environment: Mapping[str, str] | None = None,
+    requirements: Mapping[str, Any] | None = None,
+    outputs: Sequence[str] | None = None,
+) -> str:
+    """Store the call ``func(*args, **kwargs)`` as a call record; return its fingerprint.
+
+    Args:
+        func: An importable callable (serialized by reference with dill).
+        args, kwargs: Arguments; they must serialize deterministically and fit the
+            function's signature. ``output(call)`` / ``output(call, "path")`` anywhere
+            in them stands for another call's return value / output file.
+        store: The store to write to.
+        skeleton: The initial contents of the call's work directory: a directory
+            (added as a tree), a tree fingerprint or label, or a mapping of
+            destinations in the work directory to ``output(...)`` references, with
+            ``"."`` for a base tree: ``{".": "md-input/", "start.gro": output(eq, "out.gro")}``.
+        environment: Environment variable overrides for the call.
+        requirements: Run-time requirements: ``ranks`` (MPI ranks), ``nodes``,
+            ``interpreter`` (``"fresh"`` for a new Python instead of a forked one).
+        outputs: Result fields to record (default: all).
+
+    Raises:
+        SerializationError: the function or an argument cannot be serialized deterministically.
+        InvalidCall: arguments that do not fit the signature; a malformed skeleton,
+            environment, requirement or output; a reference to something not a call.
+    """
+    check_call(func, args, kwargs, requirements)
+    resolver = Resolver(store)
+    tree = _skeleton(store, skeleton, resolver)
+    record: dict[str, Any] = dict(
+        build_call(
+            func,
+            args=args,
+            kwargs=kwargs,
+            requirements=requirements,
+            outputs=outputs,
+            skeleton=None if tree is None else layout.to_uri(tree),
+            environment=environment,
+            resolve=resolver.argument,
+        )
+    )
+    if resolver.inputs:
+        record["inputs"] = resolver.record()
+    return store.add_bytes(canonical(record), kind="call")
+
+
+def check_call(
+    func: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any] | None,
+    requirements: Mapping[str, Any] | None,
+) -> None:
+    """Refuse now what would fail later: arguments that do not fit the function's
+    signature, requirements nobody knows.
+
+    Raises:
+        InvalidCall: they do not fit.
+    """
+    _check_signature(func, args, kwargs or {})
+    _check_requirements(requirements or {})
+
+
+def _check_signature(
+    func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> None:
+    """Refuse arguments that do not fit *func*'s signature now, not after a queue wait."""
+    import inspect
+
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: the call itself will tell
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        name = getattr(func, "__qualname__", repr(func))
+        plain = signature.replace(
+            parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+            return_annotation=signature.empty,
+        )
+        raise InvalidCall(f"arguments do not fit {name}{plain}: {exc}") from None
+
+
+def _check_requirements(requirements: Mapping[str, Any]) -> None:
+    unknown = sorted(set(requirements) - set(KNOWN_REQUIREMENTS))
+    if unknown:
+        raise InvalidCall(
+            f"unknown requirement {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(KNOWN_REQUIREMENTS)}"
+        )
+    from scalems_call.execution.launch import mpi_shape
+    from scalems_call.identity.errors import LaunchError
+
+    try:
+        mpi_shape(requirements)
+    except LaunchError as exc:
+        raise InvalidCall(str(exc)) from None
+    interpreter = requirements.get("interpreter", INTERPRETERS[0])
+    if interpreter not in INTERPRETERS:
+        raise InvalidCall(
+            f"requirement interpreter={interpreter!r}: "
+            f"expected {' or '.join(map(repr, INTERPRETERS))}"
+        )
+
+
+def _skeleton(store: FileStore, skeleton: Skeleton, resolver: Resolver) -> str | None:
+    """The skeleton's base tree (added if a directory); its other entries become inputs."""
+    if isinstance(skeleton, Mapping):
+        base = None
+        for dest, value in skeleton.items():
+            if isinstance(value, Output) or hasattr(value, "__scalems_output__"):
+                ref = value if isinstance(value, Output) else value.__scalems_output__()
+                resolver.mount(str(dest), ref)
+            elif clean_path(str(dest)) == WHOLE:
+                base = value
+            else:
+                raise InvalidCall(
+                    f"skeleton entry {dest!r} must be output(...) (a directory or tree goes "
+                    "under '.')"
+                )
+        return _tree(store, base)
+    return _tree(store, skeleton)
+
+
+def _tree(store: FileStore, skeleton: str | os.PathLike[str] | None) -> str | None:
+    if skeleton is None:
+        return None
+    path = os.fspath(skeleton)
+    if os.path.isdir(path):
+        return store.add_tree(path)
+    if isinstance(skeleton, os.PathLike) or os.path.exists(path) or os.sep in path:
+        what = "is not a directory" if os.path.exists(path) else "does not exist"
+        raise InvalidCall(f"skeleton {path!r} {what}")
+    try:
+        fp = store.resolve(path)
+    except StoreError as exc:
+        raise InvalidCall(
+            f"skeleton {path!r}: no such directory, and no tree by that name ({exc})"
+        ) from None
+    if store.kind(fp) != "tree":
+        raise InvalidCall(f"skeleton {fp} is a {store.kind(fp)}, not a tree")
+    return fp
+
+
+def run(
+    fingerprint: str,
+    *,
+    store: FileStore,
+    force: bool = False,
+    timeout: float | None = None,
+) -> CallResult:
+    """Run a packed call by fingerprint, prefix or label, and first whatever it takes from
+    that is missing, here, one after the other; or serve its cached result.
+
+    A result is served from the store when the call's latest run succeeded, what
+    it took from other calls is what they deliver now, and every object it
+    references is present; otherwise the call runs in a child process (see
+    :mod:`scalems_call.execution.execute`). *force* runs this call even so (not what it
+    takes from, unless missing).
+
+    Raises:
+        InvalidCall: the object is not a well-formed call record.
+        LaunchError: the call cannot be started here.
+    """
+    from scalems_call.engines.schedule import InlineExecutor, here, run_graph
+
+    call_fp = store.resolve(fingerprint)  # not a call: planning says so
+    if not force and (found := cache.hit(store, call_fp)) is not None:
+        return to_call_result(store, *found, cached=True)  # the graph below is current too
+    outcomes = run_graph(
+        store, [call_fp], engine=InlineExecutor, submit=here(store, timeout), force=force
+    )
+    outcome = outcomes[call_fp]
+    if outcome.error is not None:
+        raise outcome.error  # it could not be run here (no MPI launcher, ...)
+    return to_result(store, outcome)
+
+
+def submit(
+    func: Callable[..., Any],
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    store: FileStore,
+    force: bool = False,
+    timeout: float | None = None,
+    executor: Executor | None = None,
+    **options: Any,
+) -> Any:
+    """Pack then run: ``run(pack(func, args, kwargs, store=store, **options), store=store)``.
+
+    Args:
+        executor: Run it there (with whatever it takes from that is missing), and
+            return at once a ``concurrent.futures.Future`` of its :class:`CallResult`.
+            Without one, run it here and return the :class:`CallResult` (as
+            SCALE-MS's ``submit`` did).
+    """
+    fingerprint = pack(func, args, kwargs, store=store, **options)
+    if executor is None:
+        return run(fingerprint, store=store, force=force, timeout=timeout)
+    from scalems_call.engines.executors import run_many
+
+    def run_there() -> CallResult:
+        done = run_many([fingerprint], store=store, executor=executor, force=force, timeout=timeout)
+        return done[fingerprint]
+
+    future: Future[CallResult] = Future()
+    thread = threading.Thread(target=_settle, args=(future, run_there), daemon=True)
+    thread.start()
+    return future
+
+
+def _settle(future: Future[Any], work: Callable[[], Any]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(work())
+    except BaseException as exc:
+        future.set_exception(exc)
+
+
+__all__ = ["Execution", "pack", "run", "submit", "to_call_result", "to_result"]

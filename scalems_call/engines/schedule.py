@@ -1,0 +1,316 @@
+"""Run the graph below some calls on an engine: upstream first, independent calls at once.
+
+The coordinator plans from the store (:mod:`scalems_call.engines.graph`), serves what is
+cached, and submits each call whose upstream calls are all done as one
+``exec`` of its own to the engine (a process pool, Dask, Parsl, or this
+process). A call that fails makes every call that takes from it
+``upstream-failed`` (naming it); independent branches go on. A call whose
+worker, block or node was lost (not one that raised) is submitted again, up to
+*retries* times. Nothing is started when nothing needs to run: the engine is
+made on the first submission.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalems_call.engines import graph
+from scalems_call.execution import cache
+from scalems_store import FileStore
+
+Ran = tuple[str, bool]
+"""What one call's exec gives: its result fingerprint, and whether it was served (another
+runner had just made it) rather than run."""
+Submit = Callable[[Executor, str, bool], "Future[Ran]"]
+"""``submit(executor, call, force)``: one call's exec on the engine."""
+Engine = Callable[[], AbstractContextManager[Executor]]
+"""Makes (and at the end shuts down) the executor, when a first call must run."""
+
+LOST_WORKER = frozenset(
+    {"BrokenProcessPool", "BrokenExecutor", "KilledWorker", "ManagerLost", "WorkerLost"}
+)
+"""Exceptions that mean the worker, block or node went away, not that the call failed."""
+
+
+@dataclass
+class Outcome:
+    """How one call of the graph ended in this run."""
+
+    call: str
+    state: str
+    """``success``, ``cached``, ``failed``... (a result's status), or ``upstream-failed``."""
+    result: str | None = None
+    record: dict[str, Any] | None = None
+    problem: str = ""
+    """For a call that did not succeed: the last line of what went wrong."""
+    because: str | None = None
+    """For an upstream-failed call: the call below that failed."""
+    error: BaseException | None = None
+    """What kept the call from running at all (the engine's error), if that is known."""
+
+
+@dataclass
+class Counts:
+    """Progress of a graph run, as a live display shows it."""
+
+    total: int
+    done: int = 0
+    cached: int = 0
+    failed: int = 0
+    running: int = 0
+    started: float = field(default_factory=time.monotonic)
+    ran: list[float] = field(default_factory=list)
+    """Wall seconds of each call run so far (for the time left)."""
+
+    def eta(self) -> float | None:
+        """Seconds left, guessed from the calls run so far."""
+        left = self.total - self.done
+        if not self.ran or not left:
+            return None
+        per_call = (time.monotonic() - self.started) / max(len(self.ran), 1)
+        return left * per_call
+
+
+class InlineExecutor(Executor):
+    """Runs what is submitted at once, in this process (the engine of a plain ``exec``).
+    Made when a call must run: it starts this process's fork server at once."""
+
+    def __init__(self) -> None:
+        from scalems_call.execution import forkserver
+
+        forkserver.prestart()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+def here(store: FileStore, timeout: float | None = None, keep_workdir: bool = False) -> Submit:
+    """Submit one call's exec to an :class:`InlineExecutor`: it runs in this process."""
+
+    def submit(executor: Executor, call_fp: str, force: bool) -> Future[Ran]:
+        return executor.submit(exec_here, store, call_fp, force, timeout, keep_workdir)
+
+    return submit
+
+
+def exec_here(
+    store: FileStore, call_fp: str, force: bool, timeout: float | None, keep_workdir: bool
+) -> Ran:
+    """Run one call in this process's store (see :data:`Ran`)."""
+    from scalems_call.execution.execute import execute
+
+    done = execute(store, call_fp, force=force, timeout=timeout, keep_workdir=keep_workdir)
+    if done.workdir:
+        import sys
+
+        print(f"work directory kept: {done.workdir}", file=sys.stderr)
+    return done.result, done.cached
+
+
+def lost_worker(exc: BaseException) -> bool:
+    """Whether *exc* means the call's worker was lost (so running it again may succeed)."""
+    if type(exc).__name__ in LOST_WORKER:
+        return True
+    if type(exc).__name__ == "BashExitFailure":  # Parsl: an MPI call's exec died of a signal
+        code = getattr(exc, "exitcode", 0) or 0
+        return code < 0 or code > 128
+    from concurrent.futures import BrokenExecutor
+
+    return isinstance(exc, BrokenExecutor)
+
+
+def run_graph(
+    store: FileStore,
+    roots: list[str],
+    *,
+    engine: Engine,
+    submit: Submit,
+    force: bool = False,
+    retries: int = 2,
+    report: Callable[[Counts], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Outcome]:
+    """Run what is missing of the graph below *roots*; return an outcome for every call.
+
+    Args:
+        roots: Full call fingerprints.
+        engine: Makes the executor on first need (an owned pool is made again after
+            it broke).
+        submit: Submits one call's exec.
+        force: Run the roots even when cached (what they take from is run only if missing).
+        retries: Times a call whose worker was lost is submitted again.
+        report: Called with the progress after every change.
+        log: Called with a line for each retry.
+    """
+    plan = graph.plan(store, roots)
+    runner = _Coordinator(store, plan, engine, submit, set(roots) if force else set())
+    runner.retries, runner.report, runner.log = retries, report, log
+    return runner.run()
+
+
+class _Coordinator:
+    def __init__(
+        self, store: FileStore, plan: graph.Plan, engine: Engine, submit: Submit, forced: set[str]
+    ) -> None:
+        self.store, self.plan, self.engine, self.submit, self.forced = (
+            store,
+            plan,
+            engine,
+            submit,
+            forced,
+        )
+        self.retries = 2
+        self.report: Callable[[Counts], None] | None = None
+        self.log: Callable[[str], None] | None = None
+        self.outcomes: dict[str, Outcome] = {}
+        self.waiting = {fp: len(node.upstream) for fp, node in plan.nodes.items()}
+        self.calls = {fp: node.record for fp, node in plan.nodes.items()}
+        self.known: dict[str, bool] = {}
+        self.counts = Counts(len(plan.nodes))
+        self.running: dict[Future[Ran], tuple[str, int, float]] = {}
+        self._stack = contextlib.ExitStack()
+        self._executor: Executor | None = None
+
+    def run(self) -> dict[str, Outcome]:
+        with self._stack:
+            ready = collections.deque(fp for fp in self.plan.order if self.waiting[fp] == 0)
+            while ready or self.running:
+                while ready:
+                    ready.extend(self._start(ready.popleft()))
+                if self.running:
+                    ready.extend(self._collect())
+        return self.outcomes
+
+    def _start(self, fp: str) -> list[str]:
+        """Serve *fp* from the cache (returning what that makes ready) or submit it."""
+        found = None if fp in self.forced else cache.hit(self.store, fp, self.known, self.calls)
+        if found is not None:
+            return self._done(fp, Outcome(fp, graph.CACHED, found[0], found[1]), cached=True)
+        self._submit(fp, 0)
+        return []
+
+    def _submit(self, fp: str, attempt: int) -> None:
+        executor = self._engine()  # an engine that cannot be made ends the run: its error
+        try:
+            future = self.submit(executor, fp, fp in self.forced)
+        except Exception as exc:  # the engine refused this call
+            future = Future()
+            future.set_exception(exc)
+        self.running[future] = (fp, attempt, time.monotonic())
+        self.counts.running = len(self.running)
+        self._report()
+
+    def _engine(self) -> Executor:
+        if self._executor is None:
+            self._executor = self._stack.enter_context(self.engine())
+        return self._executor
+
+    def _collect(self) -> list[str]:
+        finished, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
+        ready: list[str] = []
+        for future in finished:
+            fp, attempt, started = self.running.pop(future)
+            exc = future.exception()
+            if exc is not None and lost_worker(exc) and attempt < self.retries:
+                self._retry(fp, attempt, exc)
+                continue
+            self.counts.ran.append(time.monotonic() - started)
+            ready.extend(self._done(fp, self._outcome(fp, future)))
+        self.counts.running = len(self.running)
+        return ready
+
+    def _retry(self, fp: str, attempt: int, exc: BaseException) -> None:
+        if self.log is not None:
+            self.log(
+                f"call {fp[:12]}: worker lost ({type(exc).__name__}: {exc}); "
+                f"retry {attempt + 1} of {self.retries}"
+            )
+        if type(exc).__name__ == "BrokenProcessPool" and self._executor is not None:
+            self._stack.close()  # an owned pool that broke: make a new one
+            self._stack, self._executor = contextlib.ExitStack(), None
+        self._submit(fp, attempt + 1)
+
+    def _outcome(self, fp: str, future: Future[Ran]) -> Outcome:
+        exc = future.exception()
+        if exc is not None:
+            return Outcome(fp, "error", problem=f"{type(exc).__name__}: {exc}", error=exc)
+        result_fp, served = future.result()
+        record = cache.load_result(self.store, result_fp)
+        status = str(record.get("status"))
+        if status != "success":
+            return Outcome(fp, status, result_fp, record, _problem(record))
+        # served: another runner had it, and the worker waited and served its result
+        return Outcome(fp, graph.CACHED if served else status, result_fp, record)
+
+    def _done(self, fp: str, outcome: Outcome, cached: bool = False) -> list[str]:
+        """Record how *fp* ended; return the calls that became ready."""
+        ready: list[str] = []
+        self.outcomes[fp] = outcome
+        ok = outcome.state in ("success", graph.CACHED)
+        self.known[fp] = ok
+        self.counts.done += 1
+        self.counts.cached += cached
+        self.counts.failed += not ok
+        self._report()
+        for down in self.plan.nodes[fp].downstream:
+            if not ok:
+                self._fail_below(down, outcome)
+                continue
+            self.waiting[down] -= 1
+            if self.waiting[down] == 0 and down not in self.outcomes:
+                ready.append(down)
+        return ready
+
+    def _fail_below(self, fp: str, failed: Outcome) -> None:
+        """Mark *fp* and everything that takes from it upstream-failed, naming the call
+        that failed and how."""
+        if failed.because is not None:  # it failed because of a call further below
+            because, problem = failed.because, failed.problem
+        else:
+            because = failed.call
+            problem = f"upstream call {because[:12]} failed" + (
+                f": {failed.problem}" if failed.problem else ""
+            )
+        pending = [fp]
+        while pending:
+            call = pending.pop()
+            if call in self.outcomes:
+                continue
+            self.outcomes[call] = Outcome(
+                call, graph.UPSTREAM_FAILED, problem=problem, because=because
+            )
+            self.known[call] = False
+            self.counts.done += 1
+            self.counts.failed += 1
+            pending.extend(self.plan.nodes[call].downstream)
+        self._report()
+
+    def _report(self) -> None:
+        if self.report is not None:
+            self.report(self.counts)
+
+
+def _problem(record: dict[str, Any]) -> str:
+    """The last line of what went wrong in a result, the error named as everywhere else
+    (``ImportFailed: ...``, not ``scalems_call.identity.errors.ImportFailed: ...``)."""
+    lines = [line for line in (record.get("traceback") or "").splitlines() if line.strip()]
+    if lines:
+        return _QUALIFIED.sub("", lines[-1])
+    return str(record.get("status"))
+
+
+_QUALIFIED = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*(?::|$))")
+"""The module path before an exception's name at the start of a traceback's last line."""

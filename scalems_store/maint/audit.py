@@ -1,0 +1,371 @@
+"""verify: re-hash objects and check that everything the store says agrees with their bytes.
+
+Found and reported (the exit status of ``scalems-store verify`` is 1 if any):
+a corrupt or missing object; an object a record, label, ref or live lease names
+that is missing; a ``meta/`` file that is damaged or disagrees with the bytes
+(mended: it is only a cache); a result recorded for a call that is not that
+call's result; files under ``refs/`` that cannot be read; symlinks and strays
+where the store's own files should be; index rows of objects that are gone
+(mended).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
+from typing import TYPE_CHECKING
+
+from scalems_store.core import layout
+from scalems_store.core.errors import ArchiveError, InvalidContent, StoreError
+from scalems_store.core.fingerprint import MMAP_THRESHOLD, hash_bytes, hash_file, usable_cores
+from scalems_store.maint import reach
+from scalems_store.objects import content, reading
+from scalems_store.objects.files import DAMAGED, Meta, ObjectDir
+from scalems_store.store import lease
+
+try:
+    import scalems_store._speedups as _speedups
+except ImportError:  # built without a C compiler: Python reads each object itself
+    _speedups = None  # type: ignore[assignment]
+from scalems_store.objects.transfer import Progress
+
+if TYPE_CHECKING:
+    from scalems_store.store.filestore import FileStore
+
+
+class VerifyReport:
+    """Outcome of :func:`verify`."""
+
+    def __init__(self) -> None:
+        self.checked = 0
+        self.problems: list[tuple[str, str]] = []
+        """``(fingerprint or path, what is wrong)`` for everything found."""
+        self.mended: list[str] = []
+        """Caches (meta files, index rows) rewritten to agree with the objects."""
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line: how many objects were checked and how many problems found."""
+        mended = f", {len(self.mended)} cache entries mended" if self.mended else ""
+        return f"checked {self.checked} objects, {len(self.problems)} problems{mended}"
+
+    def add(self, what: str, problem: str) -> None:
+        self.problems.append((what, problem))
+
+
+def verify(
+    store: FileStore,
+    fingerprints: Iterable[str] | None = None,
+    *,
+    sample: float | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Re-hash objects and check what the store says of them; mend its caches.
+
+    Args:
+        fingerprints: Objects to check (fingerprints or prefixes); everything when None.
+        sample: Check only this random fraction (0 < f <= 1) of the objects.
+        progress: Called with the number of objects checked so far.
+    """
+    report = VerifyReport()
+    if sample is not None and not 0 < sample <= 1:
+        raise StoreError(f"sample must be a fraction in (0, 1], got {sample}")
+    expected: dict[str, str] = {}
+    present: set[str] | None = None  # every object, when all were listed
+    if fingerprints is None:
+        targets = list(map(itemgetter(0), store.objects.listing(report.add, sizes=False)))
+        present = set(targets)
+        expected = _check_roots(store, report)
+    else:
+        targets = []
+        for text in fingerprints:
+            try:
+                targets.append(store.resolve(text))
+            except StoreError as exc:
+                report.add(text, f"missing: {exc}")
+    if sample is not None and targets:
+        import random  # imported here: random adds milliseconds to every start-up
+
+        targets = random.sample(targets, max(1, round(len(targets) * sample)))
+    with_meta = store.objects.with_meta()
+    indexed: list[tuple[set[str], dict[str, str]]] = []  # read while the objects are hashed
+    mending = fingerprints is None and sample is None
+
+    def meanwhile() -> None:
+        if mending:
+            indexed.append((set(store.index.fingerprints()), store.index.not_blobs()))
+
+    problems = _mismatches(store, targets, report, progress, meanwhile)
+    for fp in sorted(problems):
+        report.add(fp, problems[fp])
+    # a blob without meta names nothing: it is done once hashed
+    for fp in sorted((with_meta | expected.keys()) & set(targets) - problems.keys()):
+        _check_object(store, fp, None, expected.get(fp), report, present)
+    if mending:
+        assert present is not None  # mending is for a whole store
+        _mend_index(store, present, *indexed[0], with_meta, report)
+    return report
+
+
+READ_BATCH = 512
+"""Small objects read per call of the C reader (without the GIL)."""
+PARALLEL = 4096
+"""Fewest objects worth hashing in several processes."""
+_WORK: tuple[ObjectDir, list[str]] | None = None
+"""What the hashing processes share (set before they are forked)."""
+
+
+def _mismatches(
+    store: FileStore,
+    targets: list[str],
+    report: VerifyReport,
+    progress: Progress | None,
+    meanwhile: Callable[[], None],
+) -> dict[str, str]:
+    """Hash every target; return what is wrong with those that do not match their name.
+
+    Many objects are hashed in one forked process per core, each reading its share in
+    batches with the C reader, as ``find | xargs -P b3sum`` would; large objects are
+    hashed through mmap.
+    """
+    global _WORK
+    cores = usable_cores()
+    step = max(READ_BATCH, -(-len(targets) // (8 * cores)))
+    shards = [(at, min(at + step, len(targets))) for at in range(0, len(targets), step)]
+    _WORK = (store.objects, targets)
+    found: dict[str, str] = {}
+    large: list[str] = []
+    try:
+        for done, problems, unread in _shards(
+            shards, meanwhile, parallel=len(targets) >= PARALLEL and cores > 1
+        ):
+            found.update(problems)
+            large.extend(unread)
+            report.checked += done - len(unread)
+            if progress is not None:
+                progress(report.checked)
+    finally:
+        _WORK = None
+    for fp in large:  # here, on every core (a forked process must not: see _shard_problems)
+        actual = _hash_large(store.objects, fp)
+        if actual != fp:
+            found[fp] = _problem(actual)
+        report.checked += 1
+        if progress is not None:
+            progress(report.checked)
+    return found
+
+
+def _problem(actual: str) -> str:
+    if actual.startswith(("missing", "unreadable")):
+        return actual
+    return f"corrupt: content hashes to {actual}"
+
+
+def _shards(
+    shards: list[tuple[int, int]], meanwhile: Callable[[], None], *, parallel: bool
+) -> Iterator[tuple[int, dict[str, str], list[str]]]:
+    """The problems of each shard; *meanwhile* runs here while the processes hash."""
+    if not parallel or "fork" not in _start_methods():
+        meanwhile()
+        yield from map(_shard_problems, shards)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(usable_cores()) as pool:
+        results = pool.imap_unordered(_shard_problems, shards)  # they start at once
+        meanwhile()
+        yield from results
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
+
+
+def _shard_problems(shard: tuple[int, int]) -> tuple[int, dict[str, str], list[str]]:
+    """Hash the small targets ``[start, end)`` of the work; return how many targets, the
+    problems, and the objects left for the caller (large ones, or ones the C reader
+    could not read). Large objects are hashed by the caller on all cores: a forked
+    process must not, BLAKE3's thread pool being the parent's."""
+    from blake3 import blake3
+
+    assert _WORK is not None
+    objects, targets = _WORK
+    problems: dict[str, str] = {}
+    unread: list[str] = []
+    for at in range(shard[0], shard[1], READ_BATCH):
+        batch = targets[at : min(at + READ_BATCH, shard[1])]
+        for fp, got in zip(batch, _read_batch(objects, batch), strict=True):
+            if got is None:
+                unread.append(fp)
+                continue
+            # the loop of a million objects: the hasher itself, not hash_bytes' checks
+            actual = blake3(got).hexdigest()
+            if actual != fp:
+                problems[fp] = _problem(actual)
+    return shard[1] - shard[0], problems, unread
+
+
+def _read_batch(objects: ObjectDir, batch: list[str]) -> list[bytes | None]:
+    """The bytes of the small objects of *batch* (None for large or unreadable ones)."""
+    if _speedups is None:
+        return [None] * len(batch)
+    top = objects.top
+    paths = [f"{top}/{fp[:2]}/{fp[2:]}" for fp in batch]  # objects.path, inlined: 1M calls
+    return [
+        None if item is None else item[0] for item in _speedups.read_files(paths, MMAP_THRESHOLD)
+    ]
+
+
+def _hash_large(objects: ObjectDir, fp: str) -> str:
+    """What object *fp* hashes to, read by Python (a large one, or one the C reader could
+    not read); ``missing`` or ``unreadable: ...`` if it cannot be read."""
+    path = objects.path(fp)
+    try:
+        size = os.lstat(path).st_size
+        return hash_file(path, size) if size >= MMAP_THRESHOLD else hash_bytes(_read(path))
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+
+
+def _check_roots(store: FileStore, report: VerifyReport) -> dict[str, str]:
+    """Report unreadable, dangling and wrong roots; return the kind each root implies."""
+    roots = reach.roots(store)
+    for path, what in roots.damage:
+        report.add(path, what)
+    for name in (layout.OBJECTS, layout.META, layout.REFS, layout.TMP, lease.LEASES):
+        path = os.path.join(store.root, name)
+        if os.path.islink(path):
+            report.add(path, "a symlink where a directory of the store should be")
+    expected: dict[str, str] = {}
+    for name, fp in roots.labels.items():
+        if fp not in store:
+            report.add(fp, f"missing: label {name!r} points at it")
+    for ref in roots.refs:
+        if ref.namespace == content.CALLS:
+            expected[ref.key] = content.CALL
+        for fp in [ref.key, *ref.values]:
+            if fp not in store:
+                report.add(fp, f"missing: recorded in refs/{ref.namespace}/{ref.key[:12]}")
+        if ref.namespace == content.CALLS:
+            for fp in ref.values:
+                expected[fp] = content.RESULT
+                _check_result_of(store, ref.key, fp, report)
+    for key in roots.leases:
+        if len(key) == 64 and key not in store:
+            report.add(key, "missing: a live lease runs it")
+    return expected
+
+
+def _check_result_of(store: FileStore, call: str, result: str, report: VerifyReport) -> None:
+    """A result recorded for *call* must be a result record naming *call*."""
+    try:
+        record = content.decode(store.read_bytes(result), content.RESULT)
+    except (StoreError, KeyError):
+        return  # missing or corrupt: reported with the object itself
+    if record.get("call") != call:
+        report.add(
+            result,
+            f"recorded as a result of call {call[:12]} but it is a result of "
+            f"{str(record.get('call'))[:12]}: not served as a cache hit",
+        )
+
+
+def _check_object(
+    store: FileStore,
+    fp: str,
+    data: bytes | None,
+    expected: str | None,
+    report: VerifyReport,
+    present: set[str] | None,
+) -> None:
+    """Check an object that matches its name against what its meta file (or a ref) says,
+    and that what its bytes name is present; mend the meta file if need be."""
+    path = store.object_path(fp)
+    meta = store.objects.meta_state(fp)
+    kind = _judge_kind(store, fp, meta, expected, report)
+    try:
+        refs = content.references(kind, data if data is not None else _read(path))
+        if kind == content.TREE:
+            from scalems_store.tar import archive
+
+            archive.list_entries(path, checked=True)
+    except (InvalidContent, ArchiveError) as exc:
+        report.add(fp, f"recorded as a {kind} but its bytes are not one: {exc}")
+        return
+    for ref in refs:
+        if ref not in (present if present is not None else store):
+            report.add(ref, f"missing: referenced by {fp}")
+    wanted = None if kind == content.BLOB else Meta(kind, refs)
+    if meta != wanted:
+        if meta is not None and meta is not DAMAGED:
+            report.add(fp, "its meta file disagreed with its bytes (mended)")
+        try:
+            if wanted is None:
+                store.objects.remove_meta(fp)
+            else:
+                store.objects.write_meta(fp, wanted, store.tmp, durable=store.durable)
+        except (StoreError, OSError) as exc:  # a directory in its place, no permission...
+            report.add(fp, f"its meta file cannot be mended: {exc}")
+            return
+        report.mended.append(fp)
+
+
+def _judge_kind(
+    store: FileStore, fp: str, meta: Meta | None, expected: str | None, report: VerifyReport
+) -> str:
+    """The kind to check *fp* as: its meta file's, what its bytes show where the meta
+    file is damaged, or what a ref says it must be."""
+    if meta is DAMAGED:
+        report.add(fp, "its meta file is damaged (mended from the object's bytes)")
+        return reading.sniff_kind(store.objects, fp)
+    kind = content.BLOB if meta is None else meta.kind
+    if expected is not None and kind != expected:
+        report.add(fp, f"recorded as a {kind}, but a ref names it as a {expected}")
+        return expected
+    return kind
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.read()
+
+
+def _mend_index(
+    store: FileStore,
+    present: set[str],
+    listed: set[str],
+    not_blobs: dict[str, str],
+    with_meta: set[str],
+    report: VerifyReport,
+) -> None:
+    """Drop index rows of objects that are gone (deleted by hand), and rebuild the index
+    if it lacks objects or says the wrong kind of one, reporting each; *listed* is what
+    the index listed, *not_blobs* the kinds it gives those that are not blobs."""
+    gone = sorted(listed - present)
+    for fp in gone:
+        report.add(fp, "missing: listed in the index but not in objects/ (index mended)")
+    if gone:
+        store.index.remove(gone)
+        report.mended.extend(gone)
+    wrong = []
+    # only an object with meta, or one the index says is no blob, can be of another kind
+    for fp in sorted((not_blobs.keys() | with_meta) & present & listed):
+        kind = store.kind(fp) if fp in with_meta else content.BLOB  # a blob has no meta
+        said = not_blobs.get(fp, content.BLOB)
+        if said != kind:
+            report.add(fp, f"the index says it is a {said}, it is a {kind} (index mended)")
+            wrong.append(fp)
+    unlisted = present - listed
+    if unlisted or wrong:
+        store.index.rebuild()
+        report.mended.extend(sorted(unlisted) + wrong)

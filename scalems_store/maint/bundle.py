@@ -1,0 +1,394 @@
+"""Bundles: one file carrying the closure of some objects from one store to another.
+
+A bundle is an uncompressed tar: first ``bundle.json`` (the manifest: each
+object's fingerprint, kind, references and size, and the refs to recreate), then
+one member ``objects/<fingerprint>`` per object, each after everything it
+references. The closure of an object is the object, everything its bytes
+reference (recursively) and, for a call, the results recorded for it and
+their closure.
+
+Import is all or nothing. The manifest is checked whole first; every object is
+then staged in ``tmp/`` while it is hashed; only when every object matches its
+name, and its bytes are the kind and name the references the manifest says
+(and, for an object the store has already, the kind the store knows), are
+they published and their refs recreated. A bundle that disagrees with itself
+or with the store is refused with one line naming the object, and the store is
+left as it was. Importing twice is harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tarfile
+from collections.abc import Callable, Iterable
+from typing import IO, Any, NamedTuple
+
+from scalems_store.core import layout
+from scalems_store.core.errors import (
+    ArchiveError,
+    CorruptObject,
+    FingerprintMismatch,
+    InvalidContent,
+    InvalidPath,
+    StoreError,
+)
+from scalems_store.core.fingerprint import CHUNK, new_hasher
+from scalems_store.core.fsutil import new_locked_dir, remove_tree
+from scalems_store.maint import reach
+from scalems_store.objects import content
+from scalems_store.objects.claims import check_tree
+from scalems_store.objects.writer import Staged
+from scalems_store.store.filestore import FileStore
+from scalems_store.store.refs import Ref, valid_namespace
+from scalems_store.tar.tarstream import MemberData, read_members
+
+FORMAT = {"format": "scalems-bundle", "version": 1}
+MANIFEST = "bundle.json"
+_MAX_MANIFEST = 256 << 20
+_PREFIX = "objects/"
+
+
+class Entry(NamedTuple):
+    """One object as a manifest lists it."""
+
+    fingerprint: str
+    kind: str
+    refs: tuple[str, ...]
+
+
+# -- export --------------------------------------------------------------------
+
+
+def closure(store: FileStore, fingerprints: Iterable[str]) -> tuple[list[Entry], list[Ref]]:
+    """The objects reachable from *fingerprints*, each after what it references, and the
+    refs keyed by any of them (a call's recorded results, those that are really its own).
+
+    Raises:
+        InvalidContent: an object recorded as a call or result is not one (corrupt).
+    """
+    keyed: dict[str, list[Ref]] = {}
+    for ref in store.iter_refs():
+        keyed.setdefault(ref.key, []).append(ref)
+    found: dict[str, Entry] = {}
+    refs: list[Ref] = []
+    pending = [store.resolve(fp) for fp in fingerprints]
+    while pending:
+        fp = pending.pop()
+        if fp in found or fp not in store:
+            continue
+        found[fp] = Entry(fp, store.kind(fp), store.references(fp))
+        pending.extend(found[fp].refs)
+        for ref in keyed.get(fp, ()):
+            values = [v for v in ref.values if _belongs(store, ref, v)]
+            refs.append(Ref(ref.namespace, fp, values))
+            pending.extend(values)
+    return _dependencies_first(found), refs
+
+
+def _belongs(store: FileStore, ref: Ref, value: str) -> bool:
+    """Whether *value* may travel under *ref*: present, and for ``calls`` a result of the key."""
+    if value not in store:
+        return False
+    if ref.namespace != content.CALLS:
+        return True
+    try:
+        record = content.decode(store.read_bytes(value, verify=False), content.RESULT)
+    except (InvalidContent, StoreError):
+        return False
+    return record.get("call") == ref.key
+
+
+def _dependencies_first(entries: dict[str, Entry]) -> list[Entry]:
+    """Order entries so that each comes after everything it references."""
+    ordered = reach.dependencies_first(
+        sorted(entries), lambda fp: [r for r in entries[fp].refs if r in entries]
+    )
+    return [entries[fp] for fp in ordered]
+
+
+def export(store: FileStore, fingerprints: Iterable[str], out: IO[bytes]) -> int:
+    """Write the bundle of the closure of *fingerprints* to the binary stream *out*.
+
+    Every object is hashed as it is written.
+
+    Returns:
+        The number of objects written.
+
+    Raises:
+        CorruptObject: an object no longer matches its name (the bundle written so
+            far is not valid: the caller removes it).
+    """
+    entries, refs = closure(store, fingerprints)
+    manifest = {
+        **FORMAT,
+        "objects": [
+            {"fingerprint": e.fingerprint, "kind": e.kind, "refs": list(e.refs)} for e in entries
+        ],
+        "refs": [{"namespace": r.namespace, "key": r.key, "values": r.values} for r in refs],
+    }
+    data = json.dumps(manifest, sort_keys=True, indent=1).encode()
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, MANIFEST, len(data), _Checked(data, None))
+        for entry in entries:
+            with store.open(entry.fingerprint) as stream:
+                size = os.fstat(stream.fileno()).st_size
+                checked = _Checked(stream, entry.fingerprint)
+                _add(tar, _PREFIX + entry.fingerprint, size, checked)
+                checked.finish()
+    return len(entries)
+
+
+class _Checked:
+    """A reader for tarfile that hashes what it hands out and checks it at the end."""
+
+    def __init__(self, source: bytes | IO[bytes], fingerprint: str | None) -> None:
+        self.source, self.pos, self.fp = source, 0, fingerprint
+        self.hasher = new_hasher()
+
+    def read(self, size: int = -1) -> bytes:
+        if isinstance(self.source, bytes):
+            end = len(self.source) if size < 0 else self.pos + size
+            chunk, self.pos = self.source[self.pos : end], min(end, len(self.source))
+        else:
+            chunk = self.source.read(size if size >= 0 else CHUNK)
+        self.hasher.update(chunk)
+        return chunk
+
+    def finish(self) -> None:
+        if self.fp is not None and self.hasher.hexdigest() != self.fp:
+            raise CorruptObject(
+                f"cannot export object {self.fp}: it is corrupt (its content no longer "
+                "matches its name); see 'scalems-store verify'"
+            )
+
+
+def _add(tar: tarfile.TarFile, name: str, size: int, stream: Any) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = size, 0o444
+    tar.addfile(info, stream)
+
+
+def open_output(path: str) -> IO[bytes]:
+    """Open *path* for writing a bundle (refusing to overwrite)."""
+    try:
+        return open(path, "xb")
+    except FileExistsError:
+        raise InvalidPath(f"{path!r} already exists") from None
+
+
+# -- import --------------------------------------------------------------------
+
+
+def import_bundle(store: FileStore, stream: IO[bytes]) -> list[str]:
+    """Verify every object of a bundle read from *stream*, then add them and its refs.
+
+    Returns:
+        The fingerprints of the objects in the bundle.
+
+    Raises:
+        ArchiveError: the bundle is not a bundle, is truncated, or lists objects
+            it does not hold. Nothing is published.
+        FingerprintMismatch: an object's bytes do not match its name.
+        InvalidContent: an object is not the kind, or does not name the references,
+            that the manifest says, or that the store knows of it.
+    """
+    lock, staging = new_locked_dir(store.tmp, "import-")
+    # what is published is pinned until the refs name it: a gc meanwhile keeps it
+    with store.writer.pinned():
+        try:
+            try:
+                with store.batch():  # made durable together, published after the checks
+                    entries, refs, staged = _read(store, stream, staging)
+                    present = _check(store, entries, refs, staged)
+                    for entry in entries:  # dependencies first: a cut-short import leaves closures
+                        known = entry.fingerprint in present
+                        _publish(store, entry, staged[entry.fingerprint], known)
+            finally:
+                with contextlib.suppress(OSError):
+                    remove_tree(staging)
+        finally:
+            os.close(lock)
+        for ref in refs:
+            store.update_ref(ref.namespace, ref.key, _merger(store, ref))
+    return [entry.fingerprint for entry in entries]
+
+
+def _merger(store: FileStore, ref: Ref) -> Callable[[list[str]], list[str]]:
+    """What a bundle's ref makes of the store's: both sets of values; for the results of a
+    call, newest first by when each ran (an old bundle does not make its results the
+    latest), else the bundle's first."""
+
+    def merge(known: list[str]) -> list[str]:
+        if ref.namespace != content.CALLS:
+            return [*ref.values, *(v for v in known if v not in ref.values)]
+        values = [*known, *(v for v in ref.values if v not in known)]
+        return sorted(values, key=lambda fp: _ended(store, fp), reverse=True)
+
+    return merge
+
+
+def _ended(store: FileStore, fp: str) -> str:
+    """When result *fp* ended (ISO time, as recorded), or "" if that cannot be read."""
+    try:
+        provenance = content.decode(store.read_bytes(fp, verify=False), content.RESULT).get(
+            "provenance"
+        )
+    except (StoreError, KeyError):
+        return ""
+    end = provenance.get("end") if isinstance(provenance, dict) else None
+    return end if isinstance(end, str) else ""
+
+
+def _read(
+    store: FileStore, stream: IO[bytes], staging: str
+) -> tuple[list[Entry], list[Ref], dict[str, Staged]]:
+    members = read_members(stream)
+    first = next(members, None)
+    if first is None or first[0].name != MANIFEST or first[0].size > _MAX_MANIFEST:
+        raise ArchiveError("not a scalems bundle: it does not start with bundle.json")
+    entries, refs = parse_manifest(first[1].read())
+    wanted = {entry.fingerprint for entry in entries}
+    staged: dict[str, Staged] = {}
+    for member, data in members:
+        fp = member.name.removeprefix(_PREFIX)
+        if not member.name.startswith(_PREFIX) or fp not in wanted or fp in staged:
+            raise ArchiveError(f"unexpected bundle member {member.name!r}")
+        staged[fp] = store.writer.stage(_chunks(data), staging)
+        if staged[fp].fp != fp:
+            raise FingerprintMismatch(
+                f"bundle object {fp} is corrupt: its content has fingerprint {staged[fp].fp}"
+            )
+    missing = sorted(wanted - set(staged))
+    if missing:
+        raise ArchiveError(
+            f"bundle lists {len(missing)} objects it does not contain, e.g. {missing[0]}"
+        )
+    return entries, refs, staged
+
+
+def _chunks(data: MemberData) -> Iterable[bytes]:
+    while chunk := data.read(CHUNK):
+        yield chunk
+
+
+def parse_manifest(data: bytes) -> tuple[list[Entry], list[Ref]]:
+    """Decode and check a bundle manifest, all of it.
+
+    Raises:
+        ArchiveError: not a manifest of a supported format, in one line.
+    """
+    try:
+        manifest = json.loads(data)
+        if not isinstance(manifest, dict) or {k: manifest.get(k) for k in FORMAT} != FORMAT:
+            found = manifest if not isinstance(manifest, dict) else manifest.get("format")
+            raise ValueError(f"unsupported bundle format {str(found)[:60]!r}")
+        entries = [_entry(item) for item in _list(manifest, "objects")]
+        refs = [_ref(item) for item in _list(manifest, "refs")]
+    except (ValueError, RecursionError) as exc:
+        raise ArchiveError(f"not a scalems bundle: bad manifest ({exc})") from None
+    if len({e.fingerprint for e in entries}) != len(entries):
+        raise ArchiveError("not a scalems bundle: bad manifest (an object is listed twice)")
+    return entries, refs
+
+
+def _list(manifest: dict[str, Any], key: str) -> list[Any]:
+    value = manifest.get(key)
+    if not isinstance(value, list):
+        raise ValueError(f"{key!r} must be a list")
+    return value
+
+
+def _entry(item: Any) -> Entry:
+    if not isinstance(item, dict):
+        raise ValueError("an object entry is not a JSON object")
+    fp, kind, refs = item.get("fingerprint"), item.get("kind"), item.get("refs")
+    if kind not in content.KINDS:
+        raise ValueError(f"object {str(fp)[:64]} has an unknown kind {str(kind)[:20]!r}")
+    return Entry(_fingerprint(fp), kind, tuple(_fingerprints(refs, "refs")))
+
+
+def _ref(item: Any) -> Ref:
+    if not isinstance(item, dict):
+        raise ValueError("a ref entry is not a JSON object")
+    namespace = item.get("namespace")
+    if not isinstance(namespace, str) or not valid_namespace(namespace):
+        raise ValueError(f"bad ref namespace {str(namespace)[:40]!r}")
+    return Ref(
+        namespace, _fingerprint(item.get("key")), _fingerprints(item.get("values"), "values")
+    )
+
+
+def _fingerprints(values: Any, what: str) -> list[str]:
+    if not isinstance(values, list):
+        raise ValueError(f"{what} must be a list of fingerprints")
+    return [_fingerprint(value) for value in values]
+
+
+def _fingerprint(value: Any) -> str:
+    if not isinstance(value, str) or not layout.is_fingerprint(value):
+        raise ValueError(f"{str(value)[:70]!r} is not a full fingerprint (64 lowercase hex)")
+    return value
+
+
+def _check(
+    store: FileStore, entries: list[Entry], refs: list[Ref], staged: dict[str, Staged]
+) -> set[str]:
+    """Refuse the whole bundle if an object is not what the manifest (or the store) says,
+    or a ref names what it may not; return the objects the store has already."""
+    kinds = {}
+    present = set()
+    for entry in entries:
+        fp = entry.fingerprint
+        if fp in store:
+            present.add(fp)
+        if fp in present and store.kind(fp) != entry.kind:
+            raise InvalidContent(
+                f"bundle says object {fp} is a {entry.kind}, but this store has it as a "
+                f"{store.kind(fp)}; nothing was imported"
+            )
+        data = b""
+        if entry.kind in content.RECORD_KINDS:  # only a record's bytes say something here
+            with open(staged[fp].path, "rb") as stream:
+                data = stream.read()
+        try:
+            content.check_claim(fp, entry.kind, data, entry.refs)
+            if entry.kind == content.TREE and fp not in present:
+                check_tree(fp, staged[fp].path)
+        except InvalidContent as exc:
+            raise InvalidContent(f"bundle refused: {exc}; nothing was imported") from None
+        kinds[fp] = (entry.kind, data)
+    for ref in refs:
+        for fp in [ref.key, *ref.values]:
+            if fp not in kinds and fp not in store:
+                raise ArchiveError(
+                    f"bundle ref {ref.namespace}/{ref.key[:12]} names {fp}, "
+                    "which neither the bundle nor this store holds"
+                )
+        if ref.namespace == content.CALLS:
+            for fp in ref.values:
+                _check_result_of(store, ref.key, fp, kinds)
+    return present
+
+
+def _check_result_of(
+    store: FileStore, call: str, fp: str, kinds: dict[str, tuple[str, bytes]]
+) -> None:
+    kind, data = kinds.get(fp) or (store.kind(fp), store.read_bytes(fp))
+    record = content.decode(data, content.RESULT) if kind == content.RESULT else {}
+    if record.get("call") != call:
+        raise InvalidContent(
+            f"bundle records {fp} as a result of call {call[:12]}, but it is not; "
+            "nothing was imported"
+        )
+
+
+def _publish(store: FileStore, entry: Entry, staged: Staged, known: bool) -> None:
+    """Publish a checked object; one the store had when checked (*known*) is kept as it
+    is (pinned and touched, so that a gc running now spares it), unless a gc removed it
+    since or it is damaged: then the bundle's bytes take its place."""
+    if known and store.writer.keep(entry.fingerprint):
+        staged.temp.discard()  # what the store knows of it stays as it is
+        return
+    store.writer.publish_staged(staged, entry.kind, entry.refs, trusted=True)

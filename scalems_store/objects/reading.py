@@ -1,0 +1,225 @@
+"""Reading objects out of a store, always checked against their names."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Callable
+from typing import IO, BinaryIO
+
+from scalems_store.core.errors import CorruptObject, InvalidPath, ObjectNotFound, StoreError
+from scalems_store.core.fingerprint import CHUNK, MMAP_THRESHOLD, hash_bytes, new_hasher
+from scalems_store.core.fsutil import check_parent, new_temp, not_writable, unlink_quietly
+from scalems_store.objects import content
+from scalems_store.objects.files import DAMAGED, ObjectDir
+
+
+def open_object(objects: ObjectDir, fp: str) -> BinaryIO:
+    """Open object *fp* (full fingerprint) for reading, never through a symlink.
+
+    Raises:
+        ObjectNotFound: it is not there.
+    """
+    try:
+        # O_NONBLOCK: a FIFO where the object should be must not wait for a writer
+        fd = os.open(objects.path(fp), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ObjectNotFound(f"no object {fp} in store {os.path.dirname(objects.top)!r}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read object {fp}: {exc.strerror}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CorruptObject(
+            f"object {fp} is corrupt: not a regular file (see 'scalems-store verify')"
+        )
+    return os.fdopen(fd, "rb")
+
+
+def matches(fp: str, got: str) -> None:
+    """Raise :class:`CorruptObject` unless the bytes read of object *fp* hashed to *got*."""
+    if got != fp:
+        raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")
+
+
+def _copied(fp: str, copy: Callable[[], tuple[str, bool]]) -> None:
+    """Run *copy* of object *fp* (a copy that hashes what it reads), then check the hash."""
+    try:
+        got, _ = copy()
+    except InvalidPath as exc:  # raised by transfer for the side it reads
+        raise StoreError(f"cannot read object {fp}: {exc}") from exc
+    matches(fp, got)
+
+
+def write_to(objects: ObjectDir, fp: str, out: IO[bytes]) -> int:
+    """Copy object *fp* to a binary stream, checked against its name; return its size.
+
+    An object smaller than :data:`~scalems_store.core.fingerprint.MMAP_THRESHOLD` is read
+    and checked whole before anything is written. A larger one is written as it is
+    hashed (reading it twice would double the time of ``get FP > file``); if it
+    turns out corrupt, or the copy fails, a regular file (or another seekable
+    stream) is truncated back to where it stood, and where that cannot be done (a
+    pipe) the error says that the bytes already written are not the object's.
+
+    Raises:
+        CorruptObject: the object does not match its name.
+    """
+    with open_object(objects, fp) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        if size < MMAP_THRESHOLD:
+            data = stream.read()
+            matches(fp, hash_bytes(data))
+            out.write(data)
+            return len(data)
+        out.flush()
+        rewind = _rewinder(out)
+        try:
+            _write_hashing(stream, fp, size, out)
+        except CorruptObject as exc:
+            if rewind is None:
+                raise CorruptObject(
+                    f"{exc}; the {size} bytes already written to the output are not its "
+                    "content: discard them"
+                ) from None
+            rewind()
+            raise
+        except BaseException:
+            if rewind is not None:
+                rewind()
+            raise
+    return size
+
+
+def _write_hashing(stream: BinaryIO, fp: str, size: int, out: IO[bytes]) -> None:
+    """Write all of *stream* (object *fp*) to *out* while hashing it; then check the hash."""
+    out_fd = _file_descriptor(out)
+    if out_fd is None:
+        hasher = new_hasher(size)
+        while chunk := stream.read(CHUNK):
+            hasher.update(chunk)
+            out.write(chunk)
+        matches(fp, hasher.hexdigest())
+        return
+    from scalems_store.objects.transfer import copy_hashing
+
+    # written from the object's pages as they are hashed, at the stream's
+    # position (never a reflink: that would replace what the stream holds)
+    hasher = new_hasher(size, leave_cores=1)
+    _copied(fp, lambda: copy_hashing(stream.fileno(), out_fd, size, hasher))
+
+
+def _rewinder(out: IO[bytes]) -> Callable[[], None] | None:
+    """What takes *out* back to where it stands now (truncating what is written after),
+    or None when it cannot be taken back (a pipe, a terminal)."""
+    fd = _file_descriptor(out)
+    if fd is None:
+        if not out.seekable():
+            return None
+        start = out.tell()
+
+        def rewind_stream() -> None:
+            out.seek(start)
+            out.truncate()
+
+        return rewind_stream
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    import fcntl
+
+    # opened for appending (``>>``): writes go to the end, whatever the offset says
+    appending = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND
+    start = info.st_size if appending else os.lseek(fd, 0, os.SEEK_CUR)
+
+    def rewind_file() -> None:
+        with contextlib.suppress(OSError):
+            out.flush()  # what the stream still buffers goes first, then is cut off
+        os.ftruncate(fd, start)
+        os.lseek(fd, start, os.SEEK_SET)
+
+    return rewind_file
+
+
+def copy_blob(objects: ObjectDir, fp: str, dest: str) -> None:
+    """Copy object *fp* to the new file *dest*, checked in the same read; a corrupt copy
+    is never linked into place.
+
+    Raises:
+        InvalidPath: *dest* exists.
+        CorruptObject: the object does not match its name.
+    """
+    from scalems_store.objects.transfer import copy_and_hash
+
+    if os.path.lexists(dest):
+        raise InvalidPath(f"destination {dest!r} already exists")
+    parent = check_parent(dest)
+    fd, temp = new_temp(parent, f".{os.path.basename(dest)}.")
+    try:
+        with open_object(objects, fp) as src:
+            size = os.fstat(src.fileno()).st_size
+            _copied(fp, lambda: copy_and_hash(src.fileno(), fd, size))
+        os.link(temp, dest)
+    except FileExistsError:
+        raise InvalidPath(f"destination {dest!r} already exists") from None
+    except OSError as exc:
+        raise not_writable(dest, exc) from exc
+    finally:
+        os.close(fd)
+        unlink_quietly(temp)
+
+
+def extract_tree(objects: ObjectDir, fp: str, dest: str) -> None:
+    """Extract tree *fp* into the new or empty directory *dest*; its fingerprint is checked
+    while the headers are parsed, and nothing is written unless it matches."""
+    from scalems_store.core.fingerprint import hash_file
+    from scalems_store.tar import archive
+
+    archive.prepare_destination(dest)
+    archive.extract(objects.path(fp), dest, verify=lambda: matches(fp, hash_file(objects.path(fp))))
+
+
+def kind(objects: ObjectDir, fp: str) -> str:
+    """The kind of object *fp*: what its meta file records (``blob`` when it has none);
+    where that file is damaged, what the bytes show."""
+    meta = objects.meta_state(fp)
+    if meta is None:
+        return content.BLOB
+    if meta is not DAMAGED:
+        return meta.kind
+    return sniff_kind(objects, fp)
+
+
+def rows(objects: ObjectDir) -> list[tuple[str, str, int, float]]:
+    """Every object's index row ``(fingerprint, kind, size, mtime)``, read from the files."""
+    with_meta = objects.with_meta()  # blobs have none: their kind is read from nothing
+    return [
+        (fp, kind(objects, fp) if fp in with_meta else content.BLOB, size, mtime)
+        for fp, size, mtime in objects.listing()
+    ]
+
+
+def sniff_kind(objects: ObjectDir, fp: str) -> str:
+    """The kind of object *fp* as its bytes alone show: a call or result record, else a
+    tree if they parse as one, else a blob."""
+    from scalems_store.core.errors import ArchiveError
+    from scalems_store.tar import archive
+
+    with open_object(objects, fp) as stream:
+        data = stream.read(64)
+        if content.might_be_record(data):
+            found, _ = content.sniff(data + stream.read())
+            if found is not None:
+                return found
+    try:
+        archive.list_entries(objects.path(fp))
+    except (ArchiveError, OSError):
+        return content.BLOB
+    return content.TREE
+
+
+def _file_descriptor(stream: IO[bytes]) -> int | None:
+    """The descriptor under *stream*, or None if it has none (an in-memory stream)."""
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None

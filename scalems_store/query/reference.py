@@ -1,0 +1,128 @@
+"""File references: the SCALE-MS ``FileReference`` face of stored objects."""
+
+from __future__ import annotations
+
+import functools
+import os
+import pathlib
+from typing import Any
+
+from scalems_store.core import layout
+from scalems_store.core.errors import InvalidFingerprint, InvalidPath
+from scalems_store.core.fingerprint import hash_bytes
+from scalems_store.objects import reading
+from scalems_store.store.filestore import FileStore
+
+
+class FileReference(os.PathLike[str]):
+    """A reference to an object in a :class:`FileStore`.
+
+    It is ``os.PathLike``: ``open(ref, "rb")`` reads the (read-only) object.
+    """
+
+    def __init__(self, filestore: FileStore, fingerprint: str, mode: str = "rb") -> None:
+        self._store = filestore
+        self._fingerprint = fingerprint
+        self._mode = mode
+
+    def __fspath__(self) -> str:
+        return self._store.object_path(self._fingerprint)
+
+    def __repr__(self) -> str:
+        return f"<FileReference {self._fingerprint} in {self._store.root!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, FileReference)
+            and other._fingerprint == self._fingerprint
+            and other._store.root == self._store.root
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._fingerprint, self._store.root))
+
+    def key(self) -> str:
+        """The object's fingerprint (64 hex digits)."""
+        return self._fingerprint
+
+    def as_uri(self) -> str:
+        """A ``file://`` URI of the object in this store."""
+        return pathlib.Path(self.__fspath__()).as_uri()
+
+    def is_local(self) -> bool:
+        """True when the object is present in the local store."""
+        return self._fingerprint in self._store
+
+    async def localize(self) -> FileReference:
+        """Make the object available locally (it always is in a local store)."""
+        if not self.is_local():
+            raise InvalidPath(f"object {self._fingerprint} is not in {self._store.root!r}")
+        return self
+
+    def filestore(self) -> FileStore:
+        """The store holding the object."""
+        return self._store
+
+    async def aread(self) -> bytes:
+        """Read the object's bytes (checked against its fingerprint) without blocking the loop."""
+        import aiofiles
+
+        async with aiofiles.open(self.__fspath__(), "rb") as stream:
+            data = await stream.read()
+        reading.matches(self._fingerprint, hash_bytes(data))
+        return data
+
+
+@functools.singledispatch
+async def get_file_reference(
+    obj: Any, filestore: FileStore | None = None, mode: str = "rb"
+) -> FileReference:
+    """Get a reference to a stored file, adding it to the store if it is a path.
+
+    As in SCALE-MS, dispatches on the type of *obj*:
+
+    * ``pathlib.Path`` or ``os.PathLike``: add that file (idempotently);
+    * ``str``: a fingerprint, ``blake3:`` URI or unique prefix;
+    * ``bytes``: a raw 32-byte digest.
+
+    Args:
+        obj: What to reference.
+        filestore: The store; the default store (``$SCALEMS_STORE`` or ``./.scalems``) if None.
+        mode: Kept for SCALE-MS compatibility; only ``"rb"`` is meaningful.
+
+    Raises:
+        TypeError: *obj* is of another type.
+        InvalidPath, InvalidFingerprint, ObjectNotFound, AmbiguousPrefix.
+    """
+    if isinstance(obj, os.PathLike):
+        return await _from_path(obj, filestore, mode)
+    raise TypeError(f"cannot get a file reference for {type(obj).__name__!r} object {obj!r}")
+
+
+async def _from_path(
+    obj: os.PathLike[str], filestore: FileStore | None, mode: str
+) -> FileReference:
+    import asyncio
+
+    store = filestore if filestore is not None else FileStore()
+    fingerprint = await asyncio.to_thread(store.add_file, obj)  # copy and hash off the loop
+    return FileReference(store, fingerprint, mode)
+
+
+@get_file_reference.register
+async def _(obj: str, filestore: FileStore | None = None, mode: str = "rb") -> FileReference:
+    store = filestore if filestore is not None else FileStore()
+    return FileReference(store, store.resolve(obj), mode)
+
+
+@get_file_reference.register
+async def _(obj: bytes, filestore: FileStore | None = None, mode: str = "rb") -> FileReference:
+    if len(obj) != 32:
+        raise InvalidFingerprint(f"a raw digest is 32 bytes, got {len(obj)}")
+    store = filestore if filestore is not None else FileStore()
+    return FileReference(store, store.resolve(obj.hex()), mode)
+
+
+def key_of(reference: FileReference | str) -> str:
+    """Return the fingerprint of a reference or the normalized form of a fingerprint."""
+    return reference.key() if isinstance(reference, FileReference) else layout.normalize(reference)

@@ -1,0 +1,461 @@
+"""The content-addressed file store: a directory of objects named by their BLAKE3.
+
+:class:`FileStore` is the face of one store root. It puts together the
+object directory (:mod:`.objects`), the write path (:mod:`.writer`), labels
+and refs (:mod:`.refs`) and the index (:mod:`.index`). What an object refers
+to is read from its own bytes (:mod:`.content`). Maintenance (verify, gc)
+works on a store from :mod:`.audit` and :mod:`.collect`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+from scalems_store.core import layout
+from scalems_store.core.errors import ObjectNotFound, StoreError
+from scalems_store.core.fingerprint import hash_bytes, hash_file
+from scalems_store.objects import content, reading
+from scalems_store.objects.files import ObjectDir, ObjectInfo
+from scalems_store.store.creation import default_root, open_or_create
+
+if TYPE_CHECKING:
+    from scalems_store.objects.transfer import Progress
+    from scalems_store.objects.writer import Refs, Writer
+    from scalems_store.store.index import Index, Values
+    from scalems_store.store.refs import Damage, Ref, RefDir
+    from scalems_store.tar import archive
+
+KINDS = content.KINDS
+
+
+class FileStore:
+    """A content-addressed store rooted at a directory.
+
+    Args:
+        root: The store directory; ``$SCALEMS_STORE`` or ``./.scalems`` when None.
+        create: Create the store when *root* does not exist (or is empty).
+        durable: fsync objects and refs before publishing them. Defaults to
+            True unless ``$SCALEMS_STORE_FSYNC`` is ``0``.
+
+    Raises:
+        StoreNotFound: there is no store at *root* and *create* is False, or
+            *root* is a non-empty directory that is not a store.
+        UnsupportedFormat: ``store.json`` names an unknown format or version.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        durable: bool | None = None,
+    ) -> None:
+        self.root = os.path.abspath(os.fspath(root if root is not None else default_root()))
+        if durable is None:
+            durable = os.environ.get("SCALEMS_STORE_FSYNC", "1") != "0"
+        self.durable = durable
+        self.tmp = os.path.join(self.root, layout.TMP)
+        self.objects = ObjectDir(self.root)
+        self.created = open_or_create(self.root, create, durable)
+        """True when opening the store created it."""
+        self._index: Index | None = None
+
+    def __enter__(self) -> FileStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the index connection."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def __repr__(self) -> str:
+        return f"FileStore({self.root!r})"
+
+    @functools.cached_property
+    def refs(self) -> RefDir:
+        """Labels and refs (made on first use: a cache hit by fingerprint needs none)."""
+        from scalems_store.store.refs import RefDir
+
+        return RefDir(self.root, self.tmp, durable=self.durable)
+
+    @functools.cached_property
+    def writer(self) -> Writer:
+        """The write path (made on first use: reading needs none of it)."""
+        from scalems_store.objects.writer import Writer
+
+        return Writer(self.objects, self.tmp, durable=self.durable, indexed=self._indexed)
+
+    @property
+    def index(self) -> Index:
+        """The metadata index, opened (and rebuilt if need be) on first use."""
+        if self._index is None:
+            from scalems_store.store.index import Index
+
+            self._index = Index(os.path.join(self.root, layout.INDEX), self._scan)
+        return self._index
+
+    def _indexed(self, fp: str, kind: str, size: int) -> None:
+        self.index.add(fp, kind, size)
+
+    # -- paths and lookups -------------------------------------------------
+
+    def object_path(self, fingerprint: str) -> str:
+        """Return where the object *fingerprint* (full hex) lives, present or not."""
+        return self.objects.path(fingerprint)
+
+    def __contains__(self, fingerprint: object) -> bool:
+        return (
+            isinstance(fingerprint, str)
+            and layout.is_fingerprint(fingerprint)
+            and self.objects.present(fingerprint)
+        )
+
+    def resolve(self, text: str) -> str:
+        """Return the full fingerprint *text* names: a fingerprint, a label, or a unique
+        prefix (the rules: :mod:`scalems_store.store.naming`).
+
+        Raises:
+            InvalidFingerprint, ObjectNotFound, AmbiguousPrefix: see :func:`.naming.resolve`.
+        """
+        from scalems_store.store.naming import resolve
+
+        return resolve(self.objects, lambda name: self.refs.label(name), text)
+
+    def iter_fingerprints(self) -> Iterator[str]:
+        """Yield the fingerprint of every object file, sorted, walking ``objects/``."""
+        return iter(self.objects)
+
+    def kind(self, fingerprint: str) -> str:
+        """Return the kind of an object: what its meta file records (``blob`` when it has
+        none); where that file is damaged, what the bytes show."""
+        return reading.kind(self.objects, fingerprint)
+
+    def references(self, fingerprint: str) -> tuple[str, ...]:
+        """Return the fingerprints object *fingerprint* refers to, read from its bytes.
+
+        Raises:
+            InvalidContent: the object is recorded as a call or result but its bytes
+                are not one (it is corrupt).
+        """
+        kind = self.kind(fingerprint)
+        if kind not in content.RECORD_KINDS:
+            return ()
+        return content.references(kind, self.read_bytes(fingerprint, verify=False))
+
+    def info(self, fingerprint: str) -> ObjectInfo:
+        """Return what is known of an object (fingerprint or prefix).
+
+        Raises:
+            ObjectNotFound, AmbiguousPrefix, InvalidFingerprint: see :meth:`resolve`.
+        """
+        fp = self.resolve(fingerprint)
+        st = os.stat(self.object_path(fp))
+        labels = tuple(name for name, target in self.labels().items() if target == fp)
+        kind = self.kind(fp)
+        created = self.index.created(fp)  # the first time it was stored (adds touch mtime)
+        return ObjectInfo(
+            fp,
+            kind,
+            st.st_size,
+            st.st_mtime if created is None else created,
+            labels,
+            self.known_references(fp, kind),
+        )
+
+    def list(self, kind: str | None = None, label: str | None = None) -> builtins.list[ObjectInfo]:
+        """Return the objects in the index, sorted by fingerprint, optionally filtered,
+        each with what :meth:`info` gives for it (labels read once for the listing)."""
+        named = self.labelled()
+        return [
+            ObjectInfo(
+                fp,
+                kind_,
+                size,
+                created,
+                tuple(named.get(fp, ())),
+                self.known_references(fp, kind_),
+            )
+            for fp, kind_, size, created in self.index.tuples(kind, label)
+        ]
+
+    def labelled(self) -> dict[str, builtins.list[str]]:
+        """Every labelled object, and the labels naming it."""
+        named: dict[str, builtins.list[str]] = {}
+        for name, target in self.labels().items():
+            named.setdefault(target, []).append(name)
+        return named
+
+    def known_references(self, fingerprint: str, kind: str) -> tuple[str, ...]:
+        """What object *fingerprint* of *kind* refers to, as :meth:`references` reads it;
+        nothing if it is not a record, or cannot be read (damaged, or removed since it
+        was listed: verify says so)."""
+        if kind not in content.RECORD_KINDS:
+            return ()
+        try:
+            return self.references(fingerprint)
+        except StoreError:
+            return ()
+
+    # -- reading -----------------------------------------------------------
+
+    def open(self, fingerprint: str) -> BinaryIO:
+        """Open an object for reading (fingerprint or prefix)."""
+        return reading.open_object(self.objects, self.resolve(fingerprint))
+
+    def read_head(self, fingerprint: str, size: int) -> bytes:
+        """Return the first *size* bytes of an object (full fingerprint), unchecked."""
+        with reading.open_object(self.objects, fingerprint) as stream:
+            return stream.read(size)
+
+    def read_bytes(self, fingerprint: str, *, verify: bool = True) -> bytes:
+        """Return an object's bytes, checked against its name unless *verify* is False.
+
+        Raises:
+            CorruptObject: the bytes do not hash to the fingerprint.
+        """
+        # a full fingerprint needs no lookup: opening it says whether it is there
+        fp = fingerprint if layout.is_fingerprint(fingerprint) else self.resolve(fingerprint)
+        with reading.open_object(self.objects, fp) as stream:
+            try:
+                data = stream.read()
+            except IsADirectoryError:
+                raise ObjectNotFound(f"no object {fp} in store {self.root!r}") from None
+        if verify:
+            reading.matches(fp, hash_bytes(data))
+        return data
+
+    def check(self, fingerprint: str) -> str:
+        """Re-hash one object; return its fingerprint, or raise :class:`CorruptObject`."""
+        fp = self.resolve(fingerprint)
+        reading.matches(fp, hash_file(self.object_path(fp)))
+        return fp
+
+    def write_to(self, fingerprint: str, out: IO[bytes]) -> int:
+        """Copy an object to a binary stream, checking it as it goes; return its size
+        (see :func:`scalems_store.objects.reading.write_to`)."""
+        return reading.write_to(self.objects, self.resolve(fingerprint), out)
+
+    def materialize(self, fingerprint: str, dest: str | os.PathLike[str]) -> str:
+        """Write an object out, checked against its name first: a tree is extracted into
+        the new or empty directory *dest*, a blob copied to the new file *dest*; return
+        its fingerprint.
+
+        Raises:
+            CorruptObject: the object does not match its name; nothing is written.
+            InvalidPath: *dest* is in the way.
+            ArchiveError, UnsafeArchive: the tree cannot be extracted safely.
+        """
+        fp = self.resolve(fingerprint)
+        extract = reading.extract_tree if self.kind(fp) == content.TREE else reading.copy_blob
+        extract(self.objects, fp, os.fspath(dest))
+        return fp
+
+    def tree_entries(self, fingerprint: str) -> builtins.list[archive.Entry]:
+        """Return the validated members of a tree object."""
+        from scalems_store.tar import archive
+
+        fp = self.check(fingerprint)
+        return archive.list_entries(self.object_path(fp), checked=True)
+
+    # -- writing -----------------------------------------------------------
+
+    def add_bytes(
+        self,
+        data: bytes,
+        *,
+        kind: str = "blob",
+        refs: Refs = None,
+        label: str | None = None,
+        expect: str | None = None,
+    ) -> str:
+        """Store *data*; return its fingerprint. Storing the same bytes again is harmless.
+
+        Args:
+            data: The object's bytes.
+            kind: What the object is: ``blob``, ``tree``, ``call``, ``result``. A
+                call or result must be such a record (:mod:`scalems_store.objects.content`).
+            refs: The fingerprints the caller expects the record to refer to; checked
+                against what its bytes name (the references always come from the bytes).
+            label: Also point this label at the object.
+            expect: Refuse the content unless it has this fingerprint.
+
+        Raises:
+            FingerprintMismatch: the content does not match *expect*.
+            InvalidContent: the bytes are not of *kind*, or name other references.
+            StoreNotWritable: the store cannot be written.
+        """
+        return self.writer.add_bytes(data, kind, refs, expect, self._labeller(label))
+
+    def add_stream(
+        self,
+        stream: IO[bytes],
+        *,
+        kind: str = "blob",
+        refs: Refs = None,
+        label: str | None = None,
+        expect: str | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        """Store everything read from a binary stream (standard input, a pipe, a bundle)."""
+        return self.writer.add_stream(stream, kind, refs, expect, progress, self._labeller(label))
+
+    def add_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        kind: str = "blob",
+        refs: Refs = None,
+        label: str | None = None,
+        expect: str | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        """Store the bytes of the file at *path*; return the fingerprint.
+
+        Raises:
+            InvalidPath: *path* is missing, not a regular file, or changed while
+                being added.
+            FingerprintMismatch: the content does not match *expect*.
+        """
+        named = self._labeller(label)
+        return self.writer.add_file(os.fspath(path), kind, refs, expect, progress, named)
+
+    def add_tree(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        label: str | None = None,
+        expect: str | None = None,
+        skip: Callable[[str, str], None] | None = None,
+        progress: Progress | None = None,
+        exclude: Iterable[str] = (),
+    ) -> str:
+        """Store the deterministic archive of *directory* as a ``tree``; return its fingerprint.
+
+        This store, if it lies inside *directory* (the default ``./.scalems`` of
+        a project directory), is left out of the tree, as git leaves out ``.git``.
+
+        Args:
+            skip: Called as ``skip(path, reason)`` for an entry that cannot be
+                archived; when None such an entry raises :class:`UnsafeArchive`.
+            exclude: Directories inside *directory* to leave out with all they hold.
+
+        Raises:
+            InvalidPath: *directory* is not a directory, or is the store itself.
+            ArchiveError, UnsafeArchive: see :func:`scalems_store.tar.archive.iter_tree`.
+        """
+        named = self._labeller(label)
+        # archiving the store into itself would change the directory's fingerprint at
+        # every add (and copy the whole store each time)
+        exclude = [self.root, *exclude]
+        return self.writer.add_tree(os.fspath(directory), exclude, expect, skip, progress, named)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Add many objects as one group: inside, each add returns its fingerprint as
+        usual, but the objects appear (durable, whole, indexed) only at the end, or in
+        groups of many thousands, with one flush of the disk per group instead of two
+        ``fsync`` per object. Setting a label or ref publishes the group first. What
+        was added before an error inside is still published.
+
+        Example::
+
+            with store.batch():
+                fps = [store.add_bytes(frame) for frame in frames]
+        """
+        with self.writer.batch():
+            yield
+
+    def add_path(self, path: str | os.PathLike[str], **kwargs: Any) -> str:
+        """Store a file as a blob or a directory as a tree."""
+        if os.path.isdir(path):
+            return self.add_tree(path, **kwargs)
+        return self.add_file(path, **kwargs)
+
+    def _labeller(self, label: str | None) -> Callable[[str], object] | None:
+        """What labels an object as it is added (checked before anything is written)."""
+        if label is None:
+            return None
+        from scalems_store.store.refs import check_label
+
+        check_label(label)
+        return functools.partial(self._point, label)  # the writer publishes again if need be
+
+    def _point(self, name: str, fp: str) -> None:
+        self.refs.set_label(name, fp)
+        self.index.set_label(name, fp)
+
+    # -- labels and refs ---------------------------------------------------
+
+    def set_label(self, name: str, fingerprint: str) -> str:
+        """Point label *name* at an object (fingerprint or prefix); return the fingerprint.
+
+        Raises:
+            InvalidLabel: *name* is empty, too long, or not made of ``A-Za-z0-9._-``.
+            ObjectNotFound: there is no such object (or a gc removed it meanwhile).
+        """
+        from scalems_store.store.refs import check_label
+
+        check_label(name)
+        self.writer.commit()
+        fp = self.resolve(fingerprint)
+        self._point(name, fp)
+        if fp not in self:  # a gc removed it before the label held it
+            self.remove_label(name)
+            self.resolve(fp)
+        return fp
+
+    def remove_label(self, name: str) -> None:
+        """Remove label *name*."""
+        self.refs.remove_label(name)
+        self.index.set_label(name, None)
+
+    def labels(self) -> dict[str, str]:
+        """Return every readable label and the fingerprint it points at."""
+        return self.refs.labels()
+
+    def set_ref(self, namespace: str, key: str, values: Iterable[str]) -> None:
+        """Atomically replace the fingerprints recorded under ``refs/<namespace>/<key>``.
+
+        Refs are roots for ``gc``: the key and every value stay alive.
+        """
+        self.writer.commit()
+        self.refs.set(namespace, key, values)
+
+    def update_ref(
+        self, namespace: str, key: str, change: Callable[[builtins.list[str]], builtins.list[str]]
+    ) -> builtins.list[str]:
+        """Replace the fingerprints under ``refs/<namespace>/<key>`` with what *change*
+        makes of them, with no concurrent update lost; return them."""
+        self.writer.commit()
+        return self.refs.update(namespace, key, change)
+
+    def get_ref(self, namespace: str, key: str) -> builtins.list[str]:
+        """Return the fingerprints recorded under ``refs/<namespace>/<key>`` (empty if none)."""
+        return self.refs.get(namespace, key)
+
+    def iter_refs(self, namespace: str | None = None) -> Iterator[Ref]:
+        """Yield ``(namespace, key, values)`` for every readable ref (but labels)."""
+        damage: builtins.list[Damage] = []
+        return self.refs.scan(damage, namespace)
+
+    # -- the index ---------------------------------------------------------
+
+    def _scan(self) -> tuple[builtins.list[Values], builtins.list[tuple[str, str]]]:
+        """Read every object's row and every label from the files (to rebuild the index)."""
+        return reading.rows(self.objects), list(self.labels().items())
+
+    def reindex(self) -> int:
+        """Rebuild the index from the objects, meta files and labels; return the object count."""
+        return self.index.rebuild()
+
+
+__all__ = ["KINDS", "FileStore", "default_root"]

@@ -1,0 +1,480 @@
+"""``scalems-call`` through the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scalems_call import pack, run
+from scalems_call.execution import cache as call_cache
+from scalems_store import FileStore
+from tests.conftest import RunCli, entry_point, loopback_cluster
+from tests.recordutil import forge
+from tests.scalems_call import funcs
+from tests.scalems_store.cli.test_store_cli import one_line_error, store_listing
+
+
+def packed(tmp_path: Path, func: object, *args: object, **options: object) -> str:
+    with FileStore(tmp_path / ".scalems") as store:
+        return pack(func, args, store=store, **options)  # type: ignore[arg-type]
+
+
+def test_pack_exec_result_ls(run_cli: RunCli, tmp_path: Path) -> None:
+    """pack prints a fingerprint; exec runs once then hits the cache; result and ls show it."""
+    (tmp_path / "ledger").touch()
+    fp = (
+        run_cli(
+            "scalems-call",
+            "pack",
+            "tests.scalems_call.funcs:count_runs",
+            "--args-json",
+            json.dumps([str(tmp_path / "ledger"), [1, 2]]),
+        )
+        .stdout.decode()
+        .strip()
+    )
+    first = run_cli("scalems-call", "exec", fp[:8])
+    assert first.returncode == 0, first.stderr
+    second = run_cli("scalems-call", "exec", fp, "--json")
+    record = json.loads(second.stdout)
+    assert record["cached"] is True and record["result"] == first.stdout.decode().strip()
+    assert (tmp_path / "ledger").read_text() == "ran\n"
+    shown = run_cli("scalems-call", "result", fp).stdout.decode()
+    assert "status      success" in shown and "return      [1, 2]" in shown and "duration" in shown
+    as_json = json.loads(run_cli("scalems-call", "result", fp, "--json").stdout)
+    assert as_json["return_value_repr"] == "[1, 2]" and as_json["provenance"]["host"]
+    listing = run_cli("scalems-call", "ls").stdout.decode()
+    assert fp in listing and "success" in listing
+
+
+def test_pack_options(run_cli: RunCli, tmp_path: Path) -> None:
+    """--kwargs-json, --env, --require and --skeleton go into the record; env reaches the call."""
+    (tmp_path / "skel").mkdir()
+    (tmp_path / "skel" / "input.txt").write_text("x")
+    fp = (
+        run_cli(
+            "scalems-call",
+            "pack",
+            "tests.scalems_call.funcs:read_environment",
+            "--kwargs-json",
+            '{"name": "V"}',
+            "--env",
+            "V=hello",
+            "--require",
+            "nodes=1",
+            "--skeleton",
+            "skel",
+        )
+        .stdout.decode()
+        .strip()
+    )
+    with FileStore(tmp_path / ".scalems") as store:
+        record = json.loads(store.read_bytes(fp))
+    assert record["environment"] == {"V": "hello"} and record["requirements"] == {"nodes": 1}
+    assert record["skeleton"].startswith("blake3:")
+    assert run_cli("scalems-call", "exec", fp).returncode == 0
+    assert "'hello'" in run_cli("scalems-call", "result", fp).stdout.decode()
+
+
+def test_exec_failure_exit_1_and_stdout_stderr(run_cli: RunCli, tmp_path: Path) -> None:
+    """A raising call exits 1 and records the traceback; --stdout prints captured output."""
+    fp = packed(tmp_path, funcs.fail_and_count, str(tmp_path / "ledger"))
+    proc = run_cli("scalems-call", "exec", fp)
+    assert proc.returncode == 1 and "ValueError: deliberate failure" in proc.stderr.decode()
+    shown = run_cli("scalems-call", "result", fp).stdout.decode()
+    assert "Traceback" in shown
+    # the record keeps the exception as the text of its repr: shown as it is, not quoted
+    assert "exception   ValueError('deliberate failure')\n" in shown
+    as_json = json.loads(run_cli("scalems-call", "result", fp, "--json").stdout)
+    assert as_json["exception_repr"] == "ValueError('deliberate failure')"
+    talk = packed(tmp_path, funcs.talk)
+    run_cli("scalems-call", "exec", talk)
+    assert (
+        run_cli("scalems-call", "result", talk, "--stdout").stdout
+        == b"python stdout\nsubprocess stdout\n"
+    )
+    assert run_cli("scalems-call", "result", talk, "--stderr").stdout == b"fd-level stderr\n"
+
+
+def test_timeout_and_keep_workdir(run_cli: RunCli, tmp_path: Path) -> None:
+    """--timeout stops a call (exit 1); --keep-workdir leaves the work directory."""
+    fp = packed(tmp_path, funcs.sleep, 60)
+    proc = run_cli("scalems-call", "exec", fp, "--timeout", "1")
+    assert proc.returncode == 1
+    # what stopped it, said once (not "timeout: timeout")
+    assert proc.stderr.decode().splitlines() == [
+        f"call {fp[:12]} timeout: TimeoutError: the call did not finish within 1.0 seconds"
+    ]
+    fixed = packed(tmp_path, funcs.write_fixed)
+    kept = run_cli("scalems-call", "exec", fixed, "--keep-workdir")
+    workdir = kept.stderr.decode().split("work directory kept: ")[1].strip()
+    assert (Path(workdir) / "fixed.txt").read_text() == "always the same\n"
+
+
+def test_result_output_directory(run_cli: RunCli, tmp_path: Path) -> None:
+    """result -o DIR materializes the output directory."""
+    fp = packed(tmp_path, funcs.write_fixed)
+    run_cli("scalems-call", "exec", fp)
+    assert run_cli("scalems-call", "result", fp, "-o", "out").returncode == 0
+    assert (tmp_path / "out" / "fixed.txt").read_text() == "always the same\n"
+
+
+def test_rerun_check(run_cli: RunCli, tmp_path: Path) -> None:
+    """rerun --check: 0 for a deterministic call, 3 naming the file for one writing the time."""
+    same = packed(tmp_path, funcs.write_fixed)
+    run_cli("scalems-call", "exec", same)
+    proc = run_cli("scalems-call", "rerun", same, "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    varying = packed(tmp_path, funcs.write_time)
+    run_cli("scalems-call", "exec", varying)
+    proc = run_cli("scalems-call", "rerun", varying, "--check")
+    assert proc.returncode == 3
+    lines = proc.stdout.decode().splitlines()
+    assert lines[0] == "file stamp.txt differs"
+    assert "    --- recorded/stamp.txt" in lines and any(line.startswith("    +") for line in lines)
+    report = json.loads(run_cli("scalems-call", "rerun", varying, "--check", "--json").stdout)
+    assert report["differences"] == ["file stamp.txt differs"]
+
+
+def test_command_line_for_batch_systems(run_cli: RunCli, tmp_path: Path) -> None:
+    """command prints a command line that runs the call when executed elsewhere."""
+    fp = packed(tmp_path, funcs.add, 4, 5)
+    line = run_cli("scalems-call", "command", fp[:10]).stdout.decode().strip()
+    argv = shlex.split(line)
+    assert argv[-2:] == ["exec", fp]
+    proc = subprocess.run(argv, capture_output=True, cwd="/", env=os.environ)
+    assert proc.returncode == 0, proc.stderr
+    assert "return      9" in run_cli("scalems-call", "result", fp).stdout.decode()
+
+
+def test_user_errors_one_line(run_cli: RunCli, tmp_path: Path) -> None:
+    """Unknown fingerprints, bad modules, malformed records, bad JSON: one line, store intact."""
+    with FileStore(tmp_path / ".scalems") as store:
+        blob = store.add_bytes(b"data")
+        malformed = forge(store, b'{"func": 1}', "call")
+    before = store_listing(tmp_path / ".scalems")
+    cases = [
+        (["exec", "0000"], 1, "ObjectNotFound"),
+        (["exec", blob], 1, "InvalidCall"),
+        (["exec", malformed], 1, "InvalidCall"),
+        (["pack", "no_such_module:f"], 1, "ImportFailed"),
+        (["pack", "tests.scalems_call.funcs:nothing"], 1, "ImportFailed"),
+        (["pack", "tests.scalems_call.funcs"], 1, "InvalidCall"),
+        (["pack", "tests.scalems_call.funcs:add", "--args-json", "[1,"], 2, "Usage error"),
+        (["pack", "tests.scalems_call.funcs:add", "--kwargs-json", "[1]"], 2, "Usage error"),
+        (["result", blob], 1, "InvalidCall"),
+    ]
+    for args, status, error in cases:
+        proc = run_cli("scalems-call", *args)
+        assert proc.returncode == status, (args, proc.stderr)
+        assert one_line_error(proc).startswith(error), args
+    assert store_listing(tmp_path / ".scalems") == before
+
+
+def test_module_missing_where_call_runs(run_cli: RunCli, tmp_path: Path) -> None:
+    """A call whose module cannot be imported by the runner fails with one line and exit 1."""
+    (tmp_path / "localmod.py").write_text("def f():\n    return 1\n")
+    fp = run_cli("scalems-call", "pack", "localmod:f").stdout.decode().strip()
+    proc = run_cli("scalems-call", "exec", fp)
+    assert proc.returncode == 1
+    assert one_line_error(proc).startswith(f"call {fp[:12]} error:")
+    assert "localmod" in proc.stderr.decode()
+
+
+def test_concurrent_duplicate_exec_runs_once(tmp_path: Path) -> None:
+    """Two runners of the same call at once: it runs once and both print the same result."""
+    fp = packed(tmp_path, funcs.count_runs, str(tmp_path / "ledger"), "slow")
+    slow = packed(tmp_path, funcs.sleep, 1.5)
+    procs = [
+        subprocess.Popen(
+            [*entry_point("scalems-call"), "exec", fp, slow], cwd=tmp_path, stdout=subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    assert len(set(outputs)) == 1
+    assert (tmp_path / "ledger").read_text() == "ran\n"
+
+
+def start_runner(tmp_path: Path, fp: str) -> subprocess.Popen[bytes]:
+    """Start ``scalems-call exec FP`` and return once the call is running."""
+    proc = subprocess.Popen([*entry_point("scalems-call"), "exec", fp], cwd=tmp_path)
+    runs = tmp_path / ".scalems" / "tmp"
+    deadline = time.monotonic() + 60
+    while not (runs.is_dir() and any(p.name.startswith("run-") for p in runs.iterdir())):
+        assert time.monotonic() < deadline and proc.poll() is None, "the call never started"
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_runner_leaves_no_ref(tmp_path: Path, sig: signal.Signals) -> None:
+    """A runner killed mid-call leaves no result; the call runs again at once, not after a TTL."""
+    flag = tmp_path / "flag"
+    flag.touch()
+    fp = packed(tmp_path, funcs.wait_for_removal, str(flag))
+    proc = start_runner(tmp_path, fp)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == (-sig if sig == signal.SIGKILL else 128 + sig)
+    with FileStore(tmp_path / ".scalems") as store:
+        assert call_cache.results(store, fp) == []
+        assert store.list(kind="result") == []
+    if sig == signal.SIGTERM:  # unwound: nothing left behind
+        assert os.listdir(tmp_path / ".scalems" / "tmp" / "leases") == []
+        assert not [p for p in os.listdir(tmp_path / ".scalems" / "tmp") if p.startswith("run-")]
+    flag.unlink()
+    started = time.monotonic()
+    done = subprocess.run(
+        [*entry_point("scalems-call"), "exec", fp], cwd=tmp_path, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 20, "waited for the dead runner's lease to expire"
+
+
+def test_pack_warns_of_a_module_only_the_current_directory_has(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """A module found only in the current directory is named at pack time, with the fixes;
+    shipped in the skeleton (it then runs) or on PYTHONPATH, there is no warning."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "localmod.py").write_text("def triple(x):\n    return 3 * x\n")
+    store = str(tmp_path / "store")
+
+    def pack_cli(*extra: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+        proc = run_cli(
+            "scalems-call", "--store", store, "pack", "localmod:triple", "--args-json", "[2]",
+            *extra, cwd=project, env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.decode().strip(), proc.stderr.decode()
+
+    _, warned = pack_cli()
+    assert "warning: module 'localmod' was found in the current directory" in warned
+    assert "--skeleton ." in warned
+    shipped, quiet = pack_cli("--skeleton", ".")
+    assert quiet == ""
+    done = run_cli("scalems-call", "--store", store, "exec", shipped, "--json")
+    assert json.loads(done.stdout)["status"] == "success", done.stderr
+    _, on_path = pack_cli(env={"PYTHONPATH": f"{project}{os.pathsep}{os.environ['PYTHONPATH']}"})
+    assert on_path == ""
+
+
+def test_exec_many_in_parallel(run_cli: RunCli, tmp_path: Path) -> None:
+    """exec FP... --jobs 2 runs several calls; failures are reported per call and exit 1."""
+    good = [packed(tmp_path, funcs.add, i, i) for i in range(4)]
+    bad = packed(tmp_path, funcs.fail_and_count, str(tmp_path / "ledger"))
+    proc = run_cli("scalems-call", "exec", *good, bad, "--jobs", "2", "--json")
+    assert proc.returncode == 1
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [r["call"] for r in records] == [*good, bad]
+    assert [r["status"] for r in records] == ["success"] * 4 + ["failed"]
+    assert f"call {bad[:12]} failed" in proc.stderr.decode()
+    assert run_cli("scalems-call", "exec", *good, "--jobs", "2").returncode == 0
+    both = run_cli("scalems-call", "exec", good[0], "--jobs", "2", "--dask", "tcp://127.0.0.1:1")
+    assert both.returncode == 2
+
+
+def test_exec_on_unreachable_dask_is_one_line(run_cli: RunCli, tmp_path: Path) -> None:
+    """An unreachable Dask scheduler is a one-line error, not a traceback."""
+    fp = packed(tmp_path, funcs.add, 1, 1)
+    proc = run_cli(
+        "scalems-call",
+        "exec",
+        fp,
+        "--dask",
+        "tcp://127.0.0.1:9",
+        timeout=120,
+        env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"},
+    )
+    assert proc.returncode == 1
+    assert one_line_error(proc).startswith("LaunchError:")
+
+
+def test_exec_on_a_dask_scheduler(run_cli: RunCli, tmp_path: Path) -> None:
+    """exec FP... --dask ADDRESS runs the misses on that scheduler's workers."""
+    fps = [packed(tmp_path, funcs.add, i, 10) for i in range(3)]
+    with loopback_cluster(1) as cluster:
+        proc = run_cli("scalems-call", "exec", *fps, "--dask", cluster.scheduler_address, "--json")
+        again = run_cli("scalems-call", "exec", *fps, "--dask", cluster.scheduler_address, "--json")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [(r["call"], r["status"], r["cached"]) for r in records] == [
+        (fp, "success", False) for fp in fps
+    ]
+    with FileStore(tmp_path / ".scalems") as store:
+        assert [run(fp, store=store).return_value for fp in fps] == [10, 11, 12]
+    assert [json.loads(line)["cached"] for line in again.stdout.decode().splitlines()] == [True] * 3
+
+
+def test_parsl_config_must_define_config(run_cli: RunCli, tmp_path: Path) -> None:
+    """--parsl-config with a file that defines no Config is a one-line error."""
+    fp = packed(tmp_path, funcs.add, 1, 1)
+    (tmp_path / "parsl_config.py").write_text("x = 1\n")
+    proc = run_cli("scalems-call", "exec", fp, "--parsl-config", "parsl_config.py")
+    assert proc.returncode == 1 and "config" in one_line_error(proc)
+
+
+PARSL_CONFIG = """
+from parsl.config import Config
+from parsl.executors import HighThroughputExecutor
+from parsl.providers import LocalProvider
+
+config = Config(
+    executors=[
+        HighThroughputExecutor(
+            label="local",
+            address="127.0.0.1",
+            loopback_address="127.0.0.1",
+            max_workers_per_node=2,
+            provider=LocalProvider(init_blocks=1, max_blocks=1),
+        )
+    ],
+    run_dir="runinfo",
+    initialize_logging=False,
+)
+"""
+
+
+def test_exec_with_parsl_config_file(run_cli: RunCli, tmp_path: Path) -> None:
+    """exec FP... --parsl-config FILE.py runs the calls on Parsl and records their results."""
+    pytest.importorskip("parsl")
+    fps = [packed(tmp_path, funcs.add, i, 10) for i in range(3)]
+    (tmp_path / "htex_local.py").write_text(PARSL_CONFIG)
+    proc = run_cli(
+        "scalems-call", "exec", *fps, "--parsl-config", "htex_local.py", "--json", timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [r["status"] for r in records] == ["success"] * 3
+    for i, fp in enumerate(fps):
+        assert f"return      {i + 10}" in run_cli("scalems-call", "result", fp).stdout.decode()
+
+
+def imported_by_runner(tmp_path: Path, *args: str) -> set[str]:
+    """The modules the ``scalems-call`` process itself imports (not the call's child)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "scalems_call.cmdline.commands", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_exec_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """A cache hit imports no dill, asyncio or tarfile; a run imports dill only in its child."""
+    fp = packed(tmp_path, funcs.add, 1, 2)
+    ran = imported_by_runner(tmp_path, "exec", fp)
+    hit = imported_by_runner(tmp_path, "exec", fp)
+    assert "scalems_call.execution.execute" in ran and "scalems_call.execution.execute" not in hit
+    assert not {"dill", "asyncio", "tarfile"} & ran
+    assert not {"dill", "asyncio", "tarfile", "sqlite3", "subprocess"} & hit
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--kwargs-json", '{"nstep": 5}'], "arguments do not fit add(a, b)"),
+        (["--args-json", "[1, 2, 3]"], "arguments do not fit add(a, b)"),
+        (
+            ["--args-json", "[1, 2]", "--require", "rank=4"],
+            "unknown requirement 'rank'; known: interpreter, nodes, ranks",
+        ),
+        (["--args-json", "[1, 2]", "--require", "ranks=0"], "ranks=0 must be a positive"),
+        (["--args-json", "[1, 2]", "--require", "ranks=abc"], "ranks='abc' must be a positive"),
+        (["--args-json", "[1, 2]", "--require", "ranks=true"], "ranks=True must be a positive"),
+        (["--args-json", "[1, 2]", "--require", "ranks=2.5"], "ranks=2.5 must be a positive"),
+        (
+            ["--args-json", "[1, 2]", "--require", "ranks=4", "--require", "nodes=3"],
+            "ranks=4, nodes=3: nodes must divide ranks",
+        ),
+        (["--args-json", "[1, 2]", "--require", "nodes=0"], "nodes=0 must be a positive"),
+        (["--args-json", "[1, 2]", "--skeleton", "no/such/dir"], "does not exist"),
+        (["--args-json", "[1, 2]", "--skeleton", "afile"], "is not a directory"),
+        (["--args-json", "[1, 2]", "--skeleton", "nosuch"], "no such directory, and no tree"),
+    ],
+)
+def test_pack_refuses_at_once(
+    run_cli: RunCli, tmp_path: Path, args: list[str], expected: str
+) -> None:
+    """Arguments that do not fit the signature, unknown requirements and a skeleton that is
+    no directory are one line at pack time, not an error after a queue wait."""
+    (tmp_path / "afile").write_text("x")
+    done = run_cli("scalems-call", "pack", "tests.scalems_call.funcs:add", *args)
+    assert done.returncode == 1, done.stdout
+    assert expected in one_line_error(done)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (0, "SystemExit: the call exited with status 0 without returning"),
+        (3, "SystemExit: the call exited with status 3 without returning"),
+        ("bad input file", "SystemExit: bad input file"),
+    ],
+)
+def test_sys_exit_is_reported_as_such(
+    run_cli: RunCli, tmp_path: Path, code: object, expected: str
+) -> None:
+    """A function that calls sys.exit is a failed call that says so (not 'killed')."""
+    fp = packed(tmp_path, funcs.leave, code)
+    done = run_cli("scalems-call", "exec", fp)
+    assert done.returncode == 1
+    assert one_line_error(done) == f"call {fp[:12]} failed: {expected}"
+
+
+def test_errors_are_named_without_their_module(run_cli: RunCli, tmp_path: Path) -> None:
+    """A call that cannot be loaded is reported as 'ImportFailed: ...', as errors are
+    everywhere else, not 'scalems_call.identity.errors.ImportFailed: ...'."""
+    (tmp_path / "gone.py").write_text("def f():\n    return 1\n")
+    fp = run_cli("scalems-call", "pack", "gone:f", env={"PYTHONPATH": str(tmp_path)})
+    call = fp.stdout.decode().strip()
+    (tmp_path / "gone.py").unlink()
+    done = run_cli("scalems-call", "exec", call)
+    assert done.returncode == 1
+    assert one_line_error(done).startswith(f"call {call[:12]} error: ImportFailed: ")
+
+
+THREADS_NO_STRATEGY = """
+from parsl.config import Config
+from parsl.executors.threads import ThreadPoolExecutor
+
+config = Config(executors=[ThreadPoolExecutor(max_threads=2)], strategy="none")
+"""
+
+
+def test_a_parsl_config_that_never_replaces_a_block_is_named(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """With strategy 'none', a lost block is never replaced: retried calls would wait for
+    one. exec says so (the calls still run), unless there are no retries."""
+    pytest.importorskip("parsl")
+    from parsl.config import Config
+
+    from scalems_call.engines.executors import strategy_note
+
+    assert strategy_note(Config()) is None  # Parsl's default replaces blocks
+    fp = packed(tmp_path, funcs.add, 2, 3)
+    (tmp_path / "threads.py").write_text(THREADS_NO_STRATEGY)
+    proc = run_cli("scalems-call", "exec", fp, "--parsl-config", "threads.py", timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert "strategy='none': a lost block is not replaced" in proc.stderr.decode()
+    again = run_cli(
+        "scalems-call", "exec", fp, "--force", "--retries", "0", "--parsl-config", "threads.py"
+    )
+    assert again.returncode == 0 and "strategy" not in again.stderr.decode()

@@ -1,0 +1,258 @@
+"""Copies that hash as they go: every route gives the same bytes and fingerprint."""
+
+from __future__ import annotations
+
+import errno
+import io
+import mmap
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from blake3 import blake3
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scalems_store import CorruptObject, FileStore, InvalidPath, StoreError
+from scalems_store.core.fingerprint import MMAP_THRESHOLD, hash_bytes
+from scalems_store.objects import transfer
+from tests.scalems_store.store.test_store import flip_byte, objects_on_disk
+
+
+def copy_file(src: Path, dst: Path, **kwargs: object) -> tuple[str, bool]:
+    """Run copy_and_hash from the file *src* into the new file *dst*."""
+    size = src.stat().st_size
+    with open(src, "rb") as source, open(dst, "xb") as target:
+        return transfer.copy_and_hash(source.fileno(), target.fileno(), size, **kwargs)  # type: ignore[arg-type]
+
+
+def open_pair(src: Path, dst: Path) -> tuple[int, int]:
+    return os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(min_size=1, max_size=20_000), chunk=st.sampled_from([4096, 5000, 1 << 20]))
+def test_property_copy_hashing_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, chunk: int
+) -> None:
+    """Mapped copy in chunks of any size: the copy is exact and the fingerprint is BLAKE3's."""
+    where = tmp_path_factory.mktemp("copy")
+    (where / "src").write_bytes(data)
+    src, dst = open_pair(where / "src", where / "dst")
+    saved = transfer.COPY_CHUNK
+    transfer.COPY_CHUNK = chunk
+    try:
+        fp, complete = transfer.copy_hashing(src, dst, len(data), blake3())
+    finally:
+        transfer.COPY_CHUNK = saved
+        os.close(src)
+        os.close(dst)
+    assert (fp, complete) == (hash_bytes(data), True)
+    assert (where / "dst").read_bytes() == data
+
+
+@pytest.fixture
+def big(tmp_path: Path) -> tuple[Path, bytes]:
+    """A file large enough for the mapped routes (two copy chunks and a bit)."""
+    data = os.urandom(MMAP_THRESHOLD + 12345)
+    path = tmp_path / "big"
+    path.write_bytes(data)
+    return path, data
+
+
+def test_copy_stops_once_the_hash_says_enough(
+    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the content is known to be stored, the writer stops after its current chunk."""
+    path, data = big
+    monkeypatch.setattr(transfer, "COPY_CHUNK", 1 << 20)
+    monkeypatch.setattr(transfer, "clone", lambda src, dst: False)  # on btrfs or XFS
+    hashed = threading.Event()
+    seen: list[str] = []
+
+    def enough(fp: str) -> bool:
+        seen.append(fp)
+        hashed.set()
+        return True
+
+    fp, complete = copy_file(
+        path, tmp_path / "dst", enough=enough, progress=lambda done: hashed.wait(10)
+    )
+    assert seen == [fp] == [hash_bytes(data)]
+    assert complete is False
+    # at most the chunk under way when the hash said enough (none, if the hash was first)
+    written = (tmp_path / "dst").read_bytes()
+    assert len(written) <= 1 << 20 and data.startswith(written)
+
+
+def test_unmappable_source_is_read(
+    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that cannot be memory-mapped is read, hashed and written in chunks."""
+    path, data = big
+
+    def refuse(*args: object, **kwargs: object) -> mmap.mmap:
+        raise OSError(errno.ENODEV, "no mmap here")
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    done: list[int] = []
+    assert copy_file(path, tmp_path / "dst", progress=done.append) == (hash_bytes(data), True)
+    assert (tmp_path / "dst").read_bytes() == data
+    assert done[-1] == len(data)
+
+
+def test_server_copy_route(
+    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a filesystem whose server copies (NFS), the kernel copies beside the hash."""
+    path, data = big
+    monkeypatch.setattr(transfer, "filesystem_type", lambda fd: "nfs4")
+    routes: list[str] = []
+    monkeypatch.setattr(transfer, "copy_hashing", lambda *a: routes.append("mapped"))
+    assert copy_file(path, tmp_path / "dst") == (hash_bytes(data), True)
+    assert (tmp_path / "dst").read_bytes() == data
+    assert routes == []
+
+
+def test_reflink_route_where_the_filesystem_has_one(
+    big: tuple[Path, bytes], tmp_path: Path
+) -> None:
+    """clone() either shares the blocks (the clone is exact) or says it cannot (nothing written)."""
+    path, data = big
+    src, dst = open_pair(path, tmp_path / "dst")
+    try:
+        cloned = transfer.clone(src, dst)
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert (tmp_path / "dst").read_bytes() == (data if cloned else b"")
+
+
+def test_reflinked_copy_hashes_the_source(
+    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a reflink only the hash is left to do; no bytes are copied by us."""
+    path, data = big
+
+    def fake_clone(src: int, dst: int) -> bool:
+        os.write(dst, os.pread(src, len(data), 0))  # what a reflink leaves behind
+        return True
+
+    monkeypatch.setattr(transfer, "clone", fake_clone)
+    monkeypatch.setattr(transfer, "copy_hashing", lambda *a: pytest.fail("copied after clone"))
+    done: list[int] = []
+    assert copy_file(path, tmp_path / "dst", progress=done.append) == (hash_bytes(data), True)
+    assert done == [len(data)]
+
+
+def test_filesystem_type() -> None:
+    """The type comes from the mount table, matched by device number."""
+    fd = os.open("/proc/self/status", os.O_RDONLY)
+    try:
+        assert transfer.filesystem_type(fd) == "proc"
+    finally:
+        os.close(fd)
+
+
+def test_write_error_stops_the_hash(big: tuple[Path, bytes], tmp_path: Path) -> None:
+    """A destination that cannot be written raises OSError and leaves no thread behind."""
+    path, data = big
+    (tmp_path / "dst").write_bytes(b"")
+    threads = threading.active_count()
+    src, dst = os.open(path, os.O_RDONLY), os.open(tmp_path / "dst", os.O_RDONLY)
+    try:
+        with pytest.raises(OSError):
+            transfer.copy_hashing(src, dst, len(data), blake3())
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert threading.active_count() == threads
+
+
+def test_add_file_read_error_is_one_clear_error(
+    store: FileStore, big: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error reading the source names the file, and the store is left unchanged."""
+    path, _ = big
+
+    def refuse(*args: object, **kwargs: object) -> mmap.mmap:
+        raise OSError(errno.ENODEV, "no mmap here")
+
+    def broken(*args: object) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    monkeypatch.setattr(os, "pread", broken)
+    with pytest.raises(InvalidPath, match=r"cannot read '.*big': Input/output error"):
+        store.add_file(path)
+    assert objects_on_disk(store) == []
+    assert os.listdir(Path(store.root, "tmp")) == []
+
+
+def test_large_blob_materialized_in_one_read(store: FileStore, big: tuple[Path, bytes]) -> None:
+    """get of a large blob copies it exactly; a corrupt one leaves nothing behind."""
+    path, data = big
+    fp = store.add_file(path)
+    out = path.parent / "out"
+    assert store.materialize(fp[:8], out) == fp
+    assert out.read_bytes() == data
+    flip_byte(store, fp, len(data) - 1)
+    with pytest.raises(CorruptObject):
+        store.materialize(fp, path.parent / "never")
+    assert sorted(os.listdir(path.parent)) == ["big", "out", "store"]
+
+
+def test_materialize_missing_object(store: FileStore, tmp_path: Path) -> None:
+    """An object file gone behind the index's back is reported as missing, not as a write error."""
+    fp = store.add_bytes(b"here today")
+    os.chmod(store.object_path(fp), 0o644)
+    os.unlink(store.object_path(fp))
+    with pytest.raises(StoreError, match="no object"):
+        store.materialize(fp, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_large_blob_written_to_a_stream(store: FileStore, big: tuple[Path, bytes]) -> None:
+    """A large blob goes out at the stream's position, after what the stream already
+    holds or buffers (never a reflink over it), and to streams with no descriptor too."""
+    path, data = big
+    fp = store.add_file(path)
+    out_path = path.parent / "out"
+    out_path.write_bytes(b"earlier\n")
+    with open(out_path, "ab") as out:
+        out.write(b"buffered\n")
+        assert store.write_to(fp[:8], out) == len(data)
+        out.write(b"after\n")
+    assert out_path.read_bytes() == b"earlier\nbuffered\n" + data + b"after\n"
+    memory = io.BytesIO()
+    assert store.write_to(fp, memory) == len(data)
+    assert memory.getvalue() == data
+
+
+def test_corrupt_large_blob_written_to_a_stream(store: FileStore, big: tuple[Path, bytes]) -> None:
+    """A stream cannot be taken back: the corruption is reported once the bytes are out."""
+    path, data = big
+    fp = store.add_file(path)
+    flip_byte(store, fp, len(data) // 2)
+    with open(path.parent / "out", "wb") as out, pytest.raises(CorruptObject):
+        store.write_to(fp, out)
+
+
+def test_get_into_a_closed_pipe_is_quiet(store: FileStore, big: tuple[Path, bytes]) -> None:
+    """get FP | head: the reader going away is no error and no traceback."""
+    path, data = big
+    fp = store.add_file(path)
+    env = {**os.environ, "SCALEMS_STORE": store.root}
+    for program in ("scalems_store", "scalems_store.cli.app"):  # the quick start, then click
+        done = subprocess.run(
+            ["bash", "-c", f"set -o pipefail; {sys.executable} -m {program} get {fp} | head -c 10"],
+            capture_output=True,
+            env=env,
+            timeout=60,
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (0, data[:10], b""), program
