@@ -1,0 +1,324 @@
+"""Labels and refs: the small files under ``refs/`` that name objects, gc's roots.
+
+``refs/labels/<name>`` holds one fingerprint; ``refs/<namespace>/ab/<key>``
+holds fingerprints one a line (the results recorded for a call, newest first).
+Both are replaced atomically. Readers never follow a symlink and never trust a
+line that is not a full fingerprint: what cannot be read is reported as a
+:class:`Damage`, which verify lists and which stops gc (a root it cannot read
+might have kept something alive).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
+
+from scalems_store.core import layout
+from scalems_store.core.errors import InvalidLabel, ObjectNotFound, StoreError
+from scalems_store.core.fsutil import replace_atomic
+
+LABELS = "labels"
+LOCKS = "locks"
+"""Under ``tmp/``: the lock files of ref updates (see :meth:`RefDir.update`)."""
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+_NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_")
+_MAX_REF_FILE = 1 << 20
+
+
+class Damage(NamedTuple):
+    """A file under ``refs/`` that cannot be read as a label or ref."""
+
+    path: str
+    what: str
+
+
+class Ref(NamedTuple):
+    """One ref file: ``refs/<namespace>/.../<key>`` and the fingerprints it holds."""
+
+    namespace: str
+    key: str
+    values: list[str]
+
+
+def check_label(name: str) -> str:
+    """Return *name* if it is a valid label name.
+
+    Raises:
+        InvalidLabel: empty, too long, not made of ``A-Za-z0-9._-``, or starting with '.'.
+    """
+    if not valid_label(name):
+        raise InvalidLabel(
+            f"invalid label {name!r}: use 1-200 characters from A-Z a-z 0-9 . _ - "
+            "(not starting with '.', and not a full fingerprint)"
+        )
+    return name
+
+
+def valid_namespace(name: str) -> bool:
+    """Whether *name* may be a ref namespace: ``a-z`` and ``_``, not ``labels``."""
+    return bool(name) and _NAMESPACE_CHARS.issuperset(name) and name != LABELS
+
+
+def valid_label(name: str) -> bool:
+    """Whether *name* may be a label (not a full fingerprint, which names an object)."""
+    return (
+        0 < len(name) <= 200
+        and _LABEL_CHARS.issuperset(name)
+        and not name.startswith(".")
+        and not layout.is_fingerprint(name)
+    )
+
+
+class RefDir:
+    """The ``refs/`` directory of a store."""
+
+    def __init__(self, root: str, tmp: str, *, durable: bool) -> None:
+        self.top = os.path.join(root, layout.REFS)
+        self.labels_dir = os.path.join(self.top, LABELS)
+        self._tmp = tmp
+        self._durable = durable
+
+    # -- labels ------------------------------------------------------------
+
+    def scan_labels(self) -> tuple[dict[str, str], list[Damage]]:
+        """Every readable label and the fingerprint it names, and what could not be read."""
+        found: dict[str, str] = {}
+        damage: list[Damage] = []
+        for entry in _entries(self.labels_dir, damage):
+            # a label named as a fingerprint is no longer made (it could not be named
+            # apart from the object): one made before still keeps what it names
+            if not valid_label(entry.name) and not layout.is_fingerprint(entry.name):
+                damage.append(Damage(entry.path, "not a valid label name"))
+                continue
+            values = _read_values(entry, damage)
+            if values is not None and len(values) != 1:
+                damage.append(Damage(entry.path, "a label must hold exactly one fingerprint"))
+            elif values is not None:
+                found[entry.name] = values[0]
+        return dict(sorted(found.items())), damage
+
+    def labels(self) -> dict[str, str]:
+        """Every readable label and the fingerprint it names (damage is left to verify)."""
+        return self.scan_labels()[0]
+
+    def label(self, name: str) -> str:
+        """The fingerprint label *name* names.
+
+        Raises:
+            ObjectNotFound: there is no such label (or it cannot be read).
+        """
+        check_label(name)
+        path = os.path.join(self.labels_dir, name)
+        damage: list[Damage] = []
+        try:
+            entry = next(e for e in _entries(self.labels_dir, damage) if e.name == name)
+        except StopIteration:
+            raise ObjectNotFound(f"no label {name!r}") from None
+        values = _read_values(entry, damage)
+        if values is None or len(values) != 1:
+            raise ObjectNotFound(f"label {name!r} is damaged ({path}): run 'scalems-store verify'")
+        return values[0]
+
+    def set_label(self, name: str, fingerprint: str) -> None:
+        """Point label *name* at *fingerprint* (a full fingerprint)."""
+        path = os.path.join(self.labels_dir, check_label(name))
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise StoreError(f"cannot set label {name!r}: {path!r} is a directory")
+        replace_atomic(path, fingerprint.encode() + b"\n", self._tmp, durable=self._durable)
+
+    def remove_label(self, name: str) -> None:
+        """Remove label *name*.
+
+        Raises:
+            ObjectNotFound: there is no such label.
+        """
+        try:
+            os.unlink(os.path.join(self.labels_dir, check_label(name)))
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFound(f"no label {name!r}") from None
+
+    # -- refs ----------------------------------------------------------------
+
+    def path(self, namespace: str, key: str) -> str:
+        """Where ``refs/<namespace>/<key>`` lives."""
+        if not valid_namespace(namespace):
+            raise StoreError(f"invalid ref namespace {namespace!r}")
+        return os.path.join(self.top, namespace, layout.oid_to_path(key))
+
+    def set(self, namespace: str, key: str, values: Iterable[str]) -> None:
+        """Atomically replace the fingerprints recorded under ``refs/<namespace>/<key>``
+        (no values: remove the ref; an empty ref file is damage, never written)."""
+        data = "".join(value + "\n" for value in values).encode()
+        if not data:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(namespace, key))
+            return
+        replace_atomic(self.path(namespace, key), data, self._tmp, durable=self._durable)
+
+    def update(
+        self, namespace: str, key: str, change: Callable[[list[str]], list[str]]
+    ) -> list[str]:
+        """Replace the values of ``refs/<namespace>/<key>`` with what *change* makes of
+        them, under a lock every updater of that ref takes (two runners or imports
+        recording results of one call at once lose neither); return the new values."""
+        self.path(namespace, key)  # a bad namespace is refused before any lock file is made
+        # one of 256 lock files a namespace
+        with locked(self._tmp, f"ref-{namespace}-{key[:2]}"):
+            values = change(self.get(namespace, key))
+            self.set(namespace, key, values)
+            return values
+
+    def get(self, namespace: str, key: str) -> list[str]:
+        """The fingerprints recorded under ``refs/<namespace>/<key>`` (empty if none);
+        lines that are not fingerprints are left out (verify reports them)."""
+        try:
+            with open(self.path(namespace, key), "rb") as stream:
+                data = stream.read(_MAX_REF_FILE)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return []
+        except OSError as exc:
+            raise StoreError(f"cannot read ref {namespace}/{key}: {exc.strerror}") from exc
+        return [value for value in _split(data) if layout.is_fingerprint(value)]
+
+    def scan(self, damage: list[Damage], namespace: str | None = None) -> Iterator[Ref]:
+        """Every ref (labels aside), reading nothing through a symlink; what cannot be
+        read is appended to *damage*."""
+        if namespace is not None:
+            spaces = [namespace]
+        else:
+            spaces = [e.name for e in _entries(self.top, damage, dirs=True) if e.name != LABELS]
+        for space in sorted(spaces):
+            top = os.path.join(self.top, space)
+            for fanout in _entries(top, damage, dirs=True):
+                for entry in _entries(fanout.path, damage):
+                    key = fanout.name + entry.name
+                    if len(fanout.name) != 2 or not layout.is_fingerprint(key):
+                        damage.append(Damage(entry.path, "not named by a fingerprint"))
+                        continue
+                    values = _read_values(entry, damage)
+                    if values is not None:
+                        yield Ref(space, key, values)
+
+
+@contextlib.contextmanager
+def locked(tmp: str, name: str) -> Iterator[None]:
+    """Hold the exclusive lock ``tmp/locks/<name>`` for the ``with`` block: what every
+    read-change-replace of a small shared file (a ref, the settings file) runs under.
+
+    Lock files are never removed (gc leaves ``tmp/locks`` alone): one removed and made
+    again would let two updaters in at once. Where the file cannot be opened or the
+    filesystem has no locks, the block runs unlocked, as before locks existed.
+    """
+    fd = _lock_file(os.path.join(_locks_dir(tmp), name))
+    try:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _locks_dir(tmp: str) -> str:
+    """``tmp/locks``, made on first use with ``tmp/``'s permissions: on a shared store,
+    every user who may write ``tmp/`` may make (and lock for writing) a lock file."""
+    locks = os.path.join(tmp, LOCKS)
+    os.makedirs(tmp, exist_ok=True)
+    try:
+        os.mkdir(locks)
+    except FileExistsError:
+        return locks
+    with contextlib.suppress(OSError):
+        os.chmod(locks, stat.S_IMODE(os.stat(tmp).st_mode))
+    return locks
+
+
+def _lock_file(path: str) -> int:
+    """Open (making it if need be) a lock file; -1 if it cannot be opened at all. Another
+    user's lock file in a shared store opens read-only, which is enough to lock it on a
+    local filesystem (over NFS an exclusive lock needs write access: the update then runs
+    unlocked, as :func:`_locks_dir` makes rare)."""
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
+    except PermissionError:
+        try:
+            fd = os.open(path, os.O_RDONLY | flags)
+        except OSError:
+            return -1
+    except OSError:
+        return -1
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o666)  # ours: let the other users of the store lock it too
+    return fd
+
+
+def _entries(directory: str, damage: list[Damage], *, dirs: bool = False) -> list[os.DirEntry[str]]:
+    """The files (or with *dirs*, the directories) in *directory*, sorted by name;
+    anything else, and a symlinked *directory*, is damage."""
+    if os.path.islink(directory):
+        damage.append(Damage(directory, "a symlink where a directory of the store should be"))
+        return []
+    try:
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        damage.append(Damage(directory, f"cannot be read: {exc.strerror}"))
+        return []
+    wanted = []
+    for entry in entries:
+        kind = _kind(entry)
+        if kind == ("dir" if dirs else "file"):
+            wanted.append(entry)
+        else:
+            damage.append(
+                Damage(entry.path, f"a {kind} where a {'directory' if dirs else 'file'} should be")
+            )
+    return wanted
+
+
+def _kind(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return "symlink"
+    if entry.is_dir(follow_symlinks=False):
+        return "dir"
+    return "file" if entry.is_file(follow_symlinks=False) else "special file"
+
+
+def _read_values(entry: os.DirEntry[str], damage: list[Damage]) -> list[str] | None:
+    """The fingerprints in a ref or label file; None (and damage) if any line is not one."""
+    try:
+        fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise IsADirectoryError(21, "not a regular file")
+            data = os.read(fd, _MAX_REF_FILE + 1)
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        return None  # removed while we looked: it names nothing now
+    except OSError as exc:
+        damage.append(Damage(entry.path, f"cannot be read: {exc.strerror}"))
+        return None
+    values = _split(data)
+    if len(data) > _MAX_REF_FILE or values is None or not all(map(layout.is_fingerprint, values)):
+        damage.append(Damage(entry.path, "does not hold fingerprints, one a line"))
+        return None
+    if not values:  # never written so: what it held is lost (a crash, a disk full)
+        damage.append(Damage(entry.path, "is empty"))
+        return None
+    return values
+
+
+def _split(data: bytes) -> list[str]:
+    try:
+        return data.decode("ascii").split()
+    except UnicodeDecodeError:
+        return ["?"]
