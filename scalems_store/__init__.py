@@ -19,6 +19,7 @@ __all__ = [
     "CorruptObject",
     "FileReference",
     "FileStore",
+    "FileStoreManager",
     "FingerprintMismatch",
     "GcReport",
     "InvalidContent",
@@ -43,9 +44,10 @@ __all__ = [
 ]
 
 _WHERE = {
-    "FileReference": "query.reference",
-    "get_file_reference": "query.reference",
+    "FileReference": "store.reference",
+    "get_file_reference": "store.reference",
     "FileStore": "store.filestore",
+    "FileStoreManager": "store.manager",
     "GcReport": "maint.collect",
     "ObjectInfo": "query.info",
     "VerifyReport": "maint.audit",
@@ -78,9 +80,10 @@ if TYPE_CHECKING:
     from scalems_store.maint.audit import VerifyReport, verify
     from scalems_store.maint.collect import GcReport, gc
     from scalems_store.query.info import ObjectInfo
-    from scalems_store.query.reference import FileReference, get_file_reference
     from scalems_store.store.creation import default_root
     from scalems_store.store.filestore import FileStore
+    from scalems_store.store.manager import FileStoreManager
+    from scalems_store.store.reference import FileReference, get_file_reference
 
 
 def __getattr__(name: str) -> Any:

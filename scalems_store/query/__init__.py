@@ -1,8 +1,8 @@
 """Looking into a store without changing it: what an object is, holds and came from.
 
 Object information (:mod:`.info`), paths inside trees (:mod:`.treeview`,
-:mod:`.treepath`), lineage (:mod:`.lineage`), differences between objects
-(:mod:`.diff`) and SCALE-MS file references (:mod:`.reference`).
+:mod:`.treepath`), lineage (:mod:`.lineage`) and differences between objects
+(:mod:`.diff`).
 
 Imports: :mod:`scalems_store.store` and the folders below it. Imported by the
 command line and :mod:`scalems_call`; :mod:`scalems_store.maint` stands beside it.

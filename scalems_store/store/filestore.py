@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from scalems_store.objects.transfer import Progress
     from scalems_store.objects.writer import Refs, Writer
     from scalems_store.store.index import Index, Values
+    from scalems_store.store.reference import FileReference
     from scalems_store.store.refs import Damage, Ref, RefDir
     from scalems_store.tar import archive
 
@@ -204,6 +205,32 @@ class FileStore:
             return self.references(fingerprint)
         except StoreError:
             return ()
+
+    # -- SCALE-MS file references ---------------------------------------------
+
+    async def get_file_reference(self, obj: Any, *, mode: str = "rb") -> FileReference:
+        """Get a :class:`~scalems_store.store.reference.FileReference` to what *obj* names
+        here, adding it first if it is a path (as SCALE-MS's ``get_file_reference``).
+
+        Args:
+            obj: A ``pathlib.Path`` or other ``os.PathLike`` (the file is added: one read,
+                one hash); a ``str`` fingerprint, ``blake3:`` URI, unique prefix or label;
+                or a raw 32-byte digest.
+            mode: Kept for SCALE-MS compatibility; only ``"rb"`` is meaningful.
+
+        Raises:
+            TypeError: *obj* is of another type.
+            InvalidPath, InvalidFingerprint, ObjectNotFound, AmbiguousPrefix.
+        """
+        from scalems_store.store.reference import get_file_reference
+
+        return await get_file_reference(obj, self, mode)
+
+    def file_reference(self, obj: Any, *, mode: str = "rb") -> FileReference:
+        """The synchronous twin of :meth:`get_file_reference`, for scripts."""
+        from scalems_store.store.reference import reference
+
+        return reference(obj, self, mode)
 
     # -- reading -----------------------------------------------------------
 

@@ -1,17 +1,26 @@
-"""File references: the SCALE-MS ``FileReference`` face of stored objects."""
+"""File references: the SCALE-MS ``FileReference`` face of stored objects.
+
+One implementation, :func:`reference`, serves all three ways of asking:
+``FileStore.file_reference(obj)`` (synchronous), ``await
+FileStore.get_file_reference(obj)`` and ``await get_file_reference(obj,
+filestore=store)`` (as in SCALE-MS). It lives beside :class:`FileStore`, not in
+the query folder, because a path is added to the store.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import pathlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scalems_store.core import layout
 from scalems_store.core.errors import InvalidFingerprint, InvalidPath
 from scalems_store.core.fingerprint import hash_bytes
 from scalems_store.objects import reading
-from scalems_store.store.filestore import FileStore
+
+if TYPE_CHECKING:
+    from scalems_store.store.filestore import FileStore
 
 
 class FileReference(os.PathLike[str]):
@@ -74,16 +83,44 @@ class FileReference(os.PathLike[str]):
 
 
 @functools.singledispatch
+def reference(obj: Any, store: FileStore, mode: str = "rb") -> FileReference:
+    """Return a reference to what *obj* names in *store*, adding it first if it is a path.
+
+    * ``pathlib.Path`` or any ``os.PathLike``: the file is added (one read, one hash;
+      adding it again is harmless, since names are content);
+    * ``str``: a fingerprint, ``blake3:`` URI, unique prefix or label;
+    * ``bytes``: a raw 32-byte digest.
+
+    Raises:
+        TypeError: *obj* is of another type.
+        InvalidPath, InvalidFingerprint, ObjectNotFound, AmbiguousPrefix.
+    """
+    if isinstance(obj, os.PathLike):  # PathLike is a protocol: singledispatch cannot see it
+        return FileReference(store, store.add_file(obj), mode)
+    raise TypeError(f"cannot get a file reference for {type(obj).__name__!r} object {obj!r}")
+
+
+@reference.register(str)
+def _(obj: str, store: FileStore, mode: str = "rb") -> FileReference:
+    return FileReference(store, store.resolve(obj), mode)
+
+
+@reference.register(bytes)
+def _(obj: bytes, store: FileStore, mode: str = "rb") -> FileReference:
+    if len(obj) != 32:
+        raise InvalidFingerprint(f"a raw digest is 32 bytes, got {len(obj)}")
+    return FileReference(store, store.resolve(obj.hex()), mode)
+
+
+@functools.singledispatch
 async def get_file_reference(
     obj: Any, filestore: FileStore | None = None, mode: str = "rb"
 ) -> FileReference:
     """Get a reference to a stored file, adding it to the store if it is a path.
 
-    As in SCALE-MS, dispatches on the type of *obj*:
-
-    * ``pathlib.Path`` or ``os.PathLike``: add that file (idempotently);
-    * ``str``: a fingerprint, ``blake3:`` URI or unique prefix;
-    * ``bytes``: a raw 32-byte digest.
+    As in SCALE-MS, a dispatcher (``@get_file_reference.register`` adds a type):
+    a path is added; a ``str`` (fingerprint, prefix or label) or 32 ``bytes`` is
+    looked up. See :func:`reference`.
 
     Args:
         obj: What to reference.
@@ -94,35 +131,9 @@ async def get_file_reference(
         TypeError: *obj* is of another type.
         InvalidPath, InvalidFingerprint, ObjectNotFound, AmbiguousPrefix.
     """
-    if isinstance(obj, os.PathLike):
-        return await _from_path(obj, filestore, mode)
-    raise TypeError(f"cannot get a file reference for {type(obj).__name__!r} object {obj!r}")
+    if filestore is None:
+        from scalems_store.store.filestore import FileStore
 
-
-async def _from_path(
-    obj: os.PathLike[str], filestore: FileStore | None, mode: str
-) -> FileReference:
-    import asyncio
-
-    store = filestore if filestore is not None else FileStore()
-    fingerprint = await asyncio.to_thread(store.add_file, obj)  # copy and hash off the loop
-    return FileReference(store, fingerprint, mode)
-
-
-@get_file_reference.register
-async def _(obj: str, filestore: FileStore | None = None, mode: str = "rb") -> FileReference:
-    store = filestore if filestore is not None else FileStore()
-    return FileReference(store, store.resolve(obj), mode)
-
-
-@get_file_reference.register
-async def _(obj: bytes, filestore: FileStore | None = None, mode: str = "rb") -> FileReference:
-    if len(obj) != 32:
-        raise InvalidFingerprint(f"a raw digest is 32 bytes, got {len(obj)}")
-    store = filestore if filestore is not None else FileStore()
-    return FileReference(store, store.resolve(obj.hex()), mode)
-
-
-def key_of(reference: FileReference | str) -> str:
-    """Return the fingerprint of a reference or the normalized form of a fingerprint."""
-    return reference.key() if isinstance(reference, FileReference) else layout.normalize(reference)
+        filestore = FileStore()
+    # a path is copied and hashed, a name looked up on disk: off the event loop either way
+    return await asyncio.to_thread(reference, obj, filestore, mode)
