@@ -2,7 +2,8 @@
 
 Successor of SCALE-MS's ``scalems.call``: its public names (``CallResult``,
 ``CallPack``, ``ResultPack``, ``serialize_call``, ``deserialize_call``, ``main``,
-``cli``, ``serialize_result``, ``deserialize_result``) keep their behaviour.
+``cli``, ``serialize_result``, ``deserialize_result``,
+``function_call_to_subprocess``) keep their behaviour.
 Names are imported lazily so that a cache hit from the command line does not
 import dill.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "cli",
     "deserialize_call",
     "deserialize_result",
+    "function_call_to_subprocess",
     "main",
     "output",
     "pack",
@@ -47,6 +49,8 @@ _WHERE = {
     "main": "identity.compat",
     "serialize_call": "identity.compat",
     "serialize_result": "identity.compat",
+    "function_call_to_subprocess": "identity.batchtask",
+    "_Subprocess": "identity.batchtask",
     "output": "identity.upstream",
     "pack": "engines.runner",
     "run_many": "engines.executors",
@@ -59,6 +63,8 @@ if TYPE_CHECKING:
     from scalems_call.engines.executors import run_many
     from scalems_call.engines.runner import pack, run, submit
     from scalems_call.engines.task import task
+    from scalems_call.identity.batchtask import _Subprocess as _Subprocess  # SCALE-MS type
+    from scalems_call.identity.batchtask import function_call_to_subprocess
     from scalems_call.identity.compat import (
         CallResult,
         cli,
@@ -82,7 +88,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name not in __all__:
+    if name not in __all__ and name != "_Subprocess":  # SCALE-MS users name its type
         raise AttributeError(f"module 'scalems_call' has no attribute {name!r}")
     module = importlib.import_module(f".{_WHERE.get(name, 'identity.errors')}", __name__)
     value = getattr(module, name)

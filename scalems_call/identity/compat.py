@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import pathlib
+import sys
 import traceback
 import typing
 import warnings
@@ -293,7 +294,8 @@ def cli(*argv: str) -> int:
         return 1
     result = main(call)
     try:
-        options.result.write_text(serialize_result(result))
+        if _mpi_rank() == 0:  # under MPI every rank runs the call; rank 0's result is kept
+            options.result.write_text(serialize_result(result))
     except SerializationError as exc:
         logger.error("%s", exc)
         return 1
@@ -301,6 +303,15 @@ def cli(*argv: str) -> int:
         logger.error(result.exception)
         return 1
     return 0
+
+
+def _mpi_rank() -> int:
+    """This process's MPI rank; 0 when not run under ``python -m mpi4py``."""
+    if "mpi4py" not in sys.modules:
+        return 0
+    from mpi4py import MPI  # optional, only under MPI
+
+    return int(MPI.COMM_WORLD.Get_rank())
 
 
 def _configure_logging(level: str, path: pathlib.Path | None) -> None:
