@@ -105,6 +105,8 @@ class Standing:
     """That result's record."""
     because: str | None = None
     """For upstream-failed: the call below that failed."""
+    reason: str | None = None
+    """Why, in words: a failed call's error line, what makes a stale call stale."""
 
 
 def states(store: FileStore, graph: Plan) -> dict[str, Standing]:
@@ -138,13 +140,43 @@ def _judge(
     broken = [up for up in node.upstream if below[up].state in (FAILED, UPSTREAM_FAILED)]
     if broken:
         first = below[broken[0]]
-        return Standing(UPSTREAM_FAILED, newest, record, first.because or broken[0])
+        failed = first.because or broken[0]
+        return Standing(
+            UPSTREAM_FAILED, newest, record, failed, reason=f"call below {failed[:12]} failed"
+        )
     if record is None:
         return Standing(MISSING)
     if record.get("status") != "success":
-        return Standing(FAILED, newest, record)
-    if all(below[up].state == CACHED for up in node.upstream) and cache.hit(
-        store, node.call, known, calls
-    ):
+        return Standing(FAILED, newest, record, reason=error_line(record))
+    waiting = [up for up in node.upstream if below[up].state != CACHED]
+    if not waiting and cache.hit(store, node.call, known, calls):
         return Standing(CACHED, newest, record)
-    return Standing(STALE, newest, record)
+    return Standing(STALE, newest, record, reason=_stale(store, node, record, below, waiting))
+
+
+def error_line(record: dict[str, Any]) -> str:
+    """The last line of a failed result's traceback (``ValueError: bad seed``), read as
+    text: nothing is unpickled to show it."""
+    lines = [line for line in str(record.get("traceback") or "").splitlines() if line.strip()]
+    return lines[-1].strip()[:200] if lines else f"status {record.get('status')}"
+
+
+def _stale(
+    store: FileStore,
+    node: Node,
+    record: dict[str, Any],
+    below: dict[str, Standing],
+    waiting: list[str],
+) -> str:
+    """Why a call with a successful result is not served as it is."""
+    if waiting:
+        more = f" (and {len(waiting) - 1} more)" if len(waiting) > 1 else ""
+        return f"call below {waiting[0][:12]} is {below[waiting[0]].state}{more}"
+    if cache.current(store, node.call) is None:
+        return "an object its result names is missing"
+    for item in record.get("consumed") or []:
+        up = layout.normalize(item["call"])
+        newer = below[up].result
+        if newer is not None and layout.to_uri(newer) != item.get("result"):
+            return f"call below {up[:12]} has a new result"
+    return "its result no longer stands for the call"

@@ -1,35 +1,33 @@
 """Pictures of a graph of calls: an indented tree, JSON, Graphviz dot, Mermaid, SVG, HTML.
 
-The lineage graph has three kinds of nodes: calls (coloured by state), the
-input trees they start from (skeletons) and the output directories they made.
+The lineage graph has calls (coloured by state; many calls of one shape drawn
+as one group), the input trees they start from (skeletons) and the output
+directories they made, named by their files (:mod:`.picture` lays them out).
 Edges run from what is used to what uses it: a skeleton to its call, an
 upstream call to the calls taking its outputs (labelled with the path, or
-``value``), a call to its output directory. SVG is drawn by Graphviz's
-``dot``; HTML is one self-contained file: the SVG, and per call its
-function, arguments, state, times and outputs.
+``value``), a call to its outputs. SVG is drawn by Graphviz's ``dot``; HTML is
+one self-contained file: the picture (when ``dot`` is installed), a legend,
+and every call with its arguments, state, why, times and outputs, a group's
+calls folded until its box is clicked.
 """
 
 from __future__ import annotations
 
+import collections
 import html
-import json
+import re
 import shutil
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from scalems_call.engines import picture
 from scalems_call.engines.graph import Plan, Standing
+from scalems_call.engines.picture import COLOURS, MEANINGS
 from scalems_call.identity.describe import function_name, short_arguments
 from scalems_store.core import layout
 
-COLOURS = {
-    "cached": "#b7e1a1",
-    "stale": "#ffe08a",
-    "missing": "#d9d9d9",
-    "running": "#9fc5f8",
-    "failed": "#f4a3a3",
-    "upstream-failed": "#f9cb9c",
-}
-"""Fill colour of a call node, by state."""
+if TYPE_CHECKING:
+    from scalems_store import FileStore
 
 
 def duration(standing: Standing) -> float | None:
@@ -53,6 +51,7 @@ def calls(
                 "function": function_name(node.record),
                 "arguments": short_arguments(node.record, 200) if arguments else None,
                 "state": state.state,
+                "reason": state.reason,
                 "result": state.result,
                 "because": state.because,
                 "duration": duration(state),
@@ -102,7 +101,7 @@ def tree_lines(plan: Plan, described: list[dict[str, Any]]) -> list[str]:
 
 
 def _edges(plan: Plan, standing: dict[str, Standing]) -> list[tuple[str, str, str]]:
-    """``(from, to, label)`` of the lineage graph: node ids ``call_<fp>``, ``tree_<fp>``."""
+    """``(from, to, label)`` between calls and trees: ``call_<fp>``, ``tree_<fp>``."""
     edges = []
     for fp in plan.order:
         node, record = plan.nodes[fp], standing[fp].record or {}
@@ -111,66 +110,33 @@ def _edges(plan: Plan, standing: dict[str, Standing]) -> list[tuple[str, str, st
             edges.append((f"tree_{skeleton}", f"call_{fp}", "skeleton"))
         for item in node.record.get("inputs", []):
             up = layout.normalize(item["call"])
-            label = item.get("path") or ("value" if item.get("to") is None else ".")
-            if item.get("to"):
-                label = f"{label} -> {item['to']}"
-            edges.append((f"call_{up}", f"call_{fp}", label))
+            edges.append((f"call_{up}", f"call_{fp}", picture.input_label(item)))
         directory = _fp(record.get("directory"))
         if directory:
             edges.append((f"call_{fp}", f"tree_{directory}", "output"))
     return edges
 
 
-def dot(plan: Plan, standing: dict[str, Standing]) -> str:
-    """The lineage graph in Graphviz's dot language."""
-    out = [
-        "digraph lineage {",
-        "  rankdir=LR;",
-        '  node [fontname="Helvetica", fontsize=10];',
-        '  edge [fontname="Helvetica", fontsize=9];',
-    ]
-    trees: set[str] = set()
-    for info in calls(plan, standing):
-        fp = info["call"]
-        label = f"{fp[:12]}\\n{info['function']}\\n{info['state']}"
-        fill = COLOURS.get(info["state"], "#ffffff")
-        out.append(
-            f'  "call_{fp}" [shape=box, style="rounded,filled", fillcolor="{fill}", '
-            f'label="{_escape(label)}", tooltip="{_escape(info["arguments"])}"];'
-        )
-    for source, target, label in _edges(plan, standing):
-        for end in (source, target):
-            if end.startswith("tree_") and end not in trees:
-                trees.add(end)
-                out.append(f'  "{end}" [shape=folder, label="{end[5:17]}"];')
-        out.append(f'  "{source}" -> "{target}" [label="{_escape(label)}"];')
-    out.append("}")
-    return "\n".join(out) + "\n"
+def _drawing(
+    plan: Plan, standing: dict[str, Standing], store: FileStore | None
+) -> tuple[list[dict[str, Any]], picture.Picture]:
+    described = calls(plan, standing)
+    return described, picture.picture(plan, described, store)
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\\\\n", "\\n")
+def dot(plan: Plan, standing: dict[str, Standing], store: FileStore | None = None) -> str:
+    """The lineage graph in Graphviz's dot language, with a legend (*store*: where to read
+    the names of the files in input and output trees)."""
+    return picture.dot(_drawing(plan, standing, store)[1])
 
 
-def mermaid(plan: Plan, standing: dict[str, Standing]) -> str:
+def mermaid(plan: Plan, standing: dict[str, Standing], store: FileStore | None = None) -> str:
     """The lineage graph as a Mermaid flowchart."""
-    out = ["flowchart LR"]
-    for state, colour in COLOURS.items():
-        out.append(f"  classDef {state.replace('-', '_')} fill:{colour}")
-    for info in calls(plan, standing):
-        fp = info["call"]
-        out.append(f'  call_{fp[:16]}["{fp[:12]}<br>{info["function"]}<br>{info["state"]}"]')
-        out.append(f"  class call_{fp[:16]} {info['state'].replace('-', '_')}")
-    for source, target, label in _edges(plan, standing):
-        for end in (source, target):
-            if end.startswith("tree_"):
-                out.append(f'  {end[:21]}[/"{end[5:17]}"/]')
-        out.append(f'  {source[:21]} -->|"{label}"| {target[:21]}')
-    return "\n".join(dict.fromkeys(out)) + "\n"
+    return picture.mermaid(_drawing(plan, standing, store)[1])
 
 
-def text(plan: Plan, standing: dict[str, Standing]) -> str:
-    """The lineage graph as lines ``from -> to (label)``, short fingerprints."""
+def text(plan: Plan, standing: dict[str, Standing], store: FileStore | None = None) -> str:
+    """The lineage graph as lines ``from -> to (label)``, short fingerprints, every call."""
 
     def short(node: str) -> str:
         kind, _, fp = node.partition("_")
@@ -185,57 +151,118 @@ class NoGraphviz(RuntimeError):
     """Graphviz's ``dot`` is not installed."""
 
 
-def svg(plan: Plan, standing: dict[str, Standing]) -> str:
+def svg(plan: Plan, standing: dict[str, Standing], store: FileStore | None = None) -> str:
     """The lineage graph drawn by Graphviz's ``dot``.
 
     Raises:
         NoGraphviz: ``dot`` is not on PATH (the message says how to install it).
     """
+    return _render(dot(plan, standing, store))
+
+
+def _render(source: str) -> str:
     found = shutil.which("dot")
     if found is None:
         raise NoGraphviz(
-            "svg and html need Graphviz's 'dot' (apt install graphviz, dnf install graphviz, "
+            "svg needs Graphviz's 'dot' (apt install graphviz, dnf install graphviz, "
             "brew install graphviz, conda install graphviz); --format dot gives its input"
         )
     drawn = subprocess.run(
-        [found, "-Tsvg"], input=dot(plan, standing), capture_output=True, text=True, check=False
+        [found, "-Tsvg"], input=source, capture_output=True, text=True, check=False
     )
     if drawn.returncode != 0:
         raise NoGraphviz(f"dot failed: {drawn.stderr.strip()[:300]}")
     return drawn.stdout[drawn.stdout.find("<svg") :]
 
 
-def page(plan: Plan, standing: dict[str, Standing]) -> str:
-    """One self-contained HTML page (no network): the picture, then a table of the calls."""
-    picture = svg(plan, standing)
-    rows = []
-    for info in calls(plan, standing):
-        outputs = " ".join(
-            f"{name} {info[name][:12]}" for name in ("directory", "stdout", "stderr") if info[name]
-        )
-        took = "" if info["duration"] is None else f"{info['duration']:.2f} s"
-        cells = [
-            f"<code>{info['call'][:12]}</code>",
-            html.escape(info["function"]),
-            f"<code>{html.escape(info['arguments'])}</code>",
-            f'<span class="state {info["state"]}">{info["state"]}</span>',
-            html.escape(info["start"] or ""),
-            took,
-            f"<code>{html.escape(outputs)}</code>",
-        ]
-        rows.append(
-            f'<tr id="row_{info["call"]}" class="call">'
-            + "".join(f"<td>{cell}</td>" for cell in cells)
-            + "</tr>"
-        )
-    styles = "\n".join(f".state.{s} {{ background: {c}; }}" for s, c in COLOURS.items())
-    data = json.dumps([{"call": c["call"], "state": c["state"]} for c in calls(plan, standing)])
+ORDER = ("failed", "upstream-failed", "stale", "running", "missing", "cached")
+"""The order of a group's calls in the page: what needs a look first."""
+
+
+def page(plan: Plan, standing: dict[str, Standing], store: FileStore | None = None) -> str:
+    """One self-contained HTML page (no network): a summary, a legend, the picture (when
+    Graphviz's ``dot`` is installed), then the calls: those drawn alone in one table,
+    each group folded under its own heading (click its box, or the heading, to unfold)."""
+    described, drawing = _drawing(plan, standing, store)
+    try:
+        shown = _render(picture.dot(drawing, legend=False))
+    except NoGraphviz as exc:
+        shown = f'<p class="note">No picture: {html.escape(str(exc))}. The calls are below.</p>'
+    by_call = {info["call"]: info for info in described}
+    names = drawing.names
+    single, groups = [], []
+    for box in drawing.boxes.values():
+        if box.kind == "call":
+            single.append(_row(by_call[box.members[0]], names))
+        elif box.kind == "group":
+            groups.append(_group(box, by_call, names))
+    states = picture.counts_text(collections.Counter(i["state"] for i in described))
+    sections = []
+    if single:
+        sections.append(f"<h2>Calls</h2>\n{_table(single)}")
+    if groups:
+        sections.append("<h2>Groups of calls</h2>\n" + "\n".join(groups))
     return _PAGE.format(
         title=html.escape(f"scalems-call graph {plan.roots[0][:12]}"),
-        styles=styles,
-        svg=picture,
-        rows="\n".join(rows),
-        data=data.replace("</", "<\\/"),
+        summary=html.escape(f"{len(described):,} calls: {states}"),
+        styles="\n".join(f".state.{s} {{ background: {c}; }}" for s, c in COLOURS.items()),
+        legend="\n".join(
+            f'<li><span class="state {s}">{s}</span> {html.escape(MEANINGS[s])}</li>'
+            for s in COLOURS
+        ),
+        svg=shown,
+        sections="\n".join(sections),
+    )
+
+
+def _group(box: picture.Box, by_call: dict[str, dict[str, Any]], names: picture.Names) -> str:
+    members = sorted(box.members, key=lambda fp: _needs_a_look(by_call[fp]))
+    rows = [_row(by_call[fp], names) for fp in members]
+    head = html.escape(f"{box.lines[0]}: {box.lines[1]}")
+    why = "".join(f' <span class="why">{html.escape(line)}</span>' for line in box.lines[2:])
+    return (
+        f'<details id="list_{box.id}" class="group"><summary>{head}{why}</summary>\n'
+        f"{_table(rows)}\n</details>"
+    )
+
+
+def _needs_a_look(info: dict[str, Any]) -> tuple[int, list[Any]]:
+    """Failed calls first; then by arguments, numbers as numbers (``seed=2`` before
+    ``seed=10``)."""
+    parts = re.split(r"(\d+)", picture.call_text(info, 200))
+    return ORDER.index(info["state"]), [int(p) if p.isdigit() else p for p in parts]
+
+
+def _table(rows: list[str]) -> str:
+    return (
+        "<table><thead><tr><th>fingerprint</th><th>call</th><th>state</th><th>why</th>"
+        "<th>started</th><th>took</th><th>outputs</th></tr></thead>\n<tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody></table>"
+    )
+
+
+def _row(info: dict[str, Any], names: picture.Names) -> str:
+    took = "" if info["duration"] is None else f"{info['duration']:.2f} s"
+    outputs = ""
+    if info["directory"]:
+        found = names.top(info["directory"])
+        outputs = info["directory"][:12] if found is None else ", ".join(found) or "(empty)"
+    start = html.escape(info["start"] or "")
+    cells = [
+        f'<code title="{info["call"]}">{info["call"][:12]}</code>',
+        f'<code title="{html.escape(info["function"])}">'
+        f"{html.escape(picture.call_text(info, 200))}</code>",
+        f'<span class="state {info["state"]}">{info["state"]}</span>',
+        html.escape(info["reason"] or ""),
+        f'<span title="{start}">{start[11:19]}</span>',  # the time of day; the date on hover
+        took,
+        html.escape(outputs),
+    ]
+    return (
+        f'<tr id="row_{info["call"]}" class="call">'
+        + "".join(f"<td>{cell}</td>" for cell in cells)
+        + "</tr>"
     )
 
 
@@ -243,41 +270,52 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: Helvetica, Arial, sans-serif; margin: 1.5em; }}
-table {{ border-collapse: collapse; margin-top: 1em; }}
-td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; font-size: 0.9em; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1em; }}
+td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; font-size: 0.9em; text-align: left; }}
+td:nth-child(5), td:nth-child(6) {{ white-space: nowrap; }}
 tr.chosen {{ outline: 2px solid #333; }}
 .state {{ padding: 0 0.3em; border-radius: 3px; }}
+.legend {{ list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 0.3em 1.5em; }}
+#picture svg {{ max-width: 100%; height: auto; }}
+#picture g.node {{ cursor: pointer; }}
+details.group {{ margin: 0.3em 0; }}
+details.group summary {{ cursor: pointer; font-weight: bold; }}
+.why {{ font-weight: normal; color: #733; margin-left: 1em; }}
+.note {{ color: #733; }}
 {styles}
 </style></head>
 <body>
 <h1>{title}</h1>
-<p id="summary"></p>
+<p id="summary">{summary}</p>
+<ul class="legend">
+{legend}
+<li>a box with a double border: a group of calls of one shape (click it)</li>
+<li>a folder: input or output files</li>
+</ul>
 <div id="picture">{svg}</div>
-<table><thead><tr><th>call</th><th>function</th><th>arguments</th><th>state</th>
-<th>started</th><th>took</th><th>outputs</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
+{sections}
 <script>
 (function () {{
-  var calls = {data};
-  var counts = {{}};
-  calls.forEach(function (c) {{ counts[c.state] = (counts[c.state] || 0) + 1; }});
-  var parts = Object.keys(counts).sort().map(function (s) {{ return counts[s] + " " + s; }});
-  var summary = document.getElementById("summary");
-  summary.textContent = calls.length + " calls: " + parts.join(", ");
-  summary.dataset.calls = String(calls.length);
+  var rows = document.querySelectorAll("tr.call");
+  document.getElementById("summary").dataset.calls = String(rows.length);
+  function show(id) {{
+    document.querySelectorAll("tr.chosen").forEach(function (r) {{
+      r.classList.remove("chosen");
+    }});
+    var target = document.getElementById("list_" + id);
+    if (target) {{ target.open = true; target.scrollIntoView(); return; }}
+    var row = document.getElementById("row_" + id.slice(5));
+    if (row) {{ row.classList.add("chosen"); row.scrollIntoView(); }}
+  }}
   document.querySelectorAll("#picture g.node").forEach(function (node) {{
     var title = node.querySelector("title");
-    if (!title || title.textContent.indexOf("call_") !== 0) {{ return; }}
-    node.style.cursor = "pointer";
-    node.addEventListener("click", function () {{
-      document.querySelectorAll("tr.chosen").forEach(function (r) {{
-        r.classList.remove("chosen");
-      }});
-      var row = document.getElementById("row_" + title.textContent.slice(5));
-      if (row) {{ row.classList.add("chosen"); row.scrollIntoView(); }}
-    }});
+    if (!title) {{ return; }}
+    var id = title.textContent;
+    if (id.indexOf("call_") !== 0 && id.indexOf("group_") !== 0) {{ return; }}
+    node.addEventListener("click", function () {{ show(id); }});
+  }});
+  window.addEventListener("load", function () {{
+    document.body.dataset.loadedMs = String(Math.round(performance.now()));
   }});
 }})();
 </script>

@@ -258,3 +258,12 @@ def kill_self(signal_number: int) -> None:
     import signal as signals
 
     os.kill(os.getpid(), signals.Signals(signal_number))
+
+
+def fragile_simulate(seed: int, diverge: bool = False) -> int:
+    """Write traj.csv and return the seed, or, asked to diverge, fail before writing anything."""
+    if diverge:
+        raise FloatingPointError(f"seed {seed} diverged at step 12")
+    Path("traj.csv").write_text(f"{seed},0\n")
+    Path("md.log").write_text("done\n")
+    return seed

@@ -254,3 +254,43 @@ def test_skeleton_entries_take_whole_outputs(store: FileStore, tmp_path: Path) -
     )
     assert run(down, store=store).return_value == "0\n1\n2\n"
     assert os.path.basename(down)
+
+
+def test_states_say_why(store: FileStore, tmp_path: Path) -> None:
+    """A stale call says what below it changed or is not cached, a failed call gives its
+    error line, an upstream-failed call names the call that failed, and a result that lost
+    an object says so."""
+    ledger, source = tmp_path / "ledger", tmp_path / "source.txt"
+    source.write_text("one")
+    first = pack(funcs.read_external, (str(source), str(ledger)), store=store)
+    second = pack(funcs.shout, (output(first), str(ledger)), store=store)
+    third = pack(funcs.shout, (output(second), str(ledger)), store=store)
+    alone = pack(funcs.simulate, (99,), store=store)  # its output directory is its own
+    bad = pack(funcs.fail_and_count, (str(ledger),), store=store)
+    after_bad = pack(funcs.shout, (output(bad), str(ledger)), store=store)
+    run_many([third, alone, after_bad], store=store)
+    source.write_text("two")
+    run(first, store=store, force=True)  # other content: second is stale, third below it
+    directory = cache.load_result(store, cache.results(store, alone)[0])["directory"]
+    gone = store.object_path(directory.removeprefix("blake3:"))
+    os.chmod(os.path.dirname(gone), 0o755)
+    os.unlink(gone)
+    now = states(store, plan(store, [third, alone, after_bad]))
+    assert (now[first].state, now[first].reason) == ("cached", None)
+    assert (now[second].state, now[second].reason) == (
+        "stale",
+        f"call below {first[:12]} has a new result",
+    )
+    assert (now[third].state, now[third].reason) == (
+        "stale",
+        f"call below {second[:12]} is stale",
+    )
+    assert (now[alone].state, now[alone].reason) == (
+        "stale",
+        "an object its result names is missing",
+    )
+    assert (now[bad].state, now[bad].reason) == ("failed", "ValueError: deliberate failure")
+    assert (now[after_bad].state, now[after_bad].reason) == (
+        "upstream-failed",
+        f"call below {bad[:12]} failed",
+    )
