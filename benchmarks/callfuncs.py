@@ -19,3 +19,14 @@ def nap(tag: int, seconds: float = SLEEP) -> int:
 
 def total(values: list[int]) -> int:
     return sum(values)
+
+
+def simulate(seed: int, diverge: bool = False) -> int:
+    """Write two small output files, or, asked to diverge, fail first."""
+    if diverge:
+        raise FloatingPointError(f"seed {seed} diverged")
+    with open("traj.csv", "w") as stream:
+        stream.write(f"{seed},0\n")
+    with open("md.log", "w") as stream:
+        stream.write("done\n")
+    return seed

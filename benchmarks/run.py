@@ -22,6 +22,7 @@ from pathlib import Path
 from bigstore import bench_bigstore, fill
 from calls import bench_calls
 from common import PY, ROWS, Command, fresh, in_process, report, timed, timed_pair, tool
+from graphpage import bench_graph
 from scale import bench_scale
 
 
@@ -251,6 +252,7 @@ GROUPS = {
     "call": bench_call,
     "calls": bench_calls,
     "scale": bench_scale,
+    "graph": bench_graph,
 }
 
 
