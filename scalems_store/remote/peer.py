@@ -27,6 +27,9 @@ from scalems_store.store.refs import Ref
 
 T = TypeVar("T")
 
+Progress = Callable[[int], None]
+"""Called with the number of bytes just moved."""
+
 _LIST_ABOVE = 4096
 """Asked about more objects than this, a store lists ``objects/`` once instead of a stat each."""
 
@@ -69,6 +72,15 @@ class Peer:
     def get(self, entries: list[Entry], read: Callable[[IO[bytes]], object]) -> None:
         """Send the pack of *entries* (which the peer holds) to *read*, as a stream."""
         raise NotImplementedError
+
+    def send(self, store: FileStore, entries: list[Entry], progress: Progress | None) -> None:
+        """Send the objects *entries* of *store* (one pack), reporting bytes to *progress*."""
+        self.put(lambda out: packs.write(store, entries, out, progress))
+
+    def receive(self, store: FileStore, entries: list[Entry], progress: Progress | None) -> None:
+        """Bring the objects *entries* into *store* (one pack), each verified before any
+        is published."""
+        self.get(entries, lambda stream: packs.receive(store, stream, progress))
 
     def update(self, refs: list[Ref], labels: dict[str, str]) -> None:
         """Merge *refs* into the peer's and set *labels*, once every object they name
@@ -131,6 +143,16 @@ def closure(store: FileStore, names: list[str] | None, labels: bool) -> Closure:
     entries, refs = bundle.closure(store, targets)
     sizes = {e.fingerprint: _size(store, e.fingerprint) for e in entries}
     return Closure(entries, refs, sizes, travel)
+
+
+def order(entries: dict[str, Entry]) -> list[Entry]:
+    """*entries* with each after everything it references (of those given)."""
+    from scalems_store.maint.reach import dependencies_first
+
+    ordered = dependencies_first(
+        sorted(entries), lambda fp: [r for r in entries[fp].refs if r in entries]
+    )
+    return [entries[fp] for fp in ordered]
 
 
 def _size(store: FileStore, fp: str) -> int:

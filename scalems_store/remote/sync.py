@@ -74,6 +74,10 @@ def open_peer(remote: Remote, *, create: bool = False) -> Peer:
         from scalems_store.remote.ssh import SshPeer
 
         return SshPeer(remote, create=create)
+    if remote.scheme == "s3":
+        from scalems_store.remote.s3 import S3Peer
+
+        return S3Peer(remote, create=create)
     raise BadSetting(f"remote {remote.name!r}: no transport for {remote.scheme}:// yet")
 
 
@@ -87,7 +91,7 @@ def plan_push(store: FileStore, peer: Peer, names: list[str] | None, labels: boo
 def push(store: FileStore, peer: Peer, plan: Plan, progress: Progress | None = None) -> None:
     """Send what *plan* says is missing, in packs, then the refs and labels."""
     for pack in packs.split(plan.missing, plan.closure.sizes):
-        peer.put(lambda out, pack=pack: packs.write(store, pack, out, progress))  # type: ignore[misc]
+        peer.send(store, pack, progress)
     if plan.closure.refs or plan.closure.labels:
         peer.update(plan.closure.refs, plan.closure.labels)
 
@@ -109,7 +113,7 @@ def pull(
     from scalems_store.remote.peer import apply
 
     for pack in packs.split(plan.missing, plan.closure.sizes):
-        peer.get(pack, lambda stream: packs.receive(store, stream, progress))
+        peer.receive(store, pack, progress)
         _check_arrived(store, pack, peer)
     if refs:
         apply(store, plan.closure.refs, plan.closure.labels)

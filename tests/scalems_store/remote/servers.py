@@ -96,11 +96,56 @@ def sshd(where: Path) -> Iterator[Sshd]:
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(200):
+    for _ in range(600):
         if process.poll() is not None:
-            raise RuntimeError(f"sshd exited: {log.read_text()[-500:]}")
+            raise RuntimeError(f"{log.name} says: {log.read_text()[-500:]}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    raise RuntimeError("sshd did not listen within 10 s")
+    raise RuntimeError("sshd did not listen within 30 s")
+
+
+class S3Server(NamedTuple):
+    """A running moto S3 server: its endpoint and its process."""
+
+    endpoint: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def s3_server(where: Path) -> Iterator[S3Server]:
+    """Run ``moto_server`` on a free port (credentials: moto's dummies, set in the
+    environment by the caller); stop it by PID at the end."""
+    import sys
+
+    program = Path(sys.executable).parent / "moto_server"
+    if not program.exists():
+        require("moto[server] is needed for the S3 tests (pip install -e '.[test]')")
+    port = free_port()
+    where.mkdir(parents=True, exist_ok=True)
+    with open(where / "moto.log", "wb") as log:
+        process = subprocess.Popen(
+            [str(program), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+        )
+    server = S3Server(f"http://127.0.0.1:{port}", process)
+    try:
+        _wait_listening(port, process, where / "moto.log")
+        yield server
+    finally:
+        server.stop()
+
+
+S3_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    "AWS_CONFIG_FILE": "/nonexistent",
+}
+"""The environment a client of the moto server needs (dummy credentials)."""
