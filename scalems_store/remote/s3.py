@@ -4,8 +4,8 @@ S3 cannot run our code, so the client does the work and the bucket holds a
 store's layout, readable by anyone with the bucket's keys::
 
     <prefix>/store.json                        {"format": "scalems-store", ..., "remote": "s3"}
-    <prefix>/objects/ab/<fp>                   each object's bytes, named by its BLAKE3
-    <prefix>/meta/ab/<fp>                      {"kind": ..., "refs": [...]}: every object but a blob
+    <prefix>/objects/ab/cdef...                each object's bytes, named by its BLAKE3
+    <prefix>/meta/ab/cdef...                   {"kind": ..., "refs": [...]}: every object but a blob
     <prefix>/refs/calls/ab/<call>/<result>     a result recorded for a call (empty; one key each)
     <prefix>/refs/labels/<name>                the fingerprint a label names
 
@@ -90,10 +90,10 @@ class S3Peer(Peer):
         return "/".join([self.root, *parts])
 
     def _object(self, fp: str) -> str:
-        return self._key("objects", fp[:2], fp)
+        return self._key("objects", fp[:2], fp[2:])  # as a store lays it out
 
     def _meta(self, fp: str) -> str:
-        return self._key("meta", fp[:2], fp)
+        return self._key("meta", fp[:2], fp[2:])
 
     def listing(self) -> dict[str, int]:
         """Every object the bucket holds and its size: one paginated LIST."""
@@ -102,8 +102,8 @@ class S3Peer(Peer):
                 found = self.fs.find(self._key("objects"), detail=True)
             self._listing = {}
             for path, info in found.items():
-                fp = path.rsplit("/", 1)[-1]
-                if layout.is_fingerprint(fp):
+                fp = _oid(path)
+                if fp is not None:
                     self._listing[fp] = int(info.get("size") or 0)
         return self._listing
 
@@ -166,7 +166,7 @@ class S3Peer(Peer):
         for start in range(0, len(small), _BATCH):
             batch = small[start : start + _BATCH]
             got = self.fs.cat([self._object(fp) for fp in batch])
-            fetched.update((path.rsplit("/", 1)[-1], data) for path, data in got.items())
+            fetched.update((_oid(path) or "", data) for path, data in got.items())
 
         def chunks(fp: str) -> Iterable[bytes]:
             if fp in fetched:
@@ -190,7 +190,7 @@ class S3Peer(Peer):
                 targets = [self._resolve(name, known, sizes) for name in names]
                 travel = {n: f for n, f in zip(names, targets, strict=True) if known.get(n) == f}
                 travel = travel if labels else {}
-            metas = {path.rsplit("/", 1)[-1] for path in self.fs.find(self._key("meta"))}
+            metas = {_oid(path) for path in self.fs.find(self._key("meta"))}
             found: dict[str, Entry] = {}
             refs: list[Ref] = []
             frontier = [fp for fp in targets if fp in sizes]
@@ -218,7 +218,7 @@ class S3Peer(Peer):
         for start in range(0, len(fps), _BATCH):
             got = self.fs.cat([self._meta(fp) for fp in fps[start : start + _BATCH]])
             for path, data in got.items():
-                fp = path.rsplit("/", 1)[-1]
+                fp = _oid(path) or path
                 try:
                     meta = json.loads(data)
                     kind, refers = content.check_kind(meta["kind"]), tuple(meta["refs"])
@@ -289,6 +289,13 @@ class S3Peer(Peer):
 
     def close(self) -> None:
         self._listing = None
+
+
+def _oid(path: str) -> str | None:
+    """The fingerprint of an ``objects/ab/cdef...`` (or ``meta/``) key, None if not one."""
+    fanout, _, name = path.rpartition("/")
+    fp = fanout[-2:] + name
+    return fp if fanout[-3:-2] == "/" and layout.is_fingerprint(fp) else None
 
 
 def _size(store: FileStore, fp: str) -> int:

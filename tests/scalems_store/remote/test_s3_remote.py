@@ -70,7 +70,7 @@ def test_tampered_bucket_objects_are_refused(moto: S3Server, make_store: MakeSto
     with sync.open_peer(remote, create=True) as peer:
         sync.push(local, peer, sync.plan_push(local, peer, None, True))
     fs = s3fs.S3FileSystem(endpoint_url=moto.endpoint, skip_instance_cache=True)
-    fs.pipe_file(f"bkt/tamper/objects/{fp[:2]}/{fp}", b"changed" * 1000)
+    fs.pipe_file(f"bkt/tamper/objects/{fp[:2]}/{fp[2:]}", b"changed" * 1000)
     back = make_store("back")
     with sync.open_peer(remote) as peer, pytest.raises(Exception, match=r"corrupt|fingerprint"):
         sync.pull(back, peer, sync.plan_pull(back, peer, ["x"], True))
