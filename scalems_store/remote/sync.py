@@ -78,6 +78,14 @@ def open_peer(remote: Remote, *, create: bool = False) -> Peer:
         from scalems_store.remote.s3 import S3Peer
 
         return S3Peer(remote, create=create)
+    if remote.scheme in ("http", "https"):
+        if create:
+            raise BadSetting(
+                f"remote {remote.name!r} is read-only (HTTP): push to a path, SSH or S3 remote"
+            )
+        from scalems_store.remote.http import HttpPeer
+
+        return HttpPeer(remote)
     raise BadSetting(f"remote {remote.name!r}: no transport for {remote.scheme}:// yet")
 
 
