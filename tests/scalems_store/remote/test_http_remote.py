@@ -4,8 +4,8 @@ started and stopped by the tests."""
 from __future__ import annotations
 
 import functools
-import os
 import http.server
+import os
 import shutil
 import threading
 from collections.abc import Iterator
