@@ -26,6 +26,7 @@ LAYERS = [
     "scalems_store.store",
     "scalems_store.query",
     "scalems_store.maint",
+    "scalems_store.remote",
     "scalems_store.cli",
     "scalems_call.identity",
     "scalems_call.execution",

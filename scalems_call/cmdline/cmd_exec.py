@@ -66,6 +66,13 @@ timeout_option = click.option(
     show_default=True,
     help="Times a call whose worker, block or node was lost is run again.",
 )
+@click.option(
+    "--remote",
+    "remote_name",
+    metavar="NAME",
+    help="Use remote NAME as the cache: a result it records is a hit (its outputs stay "
+    "there, printed first); a call it lacks is pulled, run here and pushed back with its result.",
+)
 @click.pass_context
 def exec_command(
     ctx: click.Context,
@@ -78,6 +85,7 @@ def exec_command(
     dask_address: str | None,
     parsl_config: str | None,
     retries: int,
+    remote_name: str | None,
 ) -> None:
     """Run calls (fingerprint, prefix or label) and everything they take from; print each
     call's result fingerprint, one line per FP given.
@@ -95,7 +103,15 @@ def exec_command(
 
     if sum((jobs > 1, dask_address is not None, parsl_config is not None)) > 1:
         raise click.UsageError("choose one of --jobs, --dask and --parsl-config")
-    store = open_store(ctx)
+    store = open_store(ctx, create=remote_name is not None)
+    peer = None
+    if remote_name is not None:
+        from scalems_call.cmdline import remote_exec
+
+        peer, fingerprints = remote_exec.serve_hits(store, remote_name, fingerprints, force)
+        ctx.call_on_close(peer.close)
+        if not fingerprints:
+            sys.exit(0)
     named = [cache.resolve_call(store, fp) for fp in fingerprints]
     engine, submit = _engine(
         store, jobs, dask_address, parsl_config, timeout, keep_workdir, retries
@@ -115,6 +131,8 @@ def exec_command(
     for call_fp in named:
         failed = _print(outcomes[call_fp], as_json) or failed
     _tell_what_was_left_out(outcomes)
+    if peer is not None:
+        remote_exec.push_back(store, peer, named)
     sys.exit(1 if failed else 0)
 
 

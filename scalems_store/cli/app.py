@@ -11,6 +11,7 @@ import click
 
 from scalems_store.cli import maint as cli_maint
 from scalems_store.cli import objects as cli_objects
+from scalems_store.cli import remotes as cli_remotes
 from scalems_store.cli import trees as cli_trees
 from scalems_store.cli.shared import ErrorGroup, run_main, store_option
 
@@ -41,6 +42,11 @@ cli.add_command(cli_maint.gc)
 cli.add_command(cli_maint.export_command)
 cli.add_command(cli_maint.import_command)
 cli.add_command(cli_maint.reindex)
+cli.add_command(cli_remotes.remote_group)
+cli.add_command(cli_remotes.push)
+cli.add_command(cli_remotes.pull)
+cli.add_command(cli_remotes.fetch)
+cli.add_command(cli_remotes.serve)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ each refines the builtin exception it most resembles::
     ├── InvalidPath              (ValueError)         a user path is missing, of the wrong type, ...
     ├── InvalidLabel             (ValueError)         a label name that is not allowed
     ├── BadSetting               (ValueError)         an environment variable's value is unusable
+    ├── RemoteError              (ConnectionError)    a remote cannot be reached, or refused
     └── ArchiveError             (ValueError)         a tree cannot be archived or extracted
         └── UnsafeArchive                             an archive entry would escape or is special
 
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidLabel",
     "InvalidPath",
     "ObjectNotFound",
+    "RemoteError",
     "StoreError",
     "StoreNotFound",
     "StoreNotWritable",
@@ -54,6 +56,10 @@ class StoreError(Exception):
 
 class BadSetting(StoreError, ValueError):
     """An environment variable that sets how the store works has a value it cannot use."""
+
+
+class RemoteError(StoreError, ConnectionError):
+    """A remote store cannot be reached, or it refused what was asked of it."""
 
 
 class StoreNotFound(StoreError, FileNotFoundError):

@@ -121,6 +121,23 @@ def export(store: FileStore, fingerprints: Iterable[str], out: IO[bytes]) -> int
             far is not valid: the caller removes it).
     """
     entries, refs = closure(store, fingerprints)
+    write(store, entries, refs, out)
+    return len(entries)
+
+
+def write(
+    store: FileStore,
+    entries: list[Entry],
+    refs: list[Ref],
+    out: IO[bytes],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write the bundle of exactly *entries* (in order) and *refs* to *out*, hashing every
+    object as it goes and reporting each chunk's bytes to *progress*.
+
+    Raises:
+        CorruptObject: as :func:`export`.
+    """
     manifest = {
         **FORMAT,
         "objects": [
@@ -134,18 +151,23 @@ def export(store: FileStore, fingerprints: Iterable[str], out: IO[bytes]) -> int
         for entry in entries:
             with store.open(entry.fingerprint) as stream:
                 size = os.fstat(stream.fileno()).st_size
-                checked = _Checked(stream, entry.fingerprint)
+                checked = _Checked(stream, entry.fingerprint, progress)
                 _add(tar, _PREFIX + entry.fingerprint, size, checked)
                 checked.finish()
-    return len(entries)
 
 
 class _Checked:
     """A reader for tarfile that hashes what it hands out and checks it at the end."""
 
-    def __init__(self, source: bytes | IO[bytes], fingerprint: str | None) -> None:
+    def __init__(
+        self,
+        source: bytes | IO[bytes],
+        fingerprint: str | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self.source, self.pos, self.fp = source, 0, fingerprint
         self.hasher = new_hasher()
+        self.progress = progress
 
     def read(self, size: int = -1) -> bytes:
         if isinstance(self.source, bytes):
@@ -154,6 +176,8 @@ class _Checked:
         else:
             chunk = self.source.read(size if size >= 0 else CHUNK)
         self.hasher.update(chunk)
+        if self.progress is not None:
+            self.progress(len(chunk))
         return chunk
 
     def finish(self) -> None:
@@ -211,11 +235,11 @@ def import_bundle(store: FileStore, stream: IO[bytes]) -> list[str]:
         finally:
             os.close(lock)
         for ref in refs:
-            store.update_ref(ref.namespace, ref.key, _merger(store, ref))
+            store.update_ref(ref.namespace, ref.key, merger(store, ref))
     return [entry.fingerprint for entry in entries]
 
 
-def _merger(store: FileStore, ref: Ref) -> Callable[[list[str]], list[str]]:
+def merger(store: FileStore, ref: Ref) -> Callable[[list[str]], list[str]]:
     """What a bundle's ref makes of the store's: both sets of values; for the results of a
     call, newest first by when each ran (an old bundle does not make its results the
     latest), else the bundle's first."""
