@@ -103,7 +103,9 @@ def loopback_cluster(workers: int) -> Any:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # its HTTP server on a free port: it always starts one (8787 unless told), and
+        # warns if another cluster on the machine holds 8787
+        dashboard_address="127.0.0.1:0",
         silence_logs=50,
     )
 

@@ -1,7 +1,8 @@
 """Many calls: graphs, schedules and the engines that run them.
 
 The graph below a call (:mod:`.graph`), planning and submitting ready calls
-(:mod:`.schedule`), the process pool, Dask and Parsl (:mod:`.executors`), the
+(:mod:`.schedule`), the local process pool (:mod:`.pool`), Dask and Parsl
+(:mod:`.executors`), the
 Python API (:mod:`.runner`, :mod:`.results`, :mod:`.task`), progress
 (:mod:`.progress`), deep reruns (:mod:`.deep`) and pictures (:mod:`.graphview`, laid
 out by :mod:`.picture`).

@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Any
 
 from scalems_call.engines.results import to_result
 from scalems_call.engines.schedule import Engine, Ran, Submit, run_graph
@@ -23,6 +23,9 @@ from scalems_call.identity.compat import CallResult
 from scalems_call.identity.errors import LaunchError
 from scalems_store import FileStore
 from scalems_store.core import layout
+
+if TYPE_CHECKING:
+    from scalems_call.engines.pool import WorkerPool
 
 Progress = Callable[[int, int], None]
 
@@ -71,15 +74,13 @@ def _worker_store(root: str) -> FileStore:
     return store
 
 
-def default_executor(jobs: int | None = None) -> ProcessPoolExecutor:
-    """A local process pool (``spawn``: safe with the threads a coordinator may run)."""
-    import multiprocessing
-
+def default_executor(jobs: int | None = None) -> WorkerPool:
+    """A local process pool (``spawn``: safe with the threads a coordinator may run) in
+    which a worker that dies costs only the call it ran (see :mod:`.pool`)."""
+    from scalems_call.engines.pool import WorkerPool
     from scalems_store.core.fingerprint import usable_cores
 
-    return ProcessPoolExecutor(
-        max_workers=jobs or usable_cores(), mp_context=multiprocessing.get_context("spawn")
-    )
+    return WorkerPool(jobs or usable_cores())
 
 
 def run_many(

@@ -183,6 +183,7 @@ class _Coordinator:
         self.running: dict[Future[Ran], tuple[str, int, float]] = {}
         self._stack = contextlib.ExitStack()
         self._executor: Executor | None = None
+        self._submitted_to: dict[Future[Ran], Executor] = {}
 
     def run(self) -> dict[str, Outcome]:
         with self._stack:
@@ -210,6 +211,7 @@ class _Coordinator:
             future = Future()
             future.set_exception(exc)
         self.running[future] = (fp, attempt, time.monotonic())
+        self._submitted_to[future] = executor
         self.counts.running = len(self.running)
         self._report()
 
@@ -223,23 +225,27 @@ class _Coordinator:
         ready: list[str] = []
         for future in finished:
             fp, attempt, started = self.running.pop(future)
+            executor = self._submitted_to.pop(future, None)
             exc = future.exception()
             if exc is not None and lost_worker(exc) and attempt < self.retries:
-                self._retry(fp, attempt, exc)
+                self._retry(fp, attempt, exc, executor)
                 continue
             self.counts.ran.append(time.monotonic() - started)
             ready.extend(self._done(fp, self._outcome(fp, future)))
         self.counts.running = len(self.running)
         return ready
 
-    def _retry(self, fp: str, attempt: int, exc: BaseException) -> None:
+    def _retry(self, fp: str, attempt: int, exc: BaseException, executor: Executor | None) -> None:
         if self.log is not None:
             self.log(
                 f"call {fp[:12]}: worker lost ({type(exc).__name__}: {exc}); "
                 f"retry {attempt + 1} of {self.retries}"
             )
-        if type(exc).__name__ == "BrokenProcessPool" and self._executor is not None:
-            self._stack.close()  # an owned pool that broke: make a new one
+        broke = type(exc).__name__ == "BrokenProcessPool"
+        if broke and self._executor is not None and executor is self._executor:
+            # an owned pool that broke: make a new one, once (the other calls it held
+            # fail with it, and go to the new pool)
+            self._stack.close()
             self._stack, self._executor = contextlib.ExitStack(), None
         self._submit(fp, attempt + 1)
 

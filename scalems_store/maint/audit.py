@@ -118,6 +118,8 @@ PARALLEL = 4096
 """Fewest objects worth hashing in several processes."""
 _WORK: tuple[ObjectDir, list[str]] | None = None
 """What the hashing processes share (set before they are forked)."""
+_FORKED = False
+"""True in a hashing process: it hashes the large objects of its shards itself."""
 
 
 def _mismatches(
@@ -130,8 +132,10 @@ def _mismatches(
     """Hash every target; return what is wrong with those that do not match their name.
 
     Many objects are hashed in one forked process per core, each reading its share in
-    batches with the C reader, as ``find | xargs -P b3sum`` would; large objects are
-    hashed through mmap.
+    batches with the C reader, as ``find | xargs -P b3sum`` would, and hashing the large
+    objects of its share through mmap as it meets them: every core hashes large and
+    small objects alike, to the end, rather than the large ones waiting for the small.
+    Few objects are hashed here, the large ones with BLAKE3's threads on every core.
     """
     global _WORK
     cores = usable_cores()
@@ -177,10 +181,15 @@ def _shards(
         return
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(usable_cores()) as pool:
+    with multiprocessing.get_context("fork").Pool(usable_cores(), _forked) as pool:
         results = pool.imap_unordered(_shard_problems, shards)  # they start at once
         meanwhile()
         yield from results
+
+
+def _forked() -> None:
+    global _FORKED
+    _FORKED = True
 
 
 def _start_methods() -> list[str]:
@@ -190,10 +199,12 @@ def _start_methods() -> list[str]:
 
 
 def _shard_problems(shard: tuple[int, int]) -> tuple[int, dict[str, str], list[str]]:
-    """Hash the small targets ``[start, end)`` of the work; return how many targets, the
-    problems, and the objects left for the caller (large ones, or ones the C reader
-    could not read). Large objects are hashed by the caller on all cores: a forked
-    process must not, BLAKE3's thread pool being the parent's."""
+    """Hash the targets ``[start, end)`` of the work; return how many targets, the
+    problems, and the objects left for the caller. The small ones are read in batches
+    by the C reader; in a forked process the others (large ones, or ones the C reader
+    could not read) are hashed here on one thread (BLAKE3's thread pool is the
+    parent's: a forked process must not use it), else left to the caller, who hashes
+    them on every core."""
     from blake3 import blake3
 
     assert _WORK is not None
@@ -204,7 +215,12 @@ def _shard_problems(shard: tuple[int, int]) -> tuple[int, dict[str, str], list[s
         batch = targets[at : min(at + READ_BATCH, shard[1])]
         for fp, got in zip(batch, _read_batch(objects, batch), strict=True):
             if got is None:
-                unread.append(fp)
+                if not _FORKED:
+                    unread.append(fp)
+                    continue
+                actual = _hash_large(objects, fp, threads=False)
+                if actual != fp:
+                    problems[fp] = _problem(actual)
                 continue
             # the loop of a million objects: the hasher itself, not hash_bytes' checks
             actual = blake3(got).hexdigest()
@@ -224,13 +240,20 @@ def _read_batch(objects: ObjectDir, batch: list[str]) -> list[bytes | None]:
     ]
 
 
-def _hash_large(objects: ObjectDir, fp: str) -> str:
+def _hash_large(objects: ObjectDir, fp: str, *, threads: bool = True) -> str:
     """What object *fp* hashes to, read by Python (a large one, or one the C reader could
-    not read); ``missing`` or ``unreadable: ...`` if it cannot be read."""
+    not read), on every core or, without *threads*, on this thread alone; ``missing``
+    or ``unreadable: ...`` if it cannot be read."""
     path = objects.path(fp)
     try:
         size = os.lstat(path).st_size
-        return hash_file(path, size) if size >= MMAP_THRESHOLD else hash_bytes(_read(path))
+        if size < MMAP_THRESHOLD:
+            return hash_bytes(_read(path))
+        if not threads:
+            from blake3 import blake3
+
+            return blake3().update_mmap(path).hexdigest()
+        return hash_file(path, size)
     except FileNotFoundError:
         return "missing"
     except OSError as exc:

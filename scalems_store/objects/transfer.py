@@ -70,9 +70,6 @@ def copy_fd(
 FICLONE = 0x40049409
 """Linux ioctl: make a file share another's blocks (a reflink), as ``cp --reflink`` does."""
 
-SERVER_COPY_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "ceph"})
-"""Filesystems whose server can copy a file itself, so ``copy_file_range`` sends no data."""
-
 
 def clone(src: int, dst: int) -> bool:
     """Make the empty file *dst* share the blocks of *src* (btrfs, XFS, ...); False where
@@ -88,21 +85,6 @@ def clone(src: int, dst: int) -> bool:
     return True
 
 
-def filesystem_type(fd: int) -> str | None:
-    """The type of the filesystem holding *fd* (``ext4``, ``nfs4``...), None if unknown."""
-    dev = os.fstat(fd).st_dev
-    wanted = f"{os.major(dev)}:{os.minor(dev)}"
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
-            for line in mounts:
-                fields = line.split()
-                if len(fields) > 2 and fields[2] == wanted and "-" in fields:
-                    return fields[fields.index("-") + 1]
-    except OSError:
-        pass
-    return None
-
-
 def copy_and_hash(
     src: int,
     dst: int,
@@ -116,11 +98,15 @@ def copy_and_hash(
 
     - a reflink where the filesystem shares blocks (btrfs, XFS): no copy at all,
       and the source is hashed on all cores;
-    - the kernel's ``copy_file_range`` beside a hash where a server can copy
-      without sending the data (NFS, SMB, Ceph);
-    - elsewhere :func:`copy_hashing`, which reads every byte once.
+    - elsewhere the kernel's ``copy_file_range`` (as ``cp`` copies; on NFS, SMB or
+      Ceph the server copies without sending the data) while BLAKE3's own threads
+      hash *src* beside it, on every core: the copy and the hash overlap, and
+      neither waits for the other.
 
-    Returns ``(fingerprint, complete)`` as :func:`copy_hashing` does.
+    Returns:
+        ``(fingerprint, complete)``. When *enough* returns true for the
+        fingerprint (the content is stored already), the copy stops early and
+        *complete* is False: *dst* then holds only part of the bytes.
 
     Raises:
         InvalidPath: *src* cannot be read (the reason only: the caller knows the name).
@@ -132,11 +118,10 @@ def copy_and_hash(
         if progress is not None:
             progress(size)
         # the source, not the clone: its pages are the ones likely in memory
-        return hash_fd(src, size, new_hasher(size)), True
-    hasher = new_hasher(size, leave_cores=1)  # one core copies
-    if filesystem_type(dst) in SERVER_COPY_FILESYSTEMS:
-        return _copy_beside_hash(src, dst, size, hasher, enough, progress)
-    return copy_hashing(src, dst, size, hasher, enough, progress)
+        fp = hash_fd(src, size, new_hasher(size))
+        assert fp is not None  # never cancelled
+        return fp, True
+    return _copy_beside_hash(src, dst, size, new_hasher(size), enough, progress)
 
 
 def copy_hashing(
@@ -147,7 +132,8 @@ def copy_hashing(
     enough: Callable[[str], bool] | None = None,
     progress: Progress | None = None,
 ) -> tuple[str, bool]:
-    """Copy *size* bytes from *src* to the empty file *dst* and hash them, reading them once.
+    """Copy *size* bytes from *src* to the empty file *dst* and hash them, reading them once
+    (for a *dst* that is no file, such as a pipe, which the kernel cannot copy into).
 
     One thread hashes *src* through a memory map while this one writes the same
     pages to *dst*, just behind it, so each page comes from memory once (the
@@ -222,27 +208,37 @@ def _copy_beside_hash(
     enough: Callable[[str], bool] | None,
     progress: Progress | None,
 ) -> tuple[str, bool]:
-    """Copy in the kernel while a thread hashes *src*; stop copying once *enough*."""
+    """Copy in the kernel while a thread hashes *src* (with *hasher*'s threads); stop
+    copying once *enough*. A copy that fails stops the hash at its next step."""
     import threading
 
-    stop = threading.Event()
+    stop = threading.Event()  # the hash says: no need to copy further
+    cancel = threading.Event()  # the copy failed: no need to hash further
 
-    def hash_all() -> str:
-        fp = hash_fd(src, size, hasher)
-        if enough is not None and enough(fp):
+    def hash_all() -> str | None:
+        fp = hash_fd(src, size, hasher, cancel)
+        if fp is not None and enough is not None and enough(fp):
             stop.set()
         return fp
 
     hashing = Beside(hash_all, "scalems-hash")
     try:
         copy_fd(src, dst, size, stop, progress)
+    except BaseException:
+        cancel.set()
+        raise
     finally:
         hashing.wait()
-    return hashing.result(), not stop.is_set()
+    fp = hashing.result()
+    assert fp is not None  # only a cancelled hash has none, and then the copy raised
+    return fp, not stop.is_set()
 
 
-def hash_fd(fd: int, size: int, hasher: blake3) -> str:
-    """Hash the first *size* bytes of the open file *fd* with *hasher*."""
+def hash_fd(
+    fd: int, size: int, hasher: blake3, cancel: threading.Event | None = None
+) -> str | None:
+    """Hash the first *size* bytes of the open file *fd* with *hasher*, a step of
+    :data:`COPY_STEP` at a time; None if *cancel* was set meanwhile."""
     import mmap
 
     try:
@@ -250,7 +246,14 @@ def hash_fd(fd: int, size: int, hasher: blake3) -> str:
     except (OSError, ValueError):
         return _copy_hashing_read(fd, None, size, hasher, None)
     with mapping:
-        hasher.update(mapping)
+        with contextlib.suppress(AttributeError, OSError):
+            mapping.madvise(mmap.MADV_SEQUENTIAL)
+        with memoryview(mapping) as view:
+            for offset in range(0, size, COPY_STEP):
+                if cancel is not None and cancel.is_set():
+                    return None
+                with view[offset : offset + COPY_STEP] as part:
+                    hasher.update(part)
     return hasher.hexdigest()
 
 

@@ -70,7 +70,7 @@ def test_copy_stops_once_the_hash_says_enough(
 ) -> None:
     """When the content is known to be stored, the writer stops after its current chunk."""
     path, data = big
-    monkeypatch.setattr(transfer, "COPY_CHUNK", 1 << 20)
+    monkeypatch.setattr(transfer, "COPY_STEP", 1 << 20)
     monkeypatch.setattr(transfer, "clone", lambda src, dst: False)  # on btrfs or XFS
     hashed = threading.Event()
     seen: list[str] = []
@@ -106,17 +106,27 @@ def test_unmappable_source_is_read(
     assert done[-1] == len(data)
 
 
-def test_server_copy_route(
+def test_large_files_are_copied_by_the_kernel_beside_the_hash(
     big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a filesystem whose server copies (NFS), the kernel copies beside the hash."""
+    """A large file is copied as cp copies it (copy_file_range; on NFS the server copies)
+    while BLAKE3's threads hash the source on every core: not read and written by us."""
     path, data = big
-    monkeypatch.setattr(transfer, "filesystem_type", lambda fd: "nfs4")
-    routes: list[str] = []
-    monkeypatch.setattr(transfer, "copy_hashing", lambda *a: routes.append("mapped"))
-    assert copy_file(path, tmp_path / "dst") == (hash_bytes(data), True)
+    monkeypatch.setattr(transfer, "clone", lambda src, dst: False)  # on btrfs or XFS
+    monkeypatch.setattr(transfer, "copy_hashing", lambda *a: pytest.fail("read by us"))
+    threads: list[object] = []
+    real = transfer.new_hasher
+
+    def counted(size: int = 0, **kwargs: object) -> blake3:
+        threads.append(kwargs.get("leave_cores", 0))
+        return real(size)
+
+    monkeypatch.setattr(transfer, "new_hasher", counted)
+    done: list[int] = []
+    assert copy_file(path, tmp_path / "dst", progress=done.append) == (hash_bytes(data), True)
     assert (tmp_path / "dst").read_bytes() == data
-    assert routes == []
+    assert done[-1] == len(data)
+    assert threads == [0]  # no core kept back: the hash and the kernel's copy share them
 
 
 def test_reflink_route_where_the_filesystem_has_one(
@@ -150,16 +160,8 @@ def test_reflinked_copy_hashes_the_source(
     assert done == [len(data)]
 
 
-def test_filesystem_type() -> None:
-    """The type comes from the mount table, matched by device number."""
-    fd = os.open("/proc/self/status", os.O_RDONLY)
-    try:
-        assert transfer.filesystem_type(fd) == "proc"
-    finally:
-        os.close(fd)
-
-
-def test_write_error_stops_the_hash(big: tuple[Path, bytes], tmp_path: Path) -> None:
+@pytest.mark.parametrize("route", ["mapped", "kernel"])
+def test_write_error_stops_the_hash(big: tuple[Path, bytes], tmp_path: Path, route: str) -> None:
     """A destination that cannot be written raises OSError and leaves no thread behind."""
     path, data = big
     (tmp_path / "dst").write_bytes(b"")
@@ -167,7 +169,10 @@ def test_write_error_stops_the_hash(big: tuple[Path, bytes], tmp_path: Path) -> 
     src, dst = os.open(path, os.O_RDONLY), os.open(tmp_path / "dst", os.O_RDONLY)
     try:
         with pytest.raises(OSError):
-            transfer.copy_hashing(src, dst, len(data), blake3())
+            if route == "mapped":
+                transfer.copy_hashing(src, dst, len(data), blake3())
+            else:
+                transfer.copy_and_hash(src, dst, len(data))
     finally:
         os.close(src)
         os.close(dst)

@@ -12,6 +12,7 @@ from scalems_store import FileStore, verify
 from scalems_store.core.fingerprint import hash_file
 from scalems_store.maint import audit
 from scalems_store.objects import files as objects
+from tests.scalems_store.store.test_store import flip_byte
 
 
 def damaged_store(store: FileStore, tmp_path: Path) -> tuple[list[str], str]:
@@ -59,6 +60,28 @@ def test_verify_in_several_processes_finds_the_same(
     assert sorted(forked.problems) == sorted(alone.problems)
     assert forked.checked == alone.checked == 301
     assert any(fp == bad and what.startswith("corrupt") for fp, what in forked.problems)
+
+
+def test_verify_hashes_large_objects_in_the_hashing_processes(
+    store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forked over the cores, each process hashes the large objects of its share as it
+    meets them (none is left for the parent to hash after the small ones), and a corrupt
+    large one is found there."""
+    fps, _ = damaged_store(store, tmp_path)
+    large = [fps[-1], store.add_bytes(os.urandom(5 << 20))]
+    flip_byte(store, large[1], 3 << 20)
+
+    def parent_hash(*args: object, **kwargs: object) -> str:
+        raise AssertionError("a large object was left for the parent")
+
+    monkeypatch.setattr(audit, "hash_file", parent_hash)
+    monkeypatch.setattr(audit, "PARALLEL", 1)
+    monkeypatch.setattr(audit, "READ_BATCH", 16)
+    report = verify(store)
+    assert report.checked == 302
+    corrupt = {fp for fp, what in report.problems if what.startswith("corrupt")}
+    assert corrupt == {fps[7], large[1]}
 
 
 def test_ls_json_records_are_what_json_writes(

@@ -445,14 +445,16 @@ class SlurmProvider(_SlurmProvider):
 """
 
 
-def _quick_block(launcher: str, worker_init: str) -> str:
+def _quick_block(launcher: str, worker_init: str, cluster: bool = False) -> str:
     """An executor's heartbeats and its provider, as both configs here want them: one
-    node a block, one block at a time, a lost one noticed in seconds."""
+    node a block, one block at a time, a lost one noticed in seconds; with *cluster*,
+    Parsl's own heartbeats and Slurm polling (every 60 s), as on a real cluster."""
+    beats = "heartbeat_period=2,\n            heartbeat_threshold=6,\n"
+    quick = "" if cluster else f"            {beats}"
+    provider = "_SlurmProvider" if cluster else "SlurmProvider"
     return f"""\
-            heartbeat_period=2,
-            heartbeat_threshold=6,
-            poll_period=10,
-            provider=SlurmProvider(
+{quick}            poll_period=10,
+            provider={provider}(
                 partition={PARTITION!r},
                 nodes_per_block=1,
                 init_blocks=1,
@@ -474,11 +476,13 @@ def write_parsl_config(
     label: str = "slurm",
     workers: int = 2,
     strategy: str = "simple",
+    cluster: bool = False,
 ) -> Path:
     """Write a Parsl config file (defining ``config``) for this Slurm: blocks of one node (one
     at a time), a HighThroughputExecutor on 127.0.0.1 with short heartbeats, so that a lost
     block is noticed, and cleanup is done, in seconds; Parsl's default strategy ("simple")
-    replaces a lost block."""
+    replaces a lost block. With *cluster*, the heartbeats and Slurm polling are Parsl's
+    defaults (the provider asks Slurm every 60 s), as on a real cluster."""
     path.write_text(
         f"""\
 from parsl.config import Config
@@ -493,11 +497,11 @@ config = Config(
             label={label!r},
             address="127.0.0.1",
             max_workers_per_node={workers},
-{_quick_block("SrunLauncher()", worker_init)}        )
+{_quick_block("SrunLauncher()", worker_init, cluster)}        )
     ],
     run_dir={str(run_dir)!r},
     strategy={strategy!r},
-    strategy_period=1,
+    strategy_period={5 if cluster else 1},
     initialize_logging=False,
 )
 """
