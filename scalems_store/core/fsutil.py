@@ -156,6 +156,74 @@ def remove_unless_held(path: str, *, dry_run: bool = False) -> bool:
     return True
 
 
+class NotRegularFile(OSError):
+    """A file of the store that is not a regular file: a FIFO, a device, a socket, a
+    directory. Reading it could block for ever (a FIFO waits for a writer), so it is
+    never read: callers treat it as missing or damaged, and verify reports it."""
+
+
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def open_regular(path: str, *, dir_fd: int | None = None, follow: bool = False) -> int:
+    """Open the file at *path* for reading without ever blocking, and check that it is a
+    regular file: the one way every small file of the store (refs, labels, ``meta/``,
+    ``store.json``, the settings, leases) is opened. The descriptor it returns is in
+    blocking mode again (reads of a regular file never wait for a writer anyway).
+
+    Args:
+        follow: Follow a symlink at *path* (else one is refused, ``ELOOP``).
+
+    Raises:
+        NotRegularFile: it is a FIFO, a device, a socket or a directory.
+        OSError: it cannot be opened (``FileNotFoundError`` when it is not there).
+    """
+    flags = _READ_FLAGS if follow else _READ_FLAGS | os.O_NOFOLLOW
+    fd = os.open(path, flags, dir_fd=dir_fd)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, f"not a regular file ({_file_type(mode)})", path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str, limit: int = -1, *, follow: bool = False) -> bytes:
+    """The bytes of the regular file at *path* (at most *limit* when not -1), opened as
+    :func:`open_regular` opens it.
+
+    Raises:
+        NotRegularFile, OSError: see :func:`open_regular`.
+    """
+    with os.fdopen(open_regular(path, follow=follow), "rb") as stream:
+        return stream.read(limit)
+
+
+def is_odd(path: str) -> bool:
+    """Whether something that is neither a regular file nor missing is at *path* (a FIFO,
+    a socket, a device, a directory, a symlink): what no store file may be."""
+    try:
+        return not stat.S_ISREG(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
+
+
 def write_all(fd: int, data: bytes | memoryview) -> None:
     """Write every byte of *data* to *fd*."""
     view = memoryview(data)

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from scalems_store.core import layout
 from scalems_store.core.errors import AmbiguousPrefix, ObjectNotFound
-from scalems_store.core.fsutil import replace_atomic
+from scalems_store.core.fsutil import read_regular, replace_atomic
 from scalems_store.objects.content import KINDS
 
 try:
@@ -237,8 +237,7 @@ class ObjectDir:
     def read_meta(self, fingerprint: str) -> Meta | None:
         """The meta file of *fingerprint* if it exists and is well formed, else None."""
         try:
-            with open(self.meta_path(fingerprint), "rb") as stream:
-                meta = json.loads(stream.read(1 << 20))
+            meta = json.loads(read_regular(self.meta_path(fingerprint), 1 << 20))
         except (OSError, ValueError, RecursionError):
             return None
         return _valid_meta(meta)

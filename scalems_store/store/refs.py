@@ -11,6 +11,7 @@ might have kept something alive).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -19,7 +20,7 @@ from typing import NamedTuple
 
 from scalems_store.core import layout
 from scalems_store.core.errors import InvalidLabel, ObjectNotFound, StoreError
-from scalems_store.core.fsutil import replace_atomic
+from scalems_store.core.fsutil import NotRegularFile, read_regular, replace_atomic
 
 LABELS = "labels"
 LOCKS = "locks"
@@ -176,11 +177,12 @@ class RefDir:
         """The fingerprints recorded under ``refs/<namespace>/<key>`` (empty if none);
         lines that are not fingerprints are left out (verify reports them)."""
         try:
-            with open(self.path(namespace, key), "rb") as stream:
-                data = stream.read(_MAX_REF_FILE)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return []
+            data = read_regular(self.path(namespace, key), _MAX_REF_FILE)
+        except (FileNotFoundError, NotADirectoryError, NotRegularFile):
+            return []  # none, or a FIFO, a symlink...: verify reports what is odd
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return []
             raise StoreError(f"cannot read ref {namespace}/{key}: {exc.strerror}") from exc
         return [value for value in _split(data) if layout.is_fingerprint(value)]
 
@@ -243,7 +245,7 @@ def _lock_file(path: str) -> int:
     user's lock file in a shared store opens read-only, which is enough to lock it on a
     local filesystem (over NFS an exclusive lock needs write access: the update then runs
     unlocked, as :func:`_locks_dir` makes rare)."""
-    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO put there must not block
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
     except PermissionError:
@@ -252,6 +254,9 @@ def _lock_file(path: str) -> int:
         except OSError:
             return -1
     except OSError:
+        return -1
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return -1
     with contextlib.suppress(OSError):
         os.fchmod(fd, 0o666)  # ours: let the other users of the store lock it too
@@ -295,13 +300,7 @@ def _kind(entry: os.DirEntry[str]) -> str:
 def _read_values(entry: os.DirEntry[str], damage: list[Damage]) -> list[str] | None:
     """The fingerprints in a ref or label file; None (and damage) if any line is not one."""
     try:
-        fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise IsADirectoryError(21, "not a regular file")
-            data = os.read(fd, _MAX_REF_FILE + 1)
-        finally:
-            os.close(fd)
+        data = read_regular(entry.path, _MAX_REF_FILE + 1)
     except FileNotFoundError:
         return None  # removed while we looked: it names nothing now
     except OSError as exc:
