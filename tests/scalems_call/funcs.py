@@ -258,3 +258,12 @@ def kill_self(signal_number: int) -> None:
     import signal as signals
 
     os.kill(os.getpid(), signals.Signals(signal_number))
+
+
+def write_unnamed() -> int:
+    """Write one file with a UTF-8 name and one whose name is not UTF-8 (Latin-1 bytes)."""
+    with open("fine.txt", "w") as out:
+        out.write("kept\n")
+    with open(b"caf\xe9.txt", "wb") as out:
+        out.write(b"left out\n")
+    return 1
