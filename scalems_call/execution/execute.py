@@ -123,7 +123,7 @@ def _run(
     requirements = record.get("requirements") or {}
     command = launch.child_command(store.object_path(call_fp), "", requirements)
     os.makedirs(os.path.dirname(rundir), exist_ok=True)
-    os.mkdir(rundir)
+    os.mkdir(rundir, 0o700)  # its runner's alone (in a shared store, no other member's)
     work = os.path.join(rundir, "work")
     try:
         skeleton = record.get("skeleton")

@@ -47,9 +47,43 @@ def new_temp(
             continue
         except OSError as exc:
             raise not_writable(directory, exc) from exc
+        if mode & _UMASK:  # the mode asked for, whatever the umask (of a shared store's
+            os.fchmod(fd, mode)  # members: the group must read every object)
         if not lock or _locked(fd):
             return fd, path
         os.close(fd)  # gc removed it between its creation and our lock: make another
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+"""The umask when this module was imported (read once: reading it means setting it)."""
+
+
+def make_dirs(path: str) -> None:
+    """Make the directory *path* and the missing ones above it, each with its parent's
+    permission bits (a shared store's setgid, sticky and group-writable directories make
+    more of their kind, whatever the umask); an existing one is left as it is."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new)
+        except FileExistsError:
+            continue
+        mode = stat.S_IMODE(os.stat(os.path.dirname(new)).st_mode)
+        if mode != stat.S_IMODE(os.stat(new).st_mode):
+            with contextlib.suppress(OSError):
+                os.chmod(new, mode)
 
 
 def _unique() -> str:
@@ -238,7 +272,7 @@ def replace_atomic(path: str, data: bytes, temp_dir: str, *, durable: bool) -> N
         write_all(fd, data)
         if durable:
             os.fsync(fd)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        make_dirs(os.path.dirname(path))
         os.replace(temp, path)  # while still open (and locked: gc leaves it alone)
         if durable:
             fsync_dir(os.path.dirname(path))

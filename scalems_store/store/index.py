@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 import time
 import weakref
@@ -27,6 +28,7 @@ from scalems_store.core.errors import StoreNotWritable
 from scalems_store.core.fsutil import is_odd, unlink_quietly
 from scalems_store.core.threads import Beside
 from scalems_store.store import indexmarks
+from scalems_store.store.sharing import is_shared
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -142,6 +144,7 @@ class Index:
             if _master(db) not in ([], _expected_master()):
                 raise _Misshapen("the index has tables of another shape")
             db.executescript(_SCHEMA)
+            self._share()
             if self._claim_stale_marker() or self._claim_dead_pending():
                 try:
                     self._rebuild(db)  # an update was missed: scan the files again
@@ -154,6 +157,17 @@ class Index:
             db.close()
             raise
         return db
+
+    def _share(self) -> None:
+        """In a shared store, let the group write the index this user made (sqlite makes
+        its ``-wal`` and ``-shm`` files with the mode of the database)."""
+        if not is_shared(os.path.dirname(self.path)):
+            return
+        for path in self._files():
+            with contextlib.suppress(OSError):
+                info = os.lstat(path)
+                if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o060 != 0o060:
+                    os.chmod(path, stat.S_IMODE(info.st_mode) | 0o060)
 
     def _claim_stale_marker(self) -> bool:
         return indexmarks.claim_stale(self.stale_marker)
