@@ -49,7 +49,13 @@ def result_command(
     if output is not None:
         if not record.get("directory"):
             raise CallError(f"result {result_fp} recorded no output directory")
-        store.materialize(record["directory"], output)
+        directory = store.resolve(record["directory"])
+        if store.kind(directory) != "tree":  # a blob would be written as the file DIR
+            raise CallError(
+                f"result {result_fp} names {directory[:12]} as its output directory, but it "
+                f"is a {store.kind(directory)}, not a tree: nothing written"
+            )
+        store.materialize(directory, output)
     show = "stdout" if stdout else "stderr" if stderr else None
     if show is not None:
         uri = record.get(show)

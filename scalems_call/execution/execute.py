@@ -123,7 +123,7 @@ def _run(
     requirements = record.get("requirements") or {}
     command = launch.child_command(store.object_path(call_fp), "", requirements)
     os.makedirs(os.path.dirname(rundir), exist_ok=True)
-    os.mkdir(rundir)
+    os.mkdir(rundir, 0o700)  # its runner's alone (in a shared store, no other member's)
     work = os.path.join(rundir, "work")
     try:
         skeleton = record.get("skeleton")
@@ -208,6 +208,13 @@ def _record(
     """Store the outputs and the result record; publish the ref last."""
     outputs = set(call.get("outputs") or OUTPUTS)
     skipped: list[str] = []
+    unnamed: list[str] = []
+
+    def skip(path: str, why: str) -> None:
+        shown = _printable(path)
+        skipped.append(f"{shown}: {why}")
+        if shown != path:
+            unnamed.append(shown)
 
     def stored(name: str, add: Any) -> str | None:
         if name not in outputs:
@@ -218,10 +225,12 @@ def _record(
         "directory",
         lambda: store.add_tree(
             work,
-            skip=lambda path, why: skipped.append(f"{path}: {why}"),
+            skip=skip,
             exclude=[os.path.join(work, INPUTS_DIR)],
         ),
     )
+    if unnamed and outcome["status"] == "success":
+        outcome = {**outcome, **_unnamed(unnamed, rundir), "return_value": None}
     stdout = stored("stdout", lambda: store.add_file(os.path.join(rundir, "stdout")))
     stderr = stored("stderr", lambda: store.add_file(os.path.join(rundir, "stderr")))
     exception = outcome.get("exception")
@@ -261,6 +270,24 @@ def _record(
             lambda known: [result_fp, *(fp for fp in known if fp != result_fp)],
         )
     return Execution(call_fp, result_fp, record, skipped=skipped)
+
+
+def _printable(path: str) -> str:
+    """*path* as text that encodes: the bytes of a name that is not UTF-8 (read as
+    surrogates) written as ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _unnamed(names: list[str], rundir: str) -> dict[str, Any]:
+    """The outcome of a call that left files whose names are not UTF-8: a tree stores
+    only UTF-8 names, so its output directory is incomplete, and the call failed."""
+    line = (
+        f"OutputNameError: {len(names)} output file name(s) not UTF-8, left out of the "
+        f"output directory: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}\n"
+    )
+    with open(os.path.join(rundir, "stderr"), "a", encoding="utf-8") as err:
+        err.write(line)
+    return {"status": "failed", "exception": line.strip(), "traceback": line}
 
 
 def _iso(stamp: float) -> str:

@@ -201,19 +201,30 @@ def serve(control_fd: int) -> dict[str, Any]:
             _reap(calls)
         if control.fileno() not in ready:
             continue
-        message, fds, _, _ = socket.recv_fds(control, 1 << 20, 1)
-        if not message:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 20, 1)
+        except OSError:
+            message, fds = b"", []  # the runner died mid-message
+        if not message or not fds:
             _shutdown(calls)
         channel = socket.socket(fileno=fds[0])
         request = json.loads(message)
         gc.freeze()  # what the children inherit is never traversed by their collector
+        settled, settling = os.pipe()
         try:
             pid = os.fork()
         except OSError as exc:
-            channel.send(json.dumps({"error": f"cannot fork: {exc.strerror}"}).encode())
+            os.close(settled)
+            os.close(settling)
+            _tell(channel, {"error": f"cannot fork: {exc.strerror}"})
             channel.close()
             continue
         if pid == 0:
+            # its own session before the runner learns its pid: from then on the runner's
+            # killpg reaches it (a runner stopped at that moment left it running on)
+            os.setsid()
+            os.close(settling)
+            os.close(settled)
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -224,8 +235,25 @@ def serve(control_fd: int) -> dict[str, Any]:
             channel.close()
             control.close()
             return dict(request)
-        calls[pid] = channel
-        channel.send(json.dumps({"pid": pid}).encode())
+        os.close(settling)
+        with contextlib.suppress(OSError):
+            os.read(settled, 1)  # end of file once the child has its session (or died)
+        os.close(settled)
+        if _tell(channel, {"pid": pid}):
+            calls[pid] = channel
+        else:  # the runner stopped waiting (it was killed): the call ends at once
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            channel.close()
+
+
+def _tell(channel: socket.socket, message: dict[str, Any]) -> bool:
+    """Send *message* to the runner; False if it is gone (no traceback: nothing is wrong)."""
+    try:
+        channel.send(json.dumps(message).encode())
+    except OSError:
+        return False
+    return True
 
 
 def _reap(calls: dict[int, socket.socket]) -> None:
@@ -238,8 +266,7 @@ def _reap(calls: dict[int, socket.socket]) -> None:
             return
         channel = calls.pop(pid, None)
         if channel is not None:
-            with contextlib.suppress(OSError):  # the runner may have stopped waiting
-                channel.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+            _tell(channel, {"exit": os.waitstatus_to_exitcode(status)})  # it may have gone
             channel.close()
 
 
@@ -256,14 +283,16 @@ def become_child(request: dict[str, Any], server_pid: int) -> int:
     then run it as ``python -m scalems_call.execution.child`` would; return the exit status."""
     from scalems_call.execution import child
 
-    os.setsid()
     child.die_with(server_pid)  # which kills us itself when the runner dies
     for fd, path, flags in (
         (0, os.devnull, os.O_RDONLY),
         (1, request["stdout"], os.O_WRONLY | os.O_APPEND),
         (2, request["stderr"], os.O_WRONLY | os.O_APPEND),
     ):
-        opened = os.open(path, flags | os.O_CLOEXEC)
+        try:
+            opened = os.open(path, flags | os.O_CLOEXEC)
+        except OSError:
+            os._exit(1)  # its run directory is gone: the runner was stopped meanwhile
         os.dup2(opened, fd)
         os.close(opened)
     os.chdir(request["cwd"])

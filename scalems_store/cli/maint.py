@@ -70,6 +70,7 @@ def gc(ctx: click.Context, dry_run: bool, grace: str, as_json: bool) -> None:
                 "freed": report.freed,
                 "kept_young": report.kept_young,
                 "temp_removed": report.temp_removed,
+                "kept_others": report.kept_others,
                 "dry_run": dry_run,
             }
         )
@@ -82,7 +83,12 @@ def gc(ctx: click.Context, dry_run: bool, grace: str, as_json: bool) -> None:
     age = grace.strip() if grace.strip()[-1:].isalpha() else f"{grace.strip()} s"
     click.echo(
         f"{verb} {len(report.removed)} objects ({size(report.freed)}) and {report.temp_removed} "
-        f"temporary files; kept {report.kept_young} unreferenced objects younger than {age}",
+        f"temporary files; kept {report.kept_young} unreferenced objects younger than {age}"
+        + (
+            f" and {report.kept_others} that other members of this shared store own"
+            if report.kept_others
+            else ""
+        ),
         err=True,
     )
 

@@ -20,10 +20,30 @@ if TYPE_CHECKING:
 
 
 @click.command()
+@click.option(
+    "--shared",
+    metavar="[GROUP]",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Make it a store the Unix GROUP shares (default: your own group): no member can "
+    "delete, rename or replace another's objects, labels or refs. See docs/scale.md.",
+)
 @click.pass_context
-def init(ctx: click.Context) -> None:
-    """Create the store (if it does not exist) and print its path."""
-    click.echo(open_store(ctx, create=True).root)
+def init(ctx: click.Context, shared: str | None) -> None:
+    """Create the store (if it does not exist) and print its path.
+
+    With --shared, the store's directories become the group's, setgid and
+    sticky: each member writes files of its own, which no other member may
+    remove or replace. Run it as the store's owner (whose gc may remove every
+    unreferenced file); a member's gc removes only that member's.
+    """
+    store = open_store(ctx, create=True)
+    if shared is not None:
+        from scalems_store.store.sharing import group_id, share
+
+        share(store.root, group_id(shared or None))
+    click.echo(store.root)
 
 
 @click.command()

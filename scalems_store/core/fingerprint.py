@@ -11,6 +11,8 @@ from collections.abc import Iterable
 
 from blake3 import blake3
 
+from scalems_store.core.fsutil import read_regular
+
 # Below this size a file is read whole: threads and mmap cost more than they save.
 MMAP_THRESHOLD = 4 << 20
 CHUNK = 8 << 20
@@ -54,8 +56,7 @@ def hash_file(
         hasher = new_hasher(size, leave_cores=leave_cores)
         hasher.update_mmap(os.fspath(path))
         return hasher.hexdigest()
-    with open(path, "rb", buffering=0) as stream:
-        return hash_bytes(stream.read())
+    return hash_bytes(read_regular(os.fspath(path), follow=True))  # a FIFO must not block
 
 
 def usable_cores() -> int:

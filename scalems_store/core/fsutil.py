@@ -47,9 +47,43 @@ def new_temp(
             continue
         except OSError as exc:
             raise not_writable(directory, exc) from exc
+        if mode & _UMASK:  # the mode asked for, whatever the umask (of a shared store's
+            os.fchmod(fd, mode)  # members: the group must read every object)
         if not lock or _locked(fd):
             return fd, path
         os.close(fd)  # gc removed it between its creation and our lock: make another
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+"""The umask when this module was imported (read once: reading it means setting it)."""
+
+
+def make_dirs(path: str) -> None:
+    """Make the directory *path* and the missing ones above it, each with its parent's
+    permission bits (a shared store's setgid, sticky and group-writable directories make
+    more of their kind, whatever the umask); an existing one is left as it is."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new)
+        except FileExistsError:
+            continue
+        mode = stat.S_IMODE(os.stat(os.path.dirname(new)).st_mode)
+        if mode != stat.S_IMODE(os.stat(new).st_mode):
+            with contextlib.suppress(OSError):
+                os.chmod(new, mode)
 
 
 def _unique() -> str:
@@ -156,6 +190,74 @@ def remove_unless_held(path: str, *, dry_run: bool = False) -> bool:
     return True
 
 
+class NotRegularFile(OSError):
+    """A file of the store that is not a regular file: a FIFO, a device, a socket, a
+    directory. Reading it could block for ever (a FIFO waits for a writer), so it is
+    never read: callers treat it as missing or damaged, and verify reports it."""
+
+
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def open_regular(path: str, *, dir_fd: int | None = None, follow: bool = False) -> int:
+    """Open the file at *path* for reading without ever blocking, and check that it is a
+    regular file: the one way every small file of the store (refs, labels, ``meta/``,
+    ``store.json``, the settings, leases) is opened. The descriptor it returns is in
+    blocking mode again (reads of a regular file never wait for a writer anyway).
+
+    Args:
+        follow: Follow a symlink at *path* (else one is refused, ``ELOOP``).
+
+    Raises:
+        NotRegularFile: it is a FIFO, a device, a socket or a directory.
+        OSError: it cannot be opened (``FileNotFoundError`` when it is not there).
+    """
+    flags = _READ_FLAGS if follow else _READ_FLAGS | os.O_NOFOLLOW
+    fd = os.open(path, flags, dir_fd=dir_fd)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, f"not a regular file ({_file_type(mode)})", path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str, limit: int = -1, *, follow: bool = False) -> bytes:
+    """The bytes of the regular file at *path* (at most *limit* when not -1), opened as
+    :func:`open_regular` opens it.
+
+    Raises:
+        NotRegularFile, OSError: see :func:`open_regular`.
+    """
+    with os.fdopen(open_regular(path, follow=follow), "rb") as stream:
+        return stream.read(limit)
+
+
+def is_odd(path: str) -> bool:
+    """Whether something that is neither a regular file nor missing is at *path* (a FIFO,
+    a socket, a device, a directory, a symlink): what no store file may be."""
+    try:
+        return not stat.S_ISREG(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
+
+
 def write_all(fd: int, data: bytes | memoryview) -> None:
     """Write every byte of *data* to *fd*."""
     view = memoryview(data)
@@ -170,7 +272,7 @@ def replace_atomic(path: str, data: bytes, temp_dir: str, *, durable: bool) -> N
         write_all(fd, data)
         if durable:
             os.fsync(fd)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        make_dirs(os.path.dirname(path))
         os.replace(temp, path)  # while still open (and locked: gc leaves it alone)
         if durable:
             fsync_dir(os.path.dirname(path))

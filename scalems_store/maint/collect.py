@@ -12,6 +12,11 @@ so a writer adding the same content at that moment publishes it again.
 
 If any file under ``refs/`` cannot be read, gc deletes nothing: a root it
 cannot read might keep something alive.
+
+In a store a group shares (:mod:`scalems_store.store.sharing`), a member's gc
+removes only what that member owns: the kernel refuses it the others' files
+(they are counted in :attr:`GcReport.kept_others`). The gc of the store's owner
+(who owns every directory) or of root removes every unreferenced file.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from scalems_store.maint import reach
 from scalems_store.objects.files import ASIDE
 from scalems_store.store import lease
 from scalems_store.store.refs import LOCKS
+from scalems_store.store.sharing import is_shared
 
 if TYPE_CHECKING:
     from scalems_store.store.filestore import FileStore
@@ -42,6 +48,8 @@ class GcReport:
         self.freed = 0
         self.kept_young = 0
         self.temp_removed = 0
+        self.kept_others = 0
+        """Unreferenced objects left alone: other members of a shared store own them."""
         self.skipped: list[tuple[str, str]] = []
         """``(path, why)`` of what does not belong under ``objects/`` and was left alone."""
 
@@ -79,7 +87,11 @@ def gc(store: FileStore, *, grace: float = 14 * 86400, dry_run: bool = False) ->
     # ago keeps its old skeleton; young blobs and trees name nothing and are not read
     keep = reach.closure(store, [fp for fp in young if fp in with_meta], reachable, with_meta)
     keep.update(young)
+    shared = is_shared(store.root)
     for fp in sorted(set(objects) - keep):
+        if shared and not _removable(store.object_path(fp)):
+            report.kept_others += 1
+            continue
         if dry_run:
             report.removed.append(fp)
             report.freed += objects[fp][1]
@@ -92,6 +104,16 @@ def gc(store: FileStore, *, grace: float = 14 * 86400, dry_run: bool = False) ->
         store.index.remove(report.removed)
     report.temp_removed = _sweep_temp(store, temp, roots.leases, cutoff, dry_run)
     return report
+
+
+def _removable(path: str) -> bool:
+    """Whether this user may remove the file at *path* from its sticky directory: the
+    file's owner, the directory's, or root."""
+    me = os.geteuid()
+    try:
+        return me in (0, os.lstat(path).st_uid, os.stat(os.path.dirname(path)).st_uid)
+    except OSError:
+        return True  # gone: nothing to keep
 
 
 def _list_temp(tmp: str) -> list[os.DirEntry[str]]:

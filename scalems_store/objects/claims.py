@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from scalems_store.core.errors import InvalidContent
+from scalems_store.core.fsutil import read_regular
 from scalems_store.objects import content
 from scalems_store.objects.files import Meta
 
@@ -39,5 +40,4 @@ def check_tree(fp: str, path: str) -> None:
 
 
 def read_file(path: str) -> bytes:
-    with open(path, "rb") as stream:
-        return stream.read()
+    return read_regular(path)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from scalems_store.core import layout
-from scalems_store.core.errors import AmbiguousPrefix, ObjectNotFound
-from scalems_store.core.fsutil import replace_atomic
+from scalems_store.core.errors import AmbiguousPrefix, ObjectNotFound, StoreNotWritable
+from scalems_store.core.fsutil import read_regular, replace_atomic
 from scalems_store.objects.content import KINDS
 
 try:
@@ -237,8 +237,7 @@ class ObjectDir:
     def read_meta(self, fingerprint: str) -> Meta | None:
         """The meta file of *fingerprint* if it exists and is well formed, else None."""
         try:
-            with open(self.meta_path(fingerprint), "rb") as stream:
-                meta = json.loads(stream.read(1 << 20))
+            meta = json.loads(read_regular(self.meta_path(fingerprint), 1 << 20))
         except (OSError, ValueError, RecursionError):
             return None
         return _valid_meta(meta)
@@ -253,7 +252,14 @@ class ObjectDir:
     def write_meta(self, fingerprint: str, meta: Meta, tmp: str, *, durable: bool) -> None:
         """Record an object's kind and references (what its content says) in ``meta/``."""
         data = layout.canonical({"kind": meta.kind, "refs": list(meta.refs)})
-        replace_atomic(self.meta_path(fingerprint), data, tmp, durable=durable)
+        path = self.meta_path(fingerprint)
+        try:
+            replace_atomic(path, data, tmp, durable=durable)
+        except StoreNotWritable:
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_uid != os.geteuid():
+                    return  # another member's, in a shared store: a cache its owner mends
+            raise
 
 
 def _valid_meta(meta: object) -> Meta | None:

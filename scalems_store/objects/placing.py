@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from scalems_store.core.errors import InvalidPath
 from scalems_store.core.fingerprint import hash_file
-from scalems_store.core.fsutil import Temp, fsync_dir
+from scalems_store.core.fsutil import Temp, fsync_dir, make_dirs
 
 try:
     import scalems_store._speedups as _speedups
@@ -63,7 +63,7 @@ class Placer:
                     # the temporary file itself gone means there is nothing to publish
                     if not os.path.lexists(temp.path):
                         raise
-                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    make_dirs(os.path.dirname(final))
                     continue
                 except OSError:
                     os.rename(temp.path, final)  # a filesystem without hardlinks

@@ -22,7 +22,6 @@ import configparser
 import io
 import os
 import re
-import stat
 from collections.abc import Iterator
 
 from scalems_store.core import fsutil
@@ -135,20 +134,10 @@ def _parse(path: str) -> configparser.ConfigParser:
 
 def _read(path: str) -> bytes:
     """The bytes of *path*, opened without blocking on a FIFO; a non-file is an error."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if not _is_regular(fd):
-            raise BadSetting(f"the settings file {path} is not a regular file")
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _is_regular(fd: int) -> bool:
-    return stat.S_ISREG(os.fstat(fd).st_mode)
+        return fsutil.read_regular(path, follow=True)
+    except fsutil.NotRegularFile:
+        raise BadSetting(f"the settings file {path} is not a regular file") from None
 
 
 def _write(root: str, path: str, parser: configparser.ConfigParser) -> None:

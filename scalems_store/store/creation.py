@@ -7,7 +7,7 @@ import os
 
 from scalems_store.core import layout
 from scalems_store.core.errors import StoreNotFound, UnsupportedFormat
-from scalems_store.core.fsutil import not_writable, remove_tree, replace_atomic
+from scalems_store.core.fsutil import not_writable, read_regular, remove_tree, replace_atomic
 
 DEFAULT_NAME = ".scalems"
 
@@ -74,11 +74,12 @@ def _read_format(root: str) -> bool:
     """True if *root* holds a store of our format; False if it holds no ``store.json``."""
     config = os.path.join(root, layout.STORE_FILE)
     try:
-        with open(config, "rb") as stream:
-            found = json.loads(stream.read(1 << 16))
+        found = json.loads(read_regular(config, 1 << 16, follow=True))
     except (FileNotFoundError, NotADirectoryError):
         return False
-    except (ValueError, OSError) as exc:
+    except OSError as exc:
+        raise UnsupportedFormat(f"cannot read {config!r}: {exc.strerror}") from exc
+    except ValueError as exc:
         raise UnsupportedFormat(f"cannot read {config!r}: {exc}") from exc
     if not isinstance(found, dict) or found.get("format") != FORMAT["format"]:
         raise UnsupportedFormat(f"{config!r} does not describe a scalems store")

@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 import time
 import weakref
@@ -24,9 +25,10 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from scalems_store.core.errors import StoreNotWritable
-from scalems_store.core.fsutil import unlink_quietly
+from scalems_store.core.fsutil import is_odd, unlink_quietly
 from scalems_store.core.threads import Beside
 from scalems_store.store import indexmarks
+from scalems_store.store.sharing import is_shared
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -104,23 +106,30 @@ class Index:
             except sqlite3.DatabaseError as exc:
                 if not _corrupt(exc):
                     raise StoreNotWritable(f"cannot use index {self.path!r}: {exc}") from exc
-                # corrupt or not a database: it is only a cache, so start afresh
+                # corrupt, not a database or of another shape: it is only a cache, so
+                # start afresh (at once: no wait would mend it)
                 self._discard()
                 self._db = self._open_retrying()
         return self._db
 
     def _open_retrying(self) -> sqlite3.Connection:
-        """Open the index, waiting out locks held by other processes (e.g. one creating it)."""
+        """Open the index, waiting out locks held by other processes (e.g. one creating
+        it); any other error (a full disk, a read-only store) is raised at once."""
         deadline = time.monotonic() + 60
         while True:
             try:
                 return self._open()
             except sqlite3.OperationalError as exc:
-                if _corrupt(exc) or time.monotonic() > deadline:
+                if not _busy(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
 
     def _open(self) -> sqlite3.Connection:
+        for path in filter(is_odd, self._files()):
+            if os.path.isdir(path) and not os.path.islink(path):
+                raise StoreNotWritable(f"cannot open index {path!r}: it is a directory")
+            # a FIFO (sqlite would wait for a writer for ever), a symlink...: never ours
+            unlink_quietly(path)
         try:
             db = sqlite3.connect(
                 self.path, timeout=60, isolation_level=None, check_same_thread=False
@@ -132,7 +141,10 @@ class Index:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            if _master(db) not in ([], _expected_master()):
+                raise _Misshapen("the index has tables of another shape")
             db.executescript(_SCHEMA)
+            self._share()
             if self._claim_stale_marker() or self._claim_dead_pending():
                 try:
                     self._rebuild(db)  # an update was missed: scan the files again
@@ -146,6 +158,17 @@ class Index:
             raise
         return db
 
+    def _share(self) -> None:
+        """In a shared store, let the group write the index this user made (sqlite makes
+        its ``-wal`` and ``-shm`` files with the mode of the database)."""
+        if not is_shared(os.path.dirname(self.path)):
+            return
+        for path in self._files():
+            with contextlib.suppress(OSError):
+                info = os.lstat(path)
+                if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o060 != 0o060:
+                    os.chmod(path, stat.S_IMODE(info.st_mode) | 0o060)
+
     def _claim_stale_marker(self) -> bool:
         return indexmarks.claim_stale(self.stale_marker)
 
@@ -158,9 +181,12 @@ class Index:
     def _leave_marker(self) -> None:
         indexmarks.leave_stale(self.stale_marker)
 
+    def _files(self) -> list[str]:
+        return [self.path + suffix for suffix in ("", "-wal", "-shm")]
+
     def _discard(self) -> None:
-        for suffix in ("", "-wal", "-shm"):
-            unlink_quietly(self.path + suffix)
+        for path in self._files():
+            unlink_quietly(path)
 
     @staticmethod
     def _current(db: sqlite3.Connection) -> bool:
@@ -398,7 +424,40 @@ def enabled() -> bool:
     return os.environ.get("SCALEMS_STORE_INDEX", "on").lower() not in ("off", "0", "no")
 
 
+class _Misshapen(sqlite3.DatabaseError):
+    """The index holds tables (or views, triggers, indexes) other than its schema's."""
+
+
 def _corrupt(exc: sqlite3.DatabaseError) -> bool:
     """True for a damaged or foreign file, as opposed to a busy or locked database."""
+    if isinstance(exc, _Misshapen):
+        return True
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _busy(exc: sqlite3.DatabaseError) -> bool:
+    """True for a database another process holds locked: worth waiting for."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+_SHAPE: list[list[tuple[str, str, str]]] = []
+
+
+def _expected_master() -> list[tuple[str, str, str]]:
+    """What ``sqlite_master`` holds in an index of this schema: an index holding anything
+    else (an ``objects`` table with other columns would fail every query) is made afresh."""
+    if not _SHAPE:
+        fresh = sqlite3.connect(":memory:")
+        try:
+            fresh.executescript(_SCHEMA)
+            _SHAPE.append(_master(fresh))
+        finally:
+            fresh.close()
+    return _SHAPE[0]
+
+
+def _master(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    rows = db.execute("SELECT type, name, coalesce(sql, '') FROM sqlite_master").fetchall()
+    return sorted((str(t), str(n), " ".join(str(s).split())) for t, n, s in rows)

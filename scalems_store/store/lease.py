@@ -28,7 +28,7 @@ from typing import Any
 
 from scalems_store.core import layout
 from scalems_store.core.errors import BadSetting
-from scalems_store.core.fsutil import remove_tree
+from scalems_store.core.fsutil import read_regular, remove_tree
 
 DEFAULT_TTL = 60.0
 
@@ -127,7 +127,7 @@ class Lease:
             os.rename(self.path, aside)  # only one taker's rename of the stale lease succeeds
         except FileNotFoundError:
             return False
-        moved = os.stat(aside)
+        moved = os.lstat(aside)
         if _identity(moved) != _identity(judged):
             # another taker replaced the stale lease between our look and our rename:
             # we moved *its* live lease aside. Put it back and stand down.
@@ -137,8 +137,7 @@ class Lease:
                 os.unlink(aside)
             return False
         holder = read_holder(aside)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(aside)
+        remove_tree(aside)  # a file, or whatever else was put in a lease's place
         scratch = (holder or {}).get("scratch")
         if isinstance(scratch, str) and _is_scratch_of(scratch, os.path.basename(self.path)):
             with contextlib.suppress(OSError):
@@ -195,7 +194,9 @@ def stale(path: str, ttl: float | None = None) -> os.stat_result | None:
     Raises:
         FileNotFoundError: nobody holds the lease.
     """
-    seen = os.stat(path)
+    seen = os.lstat(path)
+    if not stat.S_ISREG(seen.st_mode):
+        return seen  # a FIFO, a symlink...: no holder made it (each makes a regular file)
     if time.time() - seen.st_mtime > (default_ttl() if ttl is None else ttl):
         return seen
     holder = read_holder(path)
@@ -218,8 +219,7 @@ def stale(path: str, ttl: float | None = None) -> os.stat_result | None:
 def read_holder(path: str) -> dict[str, Any] | None:
     """What a lease file says of its holder, or None if it cannot be read."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            holder = json.loads(stream.read(1 << 16))
+        holder = json.loads(read_regular(path, 1 << 16).decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
     return holder if isinstance(holder, dict) else None

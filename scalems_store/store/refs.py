@@ -6,11 +6,18 @@ Both are replaced atomically. Readers never follow a symlink and never trust a
 line that is not a full fingerprint: what cannot be read is reported as a
 :class:`Damage`, which verify lists and which stops gc (a root it cannot read
 might have kept something alive).
+
+In a store a group shares (:mod:`scalems_store.store.sharing`), no member may
+replace another's file, so each member writes refs of its own,
+``refs/<namespace>/ab/<key>~<uid>``; a reader takes every ``<key>`` and
+``<key>~...`` file of the key, its own first (then the others', newest first),
+each as the member's who owns it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -19,7 +26,8 @@ from typing import NamedTuple
 
 from scalems_store.core import layout
 from scalems_store.core.errors import InvalidLabel, ObjectNotFound, StoreError
-from scalems_store.core.fsutil import replace_atomic
+from scalems_store.core.fsutil import NotRegularFile, read_regular, replace_atomic
+from scalems_store.store.sharing import is_shared
 
 LABELS = "labels"
 LOCKS = "locks"
@@ -81,6 +89,8 @@ class RefDir:
         self.labels_dir = os.path.join(self.top, LABELS)
         self._tmp = tmp
         self._durable = durable
+        self.shared = is_shared(root)
+        """Each member writes refs of its own (see the module's docstring)."""
 
     # -- labels ------------------------------------------------------------
 
@@ -124,11 +134,30 @@ class RefDir:
         return values[0]
 
     def set_label(self, name: str, fingerprint: str) -> None:
-        """Point label *name* at *fingerprint* (a full fingerprint)."""
+        """Point label *name* at *fingerprint* (a full fingerprint).
+
+        Raises:
+            StoreError: the label is a directory, or another member's (shared store).
+        """
         path = os.path.join(self.labels_dir, check_label(name))
         if os.path.isdir(path) and not os.path.islink(path):
             raise StoreError(f"cannot set label {name!r}: {path!r} is a directory")
+        self._check_mine(path, f"label {name!r}")
         replace_atomic(path, fingerprint.encode() + b"\n", self._tmp, durable=self._durable)
+
+    def _check_mine(self, path: str, what: str) -> None:
+        """Refuse, in one line, to change another member's file in a shared store (the
+        kernel would refuse it too, with a bare 'Operation not permitted')."""
+        if not self.shared or os.geteuid() == 0:
+            return
+        try:
+            owner = os.lstat(path).st_uid
+        except FileNotFoundError:
+            return
+        if owner != os.geteuid():
+            raise StoreError(
+                f"{what} belongs to {_who(owner)}, another member of this shared store"
+            )
 
     def remove_label(self, name: str) -> None:
         """Remove label *name*.
@@ -136,8 +165,10 @@ class RefDir:
         Raises:
             ObjectNotFound: there is no such label.
         """
+        path = os.path.join(self.labels_dir, check_label(name))
+        self._check_mine(path, f"label {name!r}")
         try:
-            os.unlink(os.path.join(self.labels_dir, check_label(name)))
+            os.unlink(path)
         except (FileNotFoundError, IsADirectoryError):
             raise ObjectNotFound(f"no label {name!r}") from None
 
@@ -153,11 +184,37 @@ class RefDir:
         """Atomically replace the fingerprints recorded under ``refs/<namespace>/<key>``
         (no values: remove the ref; an empty ref file is damage, never written)."""
         data = "".join(value + "\n" for value in values).encode()
+        path = self._own(namespace, key) if self.shared else self.path(namespace, key)
         if not data:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path(namespace, key))
+                os.unlink(path)
             return
-        replace_atomic(self.path(namespace, key), data, self._tmp, durable=self._durable)
+        replace_atomic(path, data, self._tmp, durable=self._durable)
+
+    def _own(self, namespace: str, key: str) -> str:
+        """Where this member's ref of *key* is in a shared store: the file of the key it
+        owns, else ``<key>~<uid>`` (or, if another member made that name, a new one)."""
+        path = self.path(namespace, key)
+        mine = [f for f, info in self._files(path) if info.st_uid == os.geteuid()]
+        if mine:
+            return mine[0]
+        own = f"{path}~{os.geteuid()}"
+        return own if not os.path.lexists(own) else f"{own}-{os.urandom(4).hex()}"
+
+    def _files(self, path: str) -> list[tuple[str, os.stat_result]]:
+        """The ref files of the key at *path* in a shared store (regular files only), this
+        member's first, then the others', the newest first."""
+        folder, key = os.path.split(path)
+        found = []
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name == key or entry.name.startswith(key + "~"):
+                    with contextlib.suppress(OSError):
+                        info = entry.stat(follow_symlinks=False)
+                        if stat.S_ISREG(info.st_mode):
+                            found.append((entry.path, info))
+        me = os.geteuid()
+        return sorted(found, key=lambda f: (f[1].st_uid != me, -f[1].st_mtime_ns, f[0]))
 
     def update(
         self, namespace: str, key: str, change: Callable[[list[str]], list[str]]
@@ -168,19 +225,31 @@ class RefDir:
         self.path(namespace, key)  # a bad namespace is refused before any lock file is made
         # one of 256 lock files a namespace
         with locked(self._tmp, f"ref-{namespace}-{key[:2]}"):
-            values = change(self.get(namespace, key))
+            values = change(self.get(namespace, key, mine=True))
             self.set(namespace, key, values)
             return values
 
-    def get(self, namespace: str, key: str) -> list[str]:
+    def get(self, namespace: str, key: str, *, mine: bool = False) -> list[str]:
         """The fingerprints recorded under ``refs/<namespace>/<key>`` (empty if none);
-        lines that are not fingerprints are left out (verify reports them)."""
+        lines that are not fingerprints are left out (verify reports them). In a shared
+        store: every member's, this member's first (with *mine*, only this member's)."""
+        path = self.path(namespace, key)
+        if not self.shared:
+            return self._read(path, namespace, key)
+        values: list[str] = []
+        for file, info in self._files(path):
+            if not mine or info.st_uid == os.geteuid():
+                values += [v for v in self._read(file, namespace, key) if v not in values]
+        return values
+
+    def _read(self, path: str, namespace: str, key: str) -> list[str]:
         try:
-            with open(self.path(namespace, key), "rb") as stream:
-                data = stream.read(_MAX_REF_FILE)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return []
+            data = read_regular(path, _MAX_REF_FILE)
+        except (FileNotFoundError, NotADirectoryError, NotRegularFile):
+            return []  # none, or a FIFO, a symlink...: verify reports what is odd
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return []
             raise StoreError(f"cannot read ref {namespace}/{key}: {exc.strerror}") from exc
         return [value for value in _split(data) if layout.is_fingerprint(value)]
 
@@ -195,7 +264,7 @@ class RefDir:
             top = os.path.join(self.top, space)
             for fanout in _entries(top, damage, dirs=True):
                 for entry in _entries(fanout.path, damage):
-                    key = fanout.name + entry.name
+                    key = fanout.name + entry.name.partition("~")[0]
                     if len(fanout.name) != 2 or not layout.is_fingerprint(key):
                         damage.append(Damage(entry.path, "not named by a fingerprint"))
                         continue
@@ -243,7 +312,7 @@ def _lock_file(path: str) -> int:
     user's lock file in a shared store opens read-only, which is enough to lock it on a
     local filesystem (over NFS an exclusive lock needs write access: the update then runs
     unlocked, as :func:`_locks_dir` makes rare)."""
-    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO put there must not block
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
     except PermissionError:
@@ -252,6 +321,9 @@ def _lock_file(path: str) -> int:
         except OSError:
             return -1
     except OSError:
+        return -1
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return -1
     with contextlib.suppress(OSError):
         os.fchmod(fd, 0o666)  # ours: let the other users of the store lock it too
@@ -295,13 +367,7 @@ def _kind(entry: os.DirEntry[str]) -> str:
 def _read_values(entry: os.DirEntry[str], damage: list[Damage]) -> list[str] | None:
     """The fingerprints in a ref or label file; None (and damage) if any line is not one."""
     try:
-        fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise IsADirectoryError(21, "not a regular file")
-            data = os.read(fd, _MAX_REF_FILE + 1)
-        finally:
-            os.close(fd)
+        data = read_regular(entry.path, _MAX_REF_FILE + 1)
     except FileNotFoundError:
         return None  # removed while we looked: it names nothing now
     except OSError as exc:
@@ -315,6 +381,15 @@ def _read_values(entry: os.DirEntry[str], damage: list[Damage]) -> list[str] | N
         damage.append(Damage(entry.path, "is empty"))
         return None
     return values
+
+
+def _who(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _split(data: bytes) -> list[str]:

@@ -162,7 +162,8 @@ def read_members(stream: Readable) -> Iterator[tuple[Member, MemberData]]:
 
     The stream is read forward only (a pipe will do). Before the next member is
     yielded, whatever the caller did not read of the last one is skipped. The
-    archive ends with a zero block, which must be followed by nothing but zeros.
+    archive ends with a zero block, which must be followed by nothing but zeros
+    (read to the end of the stream).
 
     Args:
         stream: A blocking binary stream positioned at the start of the archive
@@ -222,11 +223,12 @@ def _member(block: bytes, size: int, pax: Pax, at: int) -> Member:
 
 
 def _check_end(source: _Source, pax: Pax, at: int) -> None:
-    """Check what follows the first zero block: zeros up to a block, or nothing."""
+    """Check what follows the first zero block: nothing but zeros to the end of the stream
+    (the second zero block, and the padding of a record, as tar writes them)."""
     if pax is not NO_PAX:
         raise corrupt(at, "a pax header is followed by the end of the archive")
-    rest = b""
-    while len(rest) < BLOCK and (chunk := source.read_some(BLOCK - len(rest))):
-        rest += chunk
-    if rest.strip(b"\0"):
-        raise corrupt(at + BLOCK, "data after the end-of-archive marker")
+    offset = at + BLOCK
+    while chunk := source.read_some(1 << 16):
+        if chunk.strip(b"\0"):
+            raise corrupt(offset, "data after the end-of-archive marker")
+        offset += len(chunk)

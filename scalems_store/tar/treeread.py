@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from scalems_store.core.errors import ArchiveError, UnsafeArchive
+from scalems_store.core.fsutil import open_regular
 from scalems_store.tar.tarformat import (
     BLOCK,
     DIR,
@@ -224,7 +225,7 @@ class mapped:
         self.map: mmap.mmap | None = None
 
     def __enter__(self) -> bytes | mmap.mmap:
-        with open(self.path, "rb") as stream:
+        with os.fdopen(open_regular(os.fspath(self.path), follow=True), "rb") as stream:
             if os.fstat(stream.fileno()).st_size == 0:
                 return b""
             self.map = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)

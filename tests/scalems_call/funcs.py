@@ -267,3 +267,12 @@ def fragile_simulate(seed: int, diverge: bool = False) -> int:
     Path("traj.csv").write_text(f"{seed},0\n")
     Path("md.log").write_text("done\n")
     return seed
+
+
+def write_unnamed() -> int:
+    """Write one file with a UTF-8 name and one whose name is not UTF-8 (Latin-1 bytes)."""
+    with open("fine.txt", "w") as out:
+        out.write("kept\n")
+    with open(b"caf\xe9.txt", "wb") as out:
+        out.write(b"left out\n")
+    return 1

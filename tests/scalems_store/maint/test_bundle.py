@@ -80,6 +80,23 @@ def test_truncated_bundle_refused(make_store: MakeStore, tmp_path: Path) -> None
         assert os.listdir(target.tmp) == []
 
 
+@pytest.mark.parametrize("extra", [b"\0" * 20000 + b"garbage", b"\0" * 511 + b"x"])
+def test_garbage_after_the_end_is_refused(
+    make_store: MakeStore, tmp_path: Path, extra: bytes
+) -> None:
+    """Anything but zeros after the end-of-archive blocks (and the record's padding) is
+    refused, however far it comes (issue 22, case 6: it was accepted); zeros are fine."""
+    source, target = make_store("a"), make_store("b")
+    fp = run_call_with_skeleton(source, tmp_path)
+    buffer = io.BytesIO()
+    export(source, [fp], buffer)
+    data = buffer.getvalue()
+    with pytest.raises(ArchiveError, match="data after the end-of-archive marker"):
+        import_bundle(target, io.BytesIO(data + extra))
+    assert list(target.iter_fingerprints()) == []
+    assert import_bundle(target, io.BytesIO(data + b"\0" * 30000))
+
+
 def test_not_a_bundle(store: FileStore) -> None:
     """A tar without a manifest, or with unexpected members, is refused."""
     buffer = io.BytesIO()
