@@ -78,8 +78,11 @@ def pack_command(
 ) -> None:
     """Pack a call of MODULE:FUNC into the store and print its fingerprint.
 
-    MODULE is imported as Python would from the current directory; it must
-    also be importable where the call runs.
+    MODULE is imported as Python would from the current directory. The source
+    of your own modules the call needs (MODULE and what it imports, but the
+    standard library and installed distributions) is stored with the call and
+    is part of its fingerprint: exec runs that code, wherever it runs.
+    Installed distributions are recorded by version.
     """
     from scalems_call.identity.upstream import from_json
 
@@ -88,18 +91,10 @@ def pack_command(
     environment = _pairs(env, "--env", parse_json=False)
     requirements = _pairs(require, "--require", parse_json=True)
     from scalems_call.engines.runner import check_call, pack
-    from scalems_call.identity.targets import import_target, unreachable_module
+    from scalems_call.identity.targets import import_target
 
     func = import_target(target)
     check_call(func, args, kwargs, requirements)  # before a store is made for nothing
-    local = unreachable_module(func, skeleton)
-    if local is not None:
-        click.echo(
-            f"warning: module {local!r} was found in the current directory, which the call's "
-            "work directory is not: install it, add it to PYTHONPATH, or ship it with "
-            "--skeleton .",
-            err=True,
-        )
     store = open_store(ctx, create=True)
     click.echo(
         pack(

@@ -76,7 +76,25 @@ def pack(
     )
     if resolver.inputs:
         record["inputs"] = resolver.record()
+    record.update(code_fields(store, record))
     return store.add_bytes(canonical(record), kind="call")
+
+
+def code_fields(store: FileStore, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that make a call record carry its code (see
+    :mod:`scalems_call.execution.code`): none when the call needs no code of the user's
+    and no installed distribution (a standard library function keeps the fingerprint it
+    had before records carried code)."""
+    from scalems_call.execution.code import VERSION, store_code
+    from scalems_call.identity.closure import closure, pickled_modules
+
+    roots: set[str] = set()
+    for hexed in [record["func"], *record["args"], *record["kwargs"].values()]:
+        roots |= pickled_modules(bytes.fromhex(hexed))
+    found = closure(sorted(roots))
+    if not found.files and not found.dists:
+        return {}
+    return {"code": store_code(store, found.files), "dists": found.dists, "version": VERSION}
 
 
 def check_call(

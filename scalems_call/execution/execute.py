@@ -122,6 +122,7 @@ def _run(
 ) -> Execution:
     requirements = record.get("requirements") or {}
     command = launch.child_command(store.object_path(call_fp), "", requirements)
+    placed, versions = _code(store, record)
     os.makedirs(os.path.dirname(rundir), exist_ok=True)
     os.mkdir(rundir)
     work = os.path.join(rundir, "work")
@@ -131,7 +132,7 @@ def _run(
             store.materialize(layout.normalize(skeleton), work)
         else:
             os.mkdir(work)
-        environment = dict(record.get("environment") or {})
+        environment = {**(record.get("environment") or {}), **placed}
         try:
             consumed = _deliver(store, record, rundir, work, environment)
         except InvalidCall as exc:  # an upstream output lacks what the call takes
@@ -140,6 +141,8 @@ def _run(
         else:
             outcome, times = launch.spawn(command, rundir, work, environment, timeout, requirements)
             outcome = launch.check_world_size(outcome, requirements)
+        if versions:
+            outcome.setdefault("provenance", {})["versions_differ"] = versions
         # what is stored for the result is pinned until the ref names it: a gc meanwhile
         # (at any grace) keeps it
         with store.writer.pinned():
@@ -155,6 +158,31 @@ def _run(
     else:
         _discard(rundir)
     return execution
+
+
+def _code(store: FileStore, record: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """Put the call's recorded code in place on this worker; return the child's environment
+    for it and the distributions whose versions here differ from the record.
+
+    Raises:
+        LaunchError: versions differ and ``$SCALEMS_CALL_STRICT_VERSIONS`` is set
+            (``exec --strict-versions``).
+        ObjectNotFound: a module of the code is not in the store.
+    """
+    from scalems_call.execution import code
+
+    found = code.recorded(record)
+    placed = {} if found is None else {code.ENV: code.code_dir(store, found)}
+    differ = code.versions_differ(record)
+    if differ and os.environ.get(code.STRICT_ENV):
+        from scalems_call.identity.errors import LaunchError
+
+        raise LaunchError(
+            "installed versions differ from the call's record: "
+            + ", ".join(code.describe_versions(differ))
+            + " (--strict-versions)"
+        )
+    return placed, differ
 
 
 def _deliver(
@@ -258,9 +286,22 @@ def _record(
         store.update_ref(
             cache.CALLS,
             call_fp,
-            lambda known: [result_fp, *(fp for fp in known if fp != result_fp)],
+            lambda known: _listed(store, call_fp, result_fp, record["status"], known),
         )
     return Execution(call_fp, result_fp, record, skipped=skipped)
+
+
+def _listed(
+    store: FileStore, call_fp: str, result_fp: str, status: str, known: list[str]
+) -> list[str]:
+    """The call's results, newest first, with *result_fp* added: first, unless the call
+    could not even start (``error``: its code would not load, a launch failed) while a
+    result that stands is recorded; that one stays the latest (an ``exec --force`` in a
+    broken environment does not undo a good result)."""
+    others = [fp for fp in known if fp != result_fp]
+    if status == "error" and others and cache.current(store, call_fp) is not None:
+        return [others[0], result_fp, *others[1:]]
+    return [result_fp, *others]
 
 
 def _iso(stamp: float) -> str:
