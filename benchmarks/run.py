@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bigstore import bench_bigstore, fill
 from calls import bench_calls
+from closure import bench_closure
 from common import PY, ROWS, Command, fresh, in_process, report, timed, timed_pair, tool
 from scale import bench_scale
 
@@ -251,6 +252,7 @@ GROUPS = {
     "call": bench_call,
     "calls": bench_calls,
     "scale": bench_scale,
+    "closure": bench_closure,
 }
 
 

@@ -152,11 +152,14 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
 
 
 def _code_note(store: FileStore, fp: str) -> str | None:
-    """What to know of a call's code (see :func:`scalems_call.engines.graph.code_note`);
-    None for an object that is not a call."""
-    from scalems_call.engines.graph import code_note
+    """What to know of a call's code, or that its result was reused from another call
+    (see :func:`scalems_call.engines.graph.code_note`); None for an object that is not a
+    call."""
+    from scalems_call.engines.graph import code_note, reuse_note
     from scalems_call.execution import cache
 
     if store.kind(fp) != "call":
         return None
-    return code_note(cache.load_call(store, fp))
+    newest = cache.newest(store, fp)
+    reused = None if newest is None else reuse_note(cache.load_result(store, newest))
+    return code_note(cache.load_call(store, fp)) or reused

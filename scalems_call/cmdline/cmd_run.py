@@ -95,6 +95,14 @@ def pack_command(
 
     func = import_target(target)
     check_call(func, args, kwargs, requirements)  # before a store is made for nothing
+    named = _file_named([args, kwargs], skeleton)
+    if named is not None:
+        click.echo(
+            f"warning: argument {named!r} names a file outside the skeleton: the call gets "
+            "the string, not the file, and its content is not part of the call's identity; "
+            f'pass {{"$file": {json.dumps(named)}}} (input_file() in Python) to pass it by content',
+            err=True,
+        )
     store = open_store(ctx, create=True)
     click.echo(
         pack(
@@ -107,6 +115,28 @@ def pack_command(
             requirements=requirements,
         )
     )
+
+
+def _file_named(value: Any, skeleton: str | None) -> str | None:
+    """The first string in *value* (arguments from JSON) that names an existing file
+    outside the *skeleton* directory, or None."""
+    import os
+
+    if isinstance(value, str):
+        if not value or "\0" in value or not os.path.isfile(value):
+            return None
+        if skeleton is not None and os.path.isdir(skeleton):
+            inside = os.path.realpath(os.path.join(skeleton, value))
+            if os.path.isfile(inside):
+                return None
+        return value
+    items = value.values() if isinstance(value, dict) else value
+    if isinstance(items, list | tuple) or isinstance(value, dict):
+        for item in items:
+            found = _file_named(item, skeleton)
+            if found is not None:
+                return found
+    return None
 
 
 @click.command(name="rerun")

@@ -157,11 +157,19 @@ def _judge(
         note = code_note(node.record)
         if note is not None and note.startswith(CODE_CHANGED):
             return Standing(STALE, newest, record, note=note)
-        return Standing(CACHED, newest, record, note=note)
+        return Standing(CACHED, newest, record, note=note or reuse_note(record))
     return Standing(STALE, newest, record)
 
 
 CODE_CHANGED = "code changed since pack: "
+
+
+def reuse_note(result: dict[str, Any] | None) -> str | None:
+    """``reused: same inputs as CALL`` for a result served by early cutoff on content."""
+    from scalems_call.execution.cutoff import reused_from
+
+    earlier = reused_from(result)
+    return None if earlier is None else f"reused: same inputs as {earlier[:12]}"
 
 
 def code_note(record: dict[str, Any]) -> str | None:

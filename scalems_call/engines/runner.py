@@ -43,7 +43,9 @@ def pack(
         func: An importable callable (serialized by reference with dill).
         args, kwargs: Arguments; they must serialize deterministically and fit the
             function's signature. ``output(call)`` / ``output(call, "path")`` anywhere
-            in them stands for another call's return value / output file.
+            in them stands for another call's return value / output file;
+            ``input_file(path)`` for a file passed by content (the function gets
+            the path of a copy in its work directory).
         store: The store to write to.
         skeleton: The initial contents of the call's work directory: a directory
             (added as a tree), a tree fingerprint or label, or a mapping of
@@ -76,6 +78,8 @@ def pack(
     )
     if resolver.inputs:
         record["inputs"] = resolver.record()
+    if resolver.files:
+        record["files"] = resolver.record_files()
     record.update(code_fields(store, record))
     return store.add_bytes(canonical(record), kind="call")
 

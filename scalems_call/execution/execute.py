@@ -97,7 +97,7 @@ def execute(
     while not lease.try_acquire():
         lease.wait_free()  # another runner has it: its result is served once we hold the lease
     try:
-        if not force and (served := _served(store, call_fp)):
+        if not force and (served := _served(store, call_fp) or _reused(store, call_fp, record)):
             return served
         # a root for gc from now on (the live lease); published again if gc took it just now
         store.add_bytes(data, kind="call")
@@ -108,6 +108,16 @@ def execute(
 
 def _served(store: FileStore, call_fp: str) -> Execution | None:
     found = cache.hit(store, call_fp)
+    return None if found is None else Execution(call_fp, found[0], found[1], cached=True)
+
+
+def _reused(store: FileStore, call_fp: str, record: dict[str, Any]) -> Execution | None:
+    """The call served from an earlier run with the same inputs' content (early cutoff)."""
+    if not record.get("inputs"):
+        return None
+    from scalems_call.execution import cutoff
+
+    found = cutoff.reuse(store, call_fp, record)
     return None if found is None else Execution(call_fp, found[0], found[1], cached=True)
 
 
@@ -188,12 +198,14 @@ def _code(store: FileStore, record: dict[str, Any]) -> tuple[dict[str, str], dic
 def _deliver(
     store: FileStore, record: dict[str, Any], rundir: str, work: str, environment: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """Put the call's inputs from upstream calls in place; return the ``consumed`` entries."""
-    if not record.get("inputs"):
+    """Put the call's inputs from upstream calls, and the files it takes by content, in
+    place; return the ``consumed`` entries."""
+    if not record.get("inputs") and not record.get("files"):
         return []
     from scalems_call.execution import inputs
 
     delivered, consumed = inputs.deliver(store, record, work)
+    delivered["paths"].update(inputs.deliver_files(store, record, work))
     environment["SCALEMS_CALL_INPUTS"] = inputs.write_for_child(rundir, delivered)
     return consumed
 
@@ -288,6 +300,10 @@ def _record(
             call_fp,
             lambda known: _listed(store, call_fp, result_fp, record["status"], known),
         )
+        if consumed and record["status"] == "success":
+            from scalems_call.execution import cutoff
+
+            cutoff.note(store, call, consumed, result_fp)
     return Execution(call_fp, result_fp, record, skipped=skipped)
 
 

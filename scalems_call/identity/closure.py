@@ -276,18 +276,27 @@ def pickled_modules(data: bytes) -> set[str]:
     found: set[str] = set()
     strings: list[str] = []
     after_import_module = False
+    memo = 0
+    import_module_at: int | None = None  # where the memo holds dill's _import_module
     try:
         for opcode, arg, _ in pickletools.genops(data):
-            if isinstance(arg, str) and opcode.name.endswith("UNICODE"):
+            name = opcode.name
+            if isinstance(arg, str) and name.endswith("UNICODE"):
                 if after_import_module:
                     found.add(arg)
                     after_import_module = False
                 strings = [*strings[-1:], arg]
-            elif opcode.name == "STACK_GLOBAL" and len(strings) == 2:
+            elif name == "STACK_GLOBAL" and len(strings) == 2:
                 found.add(strings[0])
                 after_import_module = (strings[0], strings[1]) == _IMPORT_MODULE
-            elif opcode.name == "GLOBAL" and isinstance(arg, str):
+                if after_import_module:
+                    import_module_at = memo
+            elif name == "GLOBAL" and isinstance(arg, str):
                 found.add(arg.partition(" ")[0])
+            elif name == "MEMOIZE":
+                memo += 1
+            elif name.endswith("GET") and arg == import_module_at:
+                after_import_module = True
     except ValueError:
         pass
     return found

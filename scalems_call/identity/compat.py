@@ -21,7 +21,14 @@ from typing import Any
 
 from scalems_call.identity.errors import CallError, ImportFailed, InvalidCall, SerializationError
 from scalems_call.identity.records import OUTPUTS, CallPack, ResultPack, parse_call, parse_result
-from scalems_call.identity.serialize import ENCODER, from_hex, func_code, to_bytes, to_hex
+from scalems_call.identity.serialize import (
+    ENCODER,
+    from_hex,
+    func_code,
+    portable,
+    to_bytes,
+    to_hex,
+)
 from scalems_store.core.layout import canonical
 
 logger = logging.getLogger("scalems_call")
@@ -103,7 +110,7 @@ def build_call(
     ):
         raise InvalidCall("environment overrides must map names to strings")
     pack = CallPack(
-        func=to_hex(func, "function"),
+        func=to_hex(portable(func), "function"),
         func_code=func_code(func),
         args=[to_hex(arg, f"argument {number}", resolve) for number, arg in enumerate(args)],
         kwargs={

@@ -5,7 +5,9 @@ result records are canonical JSON, and name the objects they need:
 
 * a **call** record: its ``skeleton`` tree (``blake3:<hex>`` or null), the blob
   of each module of its recorded ``code`` (``{"pkg/mod.py": "blake3:<hex>"}``,
-  present from record version 2, when the call needs code of the user's) and, in a
+  present from record version 2, when the call needs code of the user's), the
+  blob of each file passed by content (``files``: ``[{"file": "blake3:<hex>",
+  "name": "ext.cfg"}]``, present only when not empty) and, in a
   call graph, the upstream call of each of its ``inputs`` (a list of
   ``{"call": "blake3:<hex>", "path": ..., "to": ...}``, present only when not
   empty, so that calls without inputs keep their fingerprints);
@@ -125,6 +127,9 @@ def typed_references(record: dict[str, Any], kind: str) -> list[tuple[str, str]]
         for path in sorted(code):
             if not add(code[path], "code", BLOB):
                 raise InvalidContent(f"malformed call record: code {path!r} names no blob")
+        for item in _listed(record, "files", "call"):
+            if not add(item.get("file"), "file", BLOB):
+                raise InvalidContent("malformed call record: a file names no blob")
         for item in _listed(record, "inputs", "call"):
             if not add(item.get("call"), "input call", CALL):
                 raise InvalidContent("malformed call record: an input names no call")
