@@ -98,7 +98,18 @@ def code_fields(store: FileStore, record: Mapping[str, Any]) -> dict[str, Any]:
     found = closure(sorted(roots))
     if not found.files and not found.dists:
         return {}
-    return {"code": store_code(store, found.files), "dists": found.dists, "version": VERSION}
+    before = _stored_code.get((store.root, id(found)))
+    if before is not None and before[0] is found:  # the same closure, unchanged: stored
+        code = before[1]
+    else:
+        code = store_code(store, found.files, found.stats)
+        _stored_code[(store.root, id(found))] = (found, code)
+    return {"code": dict(code), "dists": dict(found.dists), "version": VERSION}
+
+
+_stored_code: dict[tuple[str, int], tuple[Any, dict[str, str]]] = {}
+"""The code map of a closure stored in a store by this process (by the closure object,
+which :func:`scalems_call.identity.closure.closure` gives again while no file changed)."""
 
 
 def check_call(

@@ -16,6 +16,7 @@ the child puts it first on its import path.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from typing import Any
@@ -35,23 +36,40 @@ STRICT_ENV = "SCALEMS_CALL_STRICT_VERSIONS"
 _hashed: dict[str, tuple[tuple[int, int, int], str]] = {}
 
 
-def store_code(store: FileStore, files: dict[str, str]) -> dict[str, str]:
+_present: set[tuple[str, str]] = set()
+"""``(store root, blob)`` this process stored or found present (not asked again)."""
+
+
+def store_code(
+    store: FileStore, files: dict[str, str], stats: dict[str, tuple[int, int, int]] | None = None
+) -> dict[str, str]:
     """Store the files of a code closure (tree path -> file); return the record's
-    ``code`` map (tree path -> ``blake3:`` URI)."""
+    ``code`` map (tree path -> ``blake3:`` URI).
+
+    Args:
+        stats: The files' stat keys (size, mtime, inode), where the caller has them.
+    """
     code: dict[str, str] = {}
     for rel, path in sorted(files.items()):
-        code[rel] = layout.to_uri(_blob(store, path))
+        code[rel] = layout.to_uri(_blob(store, path, (stats or {}).get(path)))
     return code
 
 
-def _blob(store: FileStore, path: str) -> str:
-    st = os.stat(path)
-    key = (st.st_size, st.st_mtime_ns, st.st_ino)
+def _blob(store: FileStore, path: str, key: tuple[int, int, int] | None) -> str:
+    if key is None:
+        st = os.stat(path)
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
     known = _hashed.get(path)
-    if known is not None and known[0] == key and known[1] in store:
+    if (
+        known is not None
+        and known[0] == key
+        and ((store.root, known[1]) in _present or known[1] in store)
+    ):
+        _present.add((store.root, known[1]))
         return known[1]
     fp = str(store.add_file(path))
     _hashed[path] = (key, fp)
+    _present.add((store.root, fp))
     return fp
 
 
@@ -178,14 +196,9 @@ def versions_differ(record: dict[str, Any]) -> dict[str, dict[str, str | None]]:
     dists = record.get("dists")
     if not isinstance(dists, dict):
         return {}
-    from importlib import metadata
-
     found: dict[str, dict[str, str | None]] = {}
     for name, version in sorted(dists.items()):
-        try:
-            here: str | None = metadata.version(name)
-        except (metadata.PackageNotFoundError, ValueError):
-            here = None
+        here = installed_version(name)
         if here != version:
             found[name] = {"recorded": version, "here": here}
     return found
@@ -197,3 +210,15 @@ def describe_versions(differ: dict[str, Any]) -> list[str]:
         f"{name} {seen['recorded']} recorded, {seen['here'] or 'not installed'} here"
         for name, seen in sorted(differ.items())
     ]
+
+
+@functools.lru_cache(maxsize=256)
+def installed_version(name: str) -> str | None:
+    """The version of distribution *name* installed here (asked once per process: a
+    worker runs many calls), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None

@@ -61,6 +61,8 @@ class Closure:
 
     files: dict[str, str] = field(default_factory=dict)
     """Code tree path (``pkg/sub.py``) -> file on this machine."""
+    stats: dict[str, StatKey] = field(default_factory=dict)
+    """File -> its size, mtime and inode when its imports were read."""
     dists: dict[str, str] = field(default_factory=dict)
     """Distribution name -> version."""
 
@@ -69,9 +71,31 @@ _modules: dict[str, Module | None] = {}
 _imports: dict[str, tuple[StatKey, tuple[str, ...]]] = {}
 
 
+_walked: dict[tuple[str, ...], Closure] = {}
+
+
 def closure(roots: Iterable[str]) -> Closure:
     """The code closure of modules named *roots*: the user's files, transitively, and the
-    distributions met on the way."""
+    distributions met on the way. The same roots again, with every file of the closure
+    unchanged (its stat), give the closure found before without walking it again."""
+    key = tuple(sorted(set(roots)))
+    before = _walked.get(key)
+    if before is not None and all(_stat_key(path) == k for path, k in before.stats.items()):
+        return before
+    found = _walk(key)
+    _walked[key] = found
+    return found
+
+
+def _stat_key(path: str) -> StatKey | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _walk(roots: Iterable[str]) -> Closure:
     found = Closure()
     todo = list(roots)
     seen: set[str] = set()
@@ -87,7 +111,7 @@ def closure(roots: Iterable[str]) -> Closure:
             found.dists[module.dist] = module.version
         elif module.kind == USER and module.path and module.relpath:
             found.files[module.relpath] = module.path
-            todo.extend(imports_of(module))
+            todo.extend(imports_of(module, found.stats))
     return found
 
 
@@ -160,15 +184,17 @@ def _relpath(name: str, path: str) -> str | None:
     return rel
 
 
-def imports_of(module: Module) -> tuple[str, ...]:
+def imports_of(module: Module, stats: dict[str, StatKey] | None = None) -> tuple[str, ...]:
     """The modules *module* (user code) imports, and its parent packages; read from its
-    source once per version of its file."""
+    source once per version of its file (*stats* gets the file's stat key)."""
     assert module.path is not None
     try:
         st = os.stat(module.path)
     except OSError:
         return ()
     key = (st.st_size, st.st_mtime_ns, st.st_ino)
+    if stats is not None:
+        stats[module.path] = key
     cached = _imports.get(module.path)
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -306,3 +332,4 @@ def forget() -> None:
     """Drop what this process has learnt of modules (for tests that rewrite them)."""
     _modules.clear()
     _imports.clear()
+    _walked.clear()
