@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bigstore import bench_bigstore, fill
 from calls import bench_calls
+from closure import bench_closure
 from common import PY, ROWS, Command, fresh, in_process, report, timed, timed_pair, tool
 from graphpage import bench_graph
 from scale import bench_scale
@@ -253,6 +254,7 @@ GROUPS = {
     "calls": bench_calls,
     "scale": bench_scale,
     "graph": bench_graph,
+    "closure": bench_closure,
 }
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "deserialize_call",
     "deserialize_result",
     "function_call_to_subprocess",
+    "input_file",
     "main",
     "output",
     "pack",
@@ -52,6 +53,7 @@ _WHERE = {
     "function_call_to_subprocess": "identity.batchtask",
     "_Subprocess": "identity.batchtask",
     "output": "identity.upstream",
+    "input_file": "identity.upstream",
     "pack": "engines.runner",
     "run_many": "engines.executors",
     "task": "engines.task",
@@ -84,7 +86,7 @@ if TYPE_CHECKING:
         SerializationError,
     )
     from scalems_call.identity.records import CallPack, ResultPack
-    from scalems_call.identity.upstream import output
+    from scalems_call.identity.upstream import input_file, output
 
 
 def __getattr__(name: str) -> Any:

@@ -27,9 +27,13 @@ def local_file(uri: str | None) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Keep tests away from a user's store; make test helper modules importable by children."""
+def _isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Keep tests away from a user's store and code cache; make test helper modules
+    importable by children."""
     monkeypatch.delenv("SCALEMS_STORE", raising=False)
+    monkeypatch.setenv("SCALEMS_CALL_CODE_CACHE", str(tmp_path_factory.getbasetemp() / "code"))
     monkeypatch.setenv("SCALEMS_STORE_FSYNC", "0")
     path = os.environ.get("PYTHONPATH", "")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), path])))

@@ -73,6 +73,11 @@ timeout_option = click.option(
     help="Use remote NAME as the cache: a result it records is a hit (its outputs stay "
     "there, printed first); a call it lacks is pulled, run here and pushed back with its result.",
 )
+@click.option(
+    "--strict-versions",
+    is_flag=True,
+    help="Refuse to run a call whose recorded distribution versions differ from those here.",
+)
 @click.pass_context
 def exec_command(
     ctx: click.Context,
@@ -86,6 +91,7 @@ def exec_command(
     parsl_config: str | None,
     retries: int,
     remote_name: str | None,
+    strict_versions: bool,
 ) -> None:
     """Run calls (fingerprint, prefix or label) and everything they take from; print each
     call's result fingerprint, one line per FP given.
@@ -97,12 +103,22 @@ def exec_command(
     same path from every worker). A failed call makes those that take from it
     upstream-failed; the others go on. Exit status 0 when every call succeeded,
     1 otherwise.
+
+    A call runs the code recorded when it was packed. Where an installed
+    distribution's version differs from the one recorded, the result's
+    provenance says so; with --strict-versions the call is not run.
     """
     from scalems_call.engines.schedule import run_graph
     from scalems_call.execution import cache
 
     if sum((jobs > 1, dask_address is not None, parsl_config is not None)) > 1:
         raise click.UsageError("choose one of --jobs, --dask and --parsl-config")
+    if strict_versions:  # read by every runner of this process and the pools it starts
+        import os
+
+        from scalems_call.execution.code import STRICT_ENV
+
+        os.environ[STRICT_ENV] = "1"
     store = open_store(ctx, create=remote_name is not None)
     peer = None
     if remote_name is not None:

@@ -36,7 +36,8 @@ def status_command(ctx: click.Context, fingerprints: tuple[str, ...], as_json: b
     """Show the graph below calls: one line a call, with its state and duration.
 
     States: cached (exec serves it), stale (it may run again: something below
-    changed or is not cached), missing (never run), running (a runner holds
+    changed or is not cached; or "code changed since pack: MODULE": your code on
+    disk differs from what the call recorded and ran), missing (never run), running (a runner holds
     it now), failed, upstream-failed (a call below failed). Exit 0 when
     everything is cached, 1 otherwise.
     """
@@ -124,6 +125,7 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
         echo_json(
             {
                 "object": fp,
+                "note": _code_note(store, fp),
                 "made_by": [
                     {**link._asdict(), "function": named(link.call)} for link in found.made_by
                 ],
@@ -141,6 +143,9 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
     for link in found.taken_by:  # declared as an input; consumed by a result of the call
         how = link.how if link.result is None else f"{link.how} by result {link.result[:12]}"
         click.echo(f"taken by    call {link.call[:12]} {named(link.call)} ({how})")
+    note = _code_note(store, fp)
+    if note is not None:
+        click.echo(note)
     if not found.made_by and not found.taken_by:
         if kind == "call":
             ran = bool(cache.results(store, fp))
@@ -150,3 +155,17 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
             )
         else:
             click.echo("no call made or took it (added by hand?)")
+
+
+def _code_note(store: FileStore, fp: str) -> str | None:
+    """What to know of a call's code, or that its result was reused from another call
+    (see :func:`scalems_call.engines.graph.code_note`); None for an object that is not a
+    call."""
+    from scalems_call.engines.graph import code_note, reuse_note
+    from scalems_call.execution import cache
+
+    if store.kind(fp) != "call":
+        return None
+    newest = cache.newest(store, fp)
+    reused = None if newest is None else reuse_note(cache.load_result(store, newest))
+    return code_note(cache.load_call(store, fp)) or reused

@@ -78,8 +78,11 @@ def pack_command(
 ) -> None:
     """Pack a call of MODULE:FUNC into the store and print its fingerprint.
 
-    MODULE is imported as Python would from the current directory; it must
-    also be importable where the call runs.
+    MODULE is imported as Python would from the current directory. The source
+    of your own modules the call needs (MODULE and what it imports, but the
+    standard library and installed distributions) is stored with the call and
+    is part of its fingerprint: exec runs that code, wherever it runs.
+    Installed distributions are recorded by version.
     """
     from scalems_call.identity.upstream import from_json
 
@@ -88,16 +91,16 @@ def pack_command(
     environment = _pairs(env, "--env", parse_json=False)
     requirements = _pairs(require, "--require", parse_json=True)
     from scalems_call.engines.runner import check_call, pack
-    from scalems_call.identity.targets import import_target, unreachable_module
+    from scalems_call.identity.targets import import_target
 
     func = import_target(target)
     check_call(func, args, kwargs, requirements)  # before a store is made for nothing
-    local = unreachable_module(func, skeleton)
-    if local is not None:
+    named = _file_named([args, kwargs], skeleton)
+    if named is not None:
         click.echo(
-            f"warning: module {local!r} was found in the current directory, which the call's "
-            "work directory is not: install it, add it to PYTHONPATH, or ship it with "
-            "--skeleton .",
+            f"warning: argument {named!r} names a file outside the skeleton: the call gets "
+            "the string, not the file, and its content is not part of the call's identity; "
+            f'pass {{"$file": {json.dumps(named)}}} (input_file() in Python) to pass it by content',
             err=True,
         )
     store = open_store(ctx, create=True)
@@ -112,6 +115,28 @@ def pack_command(
             requirements=requirements,
         )
     )
+
+
+def _file_named(value: Any, skeleton: str | None) -> str | None:
+    """The first string in *value* (arguments from JSON) that names an existing file
+    outside the *skeleton* directory, or None."""
+    import os
+
+    if isinstance(value, str):
+        if not value or "\0" in value or not os.path.isfile(value):
+            return None
+        if skeleton is not None and os.path.isdir(skeleton):
+            inside = os.path.realpath(os.path.join(skeleton, value))
+            if os.path.isfile(inside):
+                return None
+        return value
+    items = value.values() if isinstance(value, dict) else value
+    if isinstance(items, list | tuple) or isinstance(value, dict):
+        for item in items:
+            found = _file_named(item, skeleton)
+            if found is not None:
+                return found
+    return None
 
 
 @click.command(name="rerun")

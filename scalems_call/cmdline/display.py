@@ -99,6 +99,11 @@ def lines(store: FileStore, result_fp: str, record: dict[str, Any]) -> list[str]
             if prov.get("packages")
             else []
         ),
+        *(
+            [f"versions    differ: {'; '.join(_versions(prov['versions_differ']))}"]
+            if isinstance(prov.get("versions_differ"), dict)
+            else []
+        ),
         f"started     {prov.get('start', '?')}",
         f"ended       {prov.get('end', '?')}",
         f"duration    {duration(seconds) if isinstance(seconds, int | float) else '?'}",
@@ -219,3 +224,9 @@ def log_header(short: bool = True) -> str:
 
 SHORT = 12
 """Digits of a fingerprint shown where it is shortened (more than enough to name it)."""
+
+
+def _versions(differ: dict[str, Any]) -> list[str]:
+    from scalems_call.execution.code import describe_versions
+
+    return describe_versions(differ)

@@ -16,7 +16,9 @@ has no cycle. States, judged bottom-up:
 ``stale``
     it has a result, but a call below is not cached, or would now deliver other
     content than the result consumed: the next ``exec`` may run it again (not if
-    the call below, rerun, delivers the same content);
+    the call below, rerun, delivers the same content); or the user's code on disk
+    now differs from the code the call recorded (its note says which module: exec
+    still serves the result of the recorded code; pack again to run the new code);
 ``cached``
     its newest result stands: ``exec`` serves it.
 """
@@ -107,6 +109,9 @@ class Standing:
     """For upstream-failed: the call below that failed."""
     reason: str | None = None
     """Why, in words: a failed call's error line, what makes a stale call stale."""
+    note: str | None = None
+    """What else to know: ``code changed since pack: mdsim.py`` (then stale, though exec
+    serves the result the recorded code gave), ``code not recorded`` (an old record)."""
 
 
 def states(store: FileStore, graph: Plan) -> dict[str, Standing]:
@@ -116,7 +121,10 @@ def states(store: FileStore, graph: Plan) -> dict[str, Standing]:
     calls = {fp: node.record for fp, node in graph.nodes.items()}  # read by the plan
     found: dict[str, Standing] = {}
     for fp in graph.order:
-        found[fp] = _judge(store, graph.nodes[fp], found, known, calls, fp in running)
+        judged = _judge(store, graph.nodes[fp], found, known, calls, fp in running)
+        if judged.state != CACHED and judged.note is None:
+            judged.note = code_note(graph.nodes[fp].record)
+        found[fp] = judged
     return found
 
 
@@ -148,9 +156,13 @@ def _judge(
         return Standing(MISSING)
     if record.get("status") != "success":
         return Standing(FAILED, newest, record, reason=error_line(record))
-    waiting = [up for up in node.upstream if below[up].state != CACHED]
+    # an upstream call with a note (its code changed since pack) still serves its result
+    waiting = [up for up in node.upstream if below[up].state != CACHED and not below[up].note]
     if not waiting and cache.hit(store, node.call, known, calls):
-        return Standing(CACHED, newest, record)
+        note = code_note(node.record)
+        if note is not None and note.startswith(CODE_CHANGED):
+            return Standing(STALE, newest, record, reason=note, note=note)
+        return Standing(CACHED, newest, record, note=note or reuse_note(record))
     return Standing(STALE, newest, record, reason=_stale(store, node, record, below, waiting))
 
 
@@ -180,3 +192,26 @@ def _stale(
         if newer is not None and layout.to_uri(newer) != item.get("result"):
             return f"call below {up[:12]} has a new result"
     return "its result no longer stands for the call"
+
+
+CODE_CHANGED = "code changed since pack: "
+
+
+def reuse_note(result: dict[str, Any] | None) -> str | None:
+    """``reused: same inputs as CALL`` for a result served by early cutoff on content."""
+    from scalems_call.execution.cutoff import reused_from
+
+    earlier = reused_from(result)
+    return None if earlier is None else f"reused: same inputs as {earlier[:12]}"
+
+
+def code_note(record: dict[str, Any]) -> str | None:
+    """``code changed since pack: mdsim.py`` when modules of a call's recorded code differ
+    from those on this machine's import path now; ``code not recorded`` for a call packed
+    before records carried code; else None."""
+    from scalems_call.execution import code
+
+    if code.not_recorded(record):
+        return "code not recorded"
+    changed = code.changed(record)
+    return CODE_CHANGED + ", ".join(changed) if changed else None

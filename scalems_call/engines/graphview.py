@@ -54,6 +54,7 @@ def calls(
                 "reason": state.reason,
                 "result": state.result,
                 "because": state.because,
+                "note": state.note,
                 "duration": duration(state),
                 "start": (record.get("provenance") or {}).get("start"),
                 "end": (record.get("provenance") or {}).get("end"),
@@ -87,7 +88,8 @@ def tree_lines(plan: Plan, described: list[dict[str, Any]]) -> list[str]:
             took = "" if info["duration"] is None else f"{info['duration']:.1f} s"
             again = fp in shown
             text = f"{fp[:12]}  {info['function']:<32} {info['state']:<16} {took}"
-            lines.append(lead + text.rstrip() + ("  (see above)" if again else ""))
+            note = f"  ({info['note']})" if info.get("note") and not again else ""
+            lines.append(lead + text.rstrip() + ("  (see above)" if again else "") + note)
             if again:
                 continue
             shown.add(fp)

@@ -43,7 +43,9 @@ def pack(
         func: An importable callable (serialized by reference with dill).
         args, kwargs: Arguments; they must serialize deterministically and fit the
             function's signature. ``output(call)`` / ``output(call, "path")`` anywhere
-            in them stands for another call's return value / output file.
+            in them stands for another call's return value / output file;
+            ``input_file(path)`` for a file passed by content (the function gets
+            the path of a copy in its work directory).
         store: The store to write to.
         skeleton: The initial contents of the call's work directory: a directory
             (added as a tree), a tree fingerprint or label, or a mapping of
@@ -76,7 +78,38 @@ def pack(
     )
     if resolver.inputs:
         record["inputs"] = resolver.record()
+    if resolver.files:
+        record["files"] = resolver.record_files()
+    record.update(code_fields(store, record))
     return store.add_bytes(canonical(record), kind="call")
+
+
+def code_fields(store: FileStore, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that make a call record carry its code (see
+    :mod:`scalems_call.execution.code`): none when the call needs no code of the user's
+    and no installed distribution (a standard library function keeps the fingerprint it
+    had before records carried code)."""
+    from scalems_call.execution.code import VERSION, store_code
+    from scalems_call.identity.closure import closure, pickled_modules
+
+    roots: set[str] = set()
+    for hexed in [record["func"], *record["args"], *record["kwargs"].values()]:
+        roots |= pickled_modules(bytes.fromhex(hexed))
+    found = closure(sorted(roots))
+    if not found.files and not found.dists:
+        return {}
+    before = _stored_code.get((store.root, id(found)))
+    if before is not None and before[0] is found:  # the same closure, unchanged: stored
+        code = before[1]
+    else:
+        code = store_code(store, found.files, found.stats)
+        _stored_code[(store.root, id(found))] = (found, code)
+    return {"code": dict(code), "dists": dict(found.dists), "version": VERSION}
+
+
+_stored_code: dict[tuple[str, int], tuple[Any, dict[str, str]]] = {}
+"""The code map of a closure stored in a store by this process (by the closure object,
+which :func:`scalems_call.identity.closure.closure` gives again while no file changed)."""
 
 
 def check_call(

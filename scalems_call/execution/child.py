@@ -34,6 +34,7 @@ def run(call_path: str) -> dict[str, Any]:
     from scalems_call.identity.errors import CallError
     from scalems_call.identity.serialize import to_bytes
 
+    _use_recorded_code()
     try:
         with open(call_path, "rb") as stream:
             call = deserialize_call(stream.read(), _deliverer())
@@ -53,6 +54,24 @@ def run(call_path: str) -> dict[str, Any]:
     except CallError as problem:
         return {"status": "failed", "exception": repr(problem), "traceback": traceback.format_exc()}
     return {"status": "success", "return_value": encoded}
+
+
+def _use_recorded_code() -> None:
+    """Put the call's recorded code (written out by the runner) first on the import path,
+    and forget any module of the same names imported already (the fork server's), so that
+    neither the current directory, nor ``PYTHONPATH``, nor what was loaded before shadows it."""
+    where = os.environ.pop("SCALEMS_CALL_CODE", None)
+    if where is None:
+        return
+    import importlib
+
+    tops = {name.partition(".")[0] for name in os.listdir(where)}
+    tops = {name[:-3] if name.endswith(".py") else name for name in tops}
+    for name in list(sys.modules):
+        if name.partition(".")[0] in tops:
+            del sys.modules[name]
+    sys.path.insert(0, where)
+    importlib.invalidate_caches()
 
 
 def _deliverer() -> Any:

@@ -97,7 +97,7 @@ def execute(
     while not lease.try_acquire():
         lease.wait_free()  # another runner has it: its result is served once we hold the lease
     try:
-        if not force and (served := _served(store, call_fp)):
+        if not force and (served := _served(store, call_fp) or _reused(store, call_fp, record)):
             return served
         # a root for gc from now on (the live lease); published again if gc took it just now
         store.add_bytes(data, kind="call")
@@ -108,6 +108,16 @@ def execute(
 
 def _served(store: FileStore, call_fp: str) -> Execution | None:
     found = cache.hit(store, call_fp)
+    return None if found is None else Execution(call_fp, found[0], found[1], cached=True)
+
+
+def _reused(store: FileStore, call_fp: str, record: dict[str, Any]) -> Execution | None:
+    """The call served from an earlier run with the same inputs' content (early cutoff)."""
+    if not record.get("inputs"):
+        return None
+    from scalems_call.execution import cutoff
+
+    found = cutoff.reuse(store, call_fp, record)
     return None if found is None else Execution(call_fp, found[0], found[1], cached=True)
 
 
@@ -122,6 +132,7 @@ def _run(
 ) -> Execution:
     requirements = record.get("requirements") or {}
     command = launch.child_command(store.object_path(call_fp), "", requirements)
+    placed, versions = _code(store, record)
     os.makedirs(os.path.dirname(rundir), exist_ok=True)
     os.mkdir(rundir, 0o700)  # its runner's alone (in a shared store, no other member's)
     work = os.path.join(rundir, "work")
@@ -131,7 +142,7 @@ def _run(
             store.materialize(layout.normalize(skeleton), work)
         else:
             os.mkdir(work)
-        environment = dict(record.get("environment") or {})
+        environment = {**(record.get("environment") or {}), **placed}
         try:
             consumed = _deliver(store, record, rundir, work, environment)
         except InvalidCall as exc:  # an upstream output lacks what the call takes
@@ -140,6 +151,8 @@ def _run(
         else:
             outcome, times = launch.spawn(command, rundir, work, environment, timeout, requirements)
             outcome = launch.check_world_size(outcome, requirements)
+        if versions:
+            outcome.setdefault("provenance", {})["versions_differ"] = versions
         # what is stored for the result is pinned until the ref names it: a gc meanwhile
         # (at any grace) keeps it
         with store.writer.pinned():
@@ -157,15 +170,42 @@ def _run(
     return execution
 
 
+def _code(store: FileStore, record: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """Put the call's recorded code in place on this worker; return the child's environment
+    for it and the distributions whose versions here differ from the record.
+
+    Raises:
+        LaunchError: versions differ and ``$SCALEMS_CALL_STRICT_VERSIONS`` is set
+            (``exec --strict-versions``).
+        ObjectNotFound: a module of the code is not in the store.
+    """
+    from scalems_call.execution import code
+
+    found = code.recorded(record)
+    placed = {} if found is None else {code.ENV: code.code_dir(store, found)}
+    differ = code.versions_differ(record)
+    if differ and os.environ.get(code.STRICT_ENV):
+        from scalems_call.identity.errors import LaunchError
+
+        raise LaunchError(
+            "installed versions differ from the call's record: "
+            + ", ".join(code.describe_versions(differ))
+            + " (--strict-versions)"
+        )
+    return placed, differ
+
+
 def _deliver(
     store: FileStore, record: dict[str, Any], rundir: str, work: str, environment: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """Put the call's inputs from upstream calls in place; return the ``consumed`` entries."""
-    if not record.get("inputs"):
+    """Put the call's inputs from upstream calls, and the files it takes by content, in
+    place; return the ``consumed`` entries."""
+    if not record.get("inputs") and not record.get("files"):
         return []
     from scalems_call.execution import inputs
 
     delivered, consumed = inputs.deliver(store, record, work)
+    delivered["paths"].update(inputs.deliver_files(store, record, work))
     environment["SCALEMS_CALL_INPUTS"] = inputs.write_for_child(rundir, delivered)
     return consumed
 
@@ -267,8 +307,12 @@ def _record(
         store.update_ref(
             cache.CALLS,
             call_fp,
-            lambda known: [result_fp, *(fp for fp in known if fp != result_fp)],
+            lambda known: _listed(store, call_fp, result_fp, record["status"], known),
         )
+        if consumed and record["status"] == "success":
+            from scalems_call.execution import cutoff
+
+            cutoff.note(store, call, consumed, result_fp)
     return Execution(call_fp, result_fp, record, skipped=skipped)
 
 
@@ -288,6 +332,19 @@ def _unnamed(names: list[str], rundir: str) -> dict[str, Any]:
     with open(os.path.join(rundir, "stderr"), "a", encoding="utf-8") as err:
         err.write(line)
     return {"status": "failed", "exception": line.strip(), "traceback": line}
+
+
+def _listed(
+    store: FileStore, call_fp: str, result_fp: str, status: str, known: list[str]
+) -> list[str]:
+    """The call's results, newest first, with *result_fp* added: first, unless the call
+    could not even start (``error``: its code would not load, a launch failed) while a
+    result that stands is recorded; that one stays the latest (an ``exec --force`` in a
+    broken environment does not undo a good result)."""
+    others = [fp for fp in known if fp != result_fp]
+    if status == "error" and others and cache.current(store, call_fp) is not None:
+        return [others[0], result_fp, *others[1:]]
+    return [result_fp, *others]
 
 
 def _iso(stamp: float) -> str:

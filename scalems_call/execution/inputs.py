@@ -115,6 +115,29 @@ def _extract(store: FileStore, call: str, result: dict[str, Any], path: str, des
         ) from None
 
 
+def deliver_files(store: FileStore, record: dict[str, Any], work: str) -> dict[str, str]:
+    """Copy the files a call takes by content (its record's ``files``) into its work
+    directory, under ``.scalems-inputs/files/``; return the child's paths for them
+    (``{"file:<blob> <name>": relative path}``).
+
+    Raises:
+        InvalidCall: an entry is malformed.
+        ObjectNotFound: a file's blob is not in the store.
+    """
+    paths: dict[str, str] = {}
+    for item in record.get("files", []):
+        blob, name = layout.normalize(item.get("file", "")), item.get("name")
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name:
+            raise InvalidCall(f"malformed call record: file name {name!r}")
+        rel = f"{INPUTS_DIR}/files/{blob[:16]}/{name}"
+        dest = os.path.join(work, *rel.split("/"))
+        if not os.path.lexists(dest):
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            store.materialize(blob, dest)
+        paths[f"file:{blob} {name}"] = rel
+    return paths
+
+
 def write_for_child(rundir: str, delivered: dict[str, Any]) -> str:
     """Write what the child needs to replace references (see :func:`deliver`); return the
     file's path."""

@@ -21,7 +21,14 @@ from typing import Any
 
 from scalems_call.identity.errors import CallError, ImportFailed, InvalidCall, SerializationError
 from scalems_call.identity.records import OUTPUTS, CallPack, ResultPack, parse_call, parse_result
-from scalems_call.identity.serialize import ENCODER, from_hex, func_code, to_bytes, to_hex
+from scalems_call.identity.serialize import (
+    ENCODER,
+    from_hex,
+    func_code,
+    portable,
+    to_bytes,
+    to_hex,
+)
 from scalems_store.core.layout import canonical
 
 logger = logging.getLogger("scalems_call")
@@ -80,12 +87,16 @@ def build_call(
     skeleton: str | None = None,
     environment: Mapping[str, str] | None = None,
     resolve: Callable[[Any], Any] | None = None,
+    stable_main: bool = True,
 ) -> CallPack:
     """Return the call record of ``func(*args, **kwargs)``.
 
     Args:
         resolve: Resolves the references to other calls' outputs in the arguments
             (see :class:`scalems_call.identity.upstream.Resolver`).
+        stable_main: Pickle a function of ``__main__`` independently of where it was
+            defined, with the globals it uses (see :func:`serialize.portable`);
+            ``serialize_call`` does not, as SCALE-MS did not.
 
     Raises:
         SerializationError: the function or an argument cannot be serialized
@@ -103,7 +114,7 @@ def build_call(
     ):
         raise InvalidCall("environment overrides must map names to strings")
     pack = CallPack(
-        func=to_hex(func, "function"),
+        func=to_hex(portable(func) if stable_main else func, "function"),
         func_code=func_code(func),
         args=[to_hex(arg, f"argument {number}", resolve) for number, arg in enumerate(args)],
         kwargs={
@@ -132,7 +143,10 @@ def serialize_call(
     requirements: dict[str, Any] | None = None,
 ) -> str:
     """Create a serialized representation of a function call (canonical JSON)."""
-    return canonical(build_call(func, args=args, kwargs=kwargs, requirements=requirements)).decode()
+    record = build_call(
+        func, args=args, kwargs=kwargs, requirements=requirements, stable_main=False
+    )
+    return canonical(record).decode()
 
 
 def deserialize_call(

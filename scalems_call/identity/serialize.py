@@ -125,6 +125,60 @@ def to_hex(value: Any, what: str = "value", resolve: Callable[[Any], Any] | None
     return data.hex()
 
 
+def portable(func: Any) -> Any:
+    """*func* as it is pickled into a call record: a function of ``__main__`` (a script's,
+    a notebook's) is pickled by value, so it is made independent of where it was defined:
+    its code (and that of the functions it defines) gets a fixed file name and first line,
+    so the file name, the line numbers and the blank lines above it do not change its
+    fingerprint; and it carries the globals it uses (values by dill, modules by name,
+    other ``__main__`` functions made portable too) instead of naming ``__main__``'s
+    namespace, which a worker that never saw the notebook does not have. Anything else
+    is returned as it is."""
+    return _portable(func, {})
+
+
+def _portable(func: Any, made: dict[int, Any]) -> Any:
+    import types
+
+    if not isinstance(func, types.FunctionType) or func.__module__ != "__main__":
+        return func
+    if id(func) in made:
+        return made[id(func)]
+    code = _placed(func.__code__)
+    names = sorted(_global_names(code) & func.__globals__.keys())
+    import builtins
+
+    # as dill's loader leaves it (it adds __builtins__), so that reloading repickles the same
+    scope: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins.__dict__}
+    new = types.FunctionType(code, scope, func.__name__, func.__defaults__, func.__closure__)
+    made[id(func)] = new
+    for attribute in ("__qualname__", "__doc__", "__kwdefaults__", "__annotations__"):
+        setattr(new, attribute, getattr(func, attribute))
+    new.__dict__.update(func.__dict__)
+    for name in names:
+        scope[name] = _portable(func.__globals__[name], made)
+    return new
+
+
+def _placed(code: Any) -> Any:
+    """*code* and the code objects inside it with a fixed file name and first line."""
+    import types
+
+    consts = tuple(_placed(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename="<scalems>", co_firstlineno=1, co_consts=consts)
+
+
+def _global_names(code: Any) -> set[str]:
+    """The global names *code* (and code inside it) may read."""
+    import types
+
+    found = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _global_names(const)
+    return found
+
+
 def from_hex(text: str, deliver: Callable[[str, str | None], Any] | None = None) -> Any:
     """Inverse of :func:`to_hex`; references to other calls' outputs become what *deliver*
     gives for ``(call, path)``, or :class:`upstream.Output` placeholders without it."""

@@ -37,33 +37,3 @@ def import_target(target: str) -> Callable[..., Any]:
     if not callable(value):
         raise InvalidCall(f"{target!r} is not callable")
     return value
-
-
-def unreachable_module(func: Callable[..., Any], skeleton: str | None) -> str | None:
-    """The top-level name of *func*'s module if the call's process could not import it:
-    it was found in the current directory, is not in the *skeleton* directory (extracted
-    into the work directory, where the call runs), and a fresh Python started elsewhere
-    with this environment cannot find it. None otherwise.
-    """
-    name = getattr(func, "__module__", None) or ""
-    where = getattr(sys.modules.get(name), "__file__", None)
-    if not name or name == "__main__" or not where:
-        return None  # a script's own functions travel by value
-    found = os.path.realpath(where)
-    cwd = os.path.realpath(os.getcwd())
-    if os.path.commonpath([found, cwd]) != cwd:
-        return None
-    top = name.partition(".")[0]
-    if skeleton is not None and os.path.isdir(skeleton):
-        shipped = os.path.relpath(found, os.path.realpath(skeleton))
-        if shipped.partition(os.sep)[0] in (top, f"{top}.py"):
-            return None
-    import subprocess
-    import tempfile
-
-    probe = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({top!r}) is None)"
-    with tempfile.TemporaryDirectory() as empty:
-        found_elsewhere = subprocess.run(
-            [sys.executable, "-c", probe], cwd=empty, capture_output=True, check=False
-        )
-    return None if found_elsewhere.returncode == 0 else top

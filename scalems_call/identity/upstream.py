@@ -20,6 +20,7 @@ not import dill.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from scalems_store import FileStore
 
 PERSISTENT_TAG = "scalems-output"
+FILE_TAG = "scalems-file"
+"""The persistent id of a file passed by content: ``("scalems-file", blob fp, name)``."""
 WHOLE = "."
 """The path of a whole output directory."""
 INPUTS_DIR = ".scalems-inputs"
@@ -46,6 +49,35 @@ class Output:
     """The call: a fingerprint (full once packed), a unique prefix, or a label."""
     path: str | None = None
     """None for the return value, else a path in the call's output directory."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file passed by its content (see :func:`input_file`)."""
+
+    path: str
+    """Where it is read at pack time."""
+    blob: str | None = None
+    """Its content's fingerprint, once stored."""
+
+    @property
+    def name(self) -> str:
+        """The name the call sees (the file's base name)."""
+        return self.path.replace("\\", "/").rstrip("/").rpartition("/")[2] or "file"
+
+
+def input_file(path: str | os.PathLike[str]) -> InputFile:
+    """Pass the file at *path* by its content: its bytes become part of the call's identity,
+    are stored with the call, and are delivered into the work directory; the function
+    receives the path (a ``str``, relative to its work directory) of that copy.
+
+    Raises:
+        InvalidCall: *path* is not a regular file.
+    """
+    text = os.fspath(path)
+    if not os.path.isfile(text):
+        raise InvalidCall(f"input_file({text!r}): no such file")
+    return InputFile(text)
 
 
 def output(call: Any, path: str | None = None) -> Output:
@@ -91,6 +123,8 @@ class Resolver:
         self.store = store
         self.inputs: set[tuple[str, str | None, str | None]] = set()
         """``(call, path, to)`` of every reference."""
+        self.files: set[tuple[str, str]] = set()
+        """``(blob, name)`` of every file passed by content."""
 
     def call(self, name: str) -> str:
         """The full fingerprint of the call *name* names.
@@ -109,8 +143,13 @@ class Resolver:
             raise InvalidCall(f"output({name!r}) names a {kind}, not a call")
         return fp
 
-    def argument(self, ref: Output) -> tuple[str, str, str | None]:
-        """The persistent id of a reference in the arguments, noting it as an input."""
+    def argument(self, ref: Output | InputFile) -> tuple[str, str, str | None]:
+        """The persistent id of a reference in the arguments, noting it as an input (a
+        file passed by content is stored now)."""
+        if isinstance(ref, InputFile):
+            blob = ref.blob or str(self.store.add_file(ref.path))
+            self.files.add((blob, ref.name))
+            return (FILE_TAG, blob, ref.name)
         fp = self.call(ref.call)
         self.inputs.add((fp, ref.path, None))
         return (PERSISTENT_TAG, fp, ref.path)
@@ -122,6 +161,10 @@ class Resolver:
             raise InvalidCall("a skeleton entry needs a destination inside the work directory")
         self.inputs.add((self.call(ref.call), ref.path or WHOLE, where))
 
+    def record_files(self) -> list[dict[str, Any]]:
+        """The ``files`` field of the call record, in canonical order."""
+        return [{"file": layout.to_uri(blob), "name": name} for blob, name in sorted(self.files)]
+
     def record(self) -> list[dict[str, Any]]:
         """The ``inputs`` field of the call record, in canonical order."""
         return [
@@ -130,11 +173,15 @@ class Resolver:
         ]
 
 
-def persistent_id(resolve: Callable[[Output], Any] | None) -> Callable[[Any], Any]:
+def persistent_id(resolve: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
     """The pickler's ``persistent_id`` hook: references become persistent ids; *resolve*
     (a :meth:`Resolver.argument`) makes them full; without one they stay as given."""
 
     def pid(obj: Any) -> Any:
+        if type(obj) is InputFile:
+            if resolve is None:
+                return (FILE_TAG, obj.blob, obj.name)
+            return resolve(obj)
         if type(obj) is not Output and not hasattr(obj, "__scalems_output__"):
             return None
         ref = obj if type(obj) is Output else obj.__scalems_output__()
@@ -150,9 +197,11 @@ def persistent_load(deliver: Callable[[str, str | None], Any] | None) -> Callabl
     for it (the upstream's value or a path), or an :class:`Output` again without one."""
 
     def load(pid: Any) -> Any:
-        if not isinstance(pid, tuple) or len(pid) != 3 or pid[0] != PERSISTENT_TAG:
+        if not isinstance(pid, tuple) or len(pid) != 3 or pid[0] not in (PERSISTENT_TAG, FILE_TAG):
             raise InvalidCall(f"unknown persistent id in a call record: {pid!r}")
-        _, call, path = pid
+        tag, call, path = pid
+        if tag == FILE_TAG:  # a file passed by content: delivered under its blob's name
+            return InputFile(path, call) if deliver is None else deliver(f"file:{call}", path)
         return Output(call, path) if deliver is None else deliver(call, path)
 
     return load
@@ -160,7 +209,8 @@ def persistent_load(deliver: Callable[[str, str | None], Any] | None) -> Callabl
 
 def from_json(value: Any) -> Any:
     """Turn the references of command-line JSON into :class:`Output`: an object whose only
-    keys are ``$output`` (and ``path``) is a reference; ``{"$literal": x}`` is *x* as it
+    keys are ``$output`` (and ``path``) is a reference; ``{"$file": "PATH"}`` is
+    :func:`input_file` of PATH; ``{"$literal": x}`` is *x* as it
     is (the way to pass a dict that has such keys)."""
     if isinstance(value, list):
         return [from_json(item) for item in value]
@@ -171,4 +221,6 @@ def from_json(value: Any) -> Any:
         return value["$literal"]
     if "$output" in keys and keys <= {"$output", "path"}:
         return output(value["$output"], value.get("path"))
+    if keys == {"$file"} and isinstance(value["$file"], str):
+        return input_file(value["$file"])
     return {key: from_json(item) for key, item in value.items()}

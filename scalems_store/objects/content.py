@@ -3,7 +3,11 @@
 A store has four kinds of objects. Blobs and trees refer to nothing. Call and
 result records are canonical JSON, and name the objects they need:
 
-* a **call** record: its ``skeleton`` tree (``blake3:<hex>`` or null) and, in a
+* a **call** record: its ``skeleton`` tree (``blake3:<hex>`` or null), the blob
+  of each module of its recorded ``code`` (``{"pkg/mod.py": "blake3:<hex>"}``,
+  present from record version 2, when the call needs code of the user's), the
+  blob of each file passed by content (``files``: ``[{"file": "blake3:<hex>",
+  "name": "ext.cfg"}]``, present only when not empty) and, in a
   call graph, the upstream call of each of its ``inputs`` (a list of
   ``{"call": "blake3:<hex>", "path": ..., "to": ...}``, present only when not
   empty, so that calls without inputs keep their fingerprints);
@@ -117,6 +121,15 @@ def typed_references(record: dict[str, Any], kind: str) -> list[tuple[str, str]]
 
     if kind == CALL:
         add(record.get("skeleton"), "skeleton", TREE)
+        code = record.get("code", {})
+        if not isinstance(code, dict):
+            raise InvalidContent("malformed call record: code must be an object")
+        for path in sorted(code):
+            if not add(code[path], "code", BLOB):
+                raise InvalidContent(f"malformed call record: code {path!r} names no blob")
+        for item in _listed(record, "files", "call"):
+            if not add(item.get("file"), "file", BLOB):
+                raise InvalidContent("malformed call record: a file names no blob")
         for item in _listed(record, "inputs", "call"):
             if not add(item.get("call"), "input call", CALL):
                 raise InvalidContent("malformed call record: an input names no call")

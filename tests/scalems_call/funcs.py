@@ -276,3 +276,16 @@ def write_unnamed() -> int:
     with open(b"caf\xe9.txt", "wb") as out:
         out.write(b"left out\n")
     return 1
+
+
+def settle(seed: int, ledger: str) -> int:
+    """Write state.txt, whose content depends on the seed's parity only."""
+    with open(ledger, "a") as stream:
+        stream.write(f"settle {seed}\n")
+    Path("state.txt").write_text(f"{seed % 2}\n")
+    return seed
+
+
+def read_text(path: str) -> tuple[str, str]:
+    """The name and the text of the file at *path*."""
+    return os.path.basename(path), Path(path).read_text()

@@ -15,10 +15,12 @@ import pytest
 
 from scalems_call import pack, run
 from scalems_call.execution import cache as call_cache
+from scalems_call.identity.serialize import from_hex
 from scalems_store import FileStore
 from tests.conftest import RunCli, entry_point, loopback_cluster
 from tests.recordutil import forge
 from tests.scalems_call import funcs
+from tests.scalems_call.legacy import legacy_pack
 from tests.scalems_store.cli.test_store_cli import one_line_error, store_listing
 
 
@@ -179,14 +181,26 @@ def test_user_errors_one_line(run_cli: RunCli, tmp_path: Path) -> None:
     assert store_listing(tmp_path / ".scalems") == before
 
 
-def test_module_missing_where_call_runs(run_cli: RunCli, tmp_path: Path) -> None:
-    """A call whose module cannot be imported by the runner fails with one line and exit 1."""
+def test_module_missing_where_an_old_call_runs(run_cli: RunCli, tmp_path: Path) -> None:
+    """A call packed before records carried code, whose module the runner cannot import,
+    fails with one line and exit 1."""
     (tmp_path / "localmod.py").write_text("def f():\n    return 1\n")
-    fp = run_cli("scalems-call", "pack", "localmod:f").stdout.decode().strip()
+    fp = legacy_pack(tmp_path / ".scalems", "localmod:f", [], tmp_path)
     proc = run_cli("scalems-call", "exec", fp)
     assert proc.returncode == 1
     assert one_line_error(proc).startswith(f"call {fp[:12]} error:")
     assert "localmod" in proc.stderr.decode()
+
+
+def test_a_call_runs_its_recorded_code_when_the_module_is_gone(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The module deleted after pack: the call still runs, from the code it recorded."""
+    (tmp_path / "gone.py").write_text("def f():\n    return 41 + 1\n")
+    call = run_cli("scalems-call", "pack", "gone:f").stdout.decode().strip()
+    (tmp_path / "gone.py").unlink()
+    done = run_cli("scalems-call", "exec", call, "--json")
+    assert json.loads(done.stdout)["status"] == "success", done.stderr
 
 
 def test_concurrent_duplicate_exec_runs_once(tmp_path: Path) -> None:
@@ -275,32 +289,31 @@ def _under(pid: int, directory: Path) -> bool:
 
 
 def test_pack_warns_of_a_module_only_the_current_directory_has(
+
+
+def test_a_module_only_the_current_directory_has_travels_with_the_call(
     run_cli: RunCli, tmp_path: Path
 ) -> None:
-    """A module found only in the current directory is named at pack time, with the fixes;
-    shipped in the skeleton (it then runs) or on PYTHONPATH, there is no warning."""
+    """Issue 21, case 4: the README's flow (a module in the current directory, no
+    PYTHONPATH) runs, from the project directory, a subdirectory or elsewhere."""
     project = tmp_path / "project"
-    project.mkdir()
+    (project / "sub").mkdir(parents=True)
     (project / "localmod.py").write_text("def triple(x):\n    return 3 * x\n")
     store = str(tmp_path / "store")
-
-    def pack_cli(*extra: str, env: dict[str, str] | None = None) -> tuple[str, str]:
-        proc = run_cli(
-            "scalems-call", "--store", store, "pack", "localmod:triple", "--args-json", "[2]",
-            *extra, cwd=project, env=env,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout.decode().strip(), proc.stderr.decode()
-
-    _, warned = pack_cli()
-    assert "warning: module 'localmod' was found in the current directory" in warned
-    assert "--skeleton ." in warned
-    shipped, quiet = pack_cli("--skeleton", ".")
-    assert quiet == ""
-    done = run_cli("scalems-call", "--store", store, "exec", shipped, "--json")
-    assert json.loads(done.stdout)["status"] == "success", done.stderr
-    _, on_path = pack_cli(env={"PYTHONPATH": f"{project}{os.pathsep}{os.environ['PYTHONPATH']}"})
-    assert on_path == ""
+    bare = {"PYTHONPATH": ""}
+    proc = run_cli(
+        "scalems-call", "--store", store, "pack", "localmod:triple", "--args-json", "[2]",
+        cwd=project, env=bare,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+    fp = proc.stdout.decode().strip()
+    for where in (project, project / "sub", tmp_path):
+        done = run_cli(
+            "scalems-call", "--store", store, "exec", fp, "--force", "--json", cwd=where, env=bare
+        )
+        assert json.loads(done.stdout)["status"] == "success", done.stderr
+    result = run_cli("scalems-call", "--store", store, "result", fp, "--json", env=bare)
+    assert from_hex(json.loads(result.stdout)["return_value"]) == 6
 
 
 def test_exec_many_in_parallel(run_cli: RunCli, tmp_path: Path) -> None:
@@ -476,8 +489,7 @@ def test_errors_are_named_without_their_module(run_cli: RunCli, tmp_path: Path) 
     """A call that cannot be loaded is reported as 'ImportFailed: ...', as errors are
     everywhere else, not 'scalems_call.identity.errors.ImportFailed: ...'."""
     (tmp_path / "gone.py").write_text("def f():\n    return 1\n")
-    fp = run_cli("scalems-call", "pack", "gone:f", env={"PYTHONPATH": str(tmp_path)})
-    call = fp.stdout.decode().strip()
+    call = legacy_pack(tmp_path / ".scalems", "gone:f", [], tmp_path)
     (tmp_path / "gone.py").unlink()
     done = run_cli("scalems-call", "exec", call)
     assert done.returncode == 1
