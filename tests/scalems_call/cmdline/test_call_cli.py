@@ -288,9 +288,6 @@ def _under(pid: int, directory: Path) -> bool:
         return False
 
 
-def test_pack_warns_of_a_module_only_the_current_directory_has(
-
-
 def test_a_module_only_the_current_directory_has_travels_with_the_call(
     run_cli: RunCli, tmp_path: Path
 ) -> None:
