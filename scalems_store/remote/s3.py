@@ -6,7 +6,8 @@ store's layout, readable by anyone with the bucket's keys::
     <prefix>/store.json                        {"format": "scalems-store", ..., "remote": "s3"}
     <prefix>/objects/ab/cdef...                each object's bytes, named by its BLAKE3
     <prefix>/meta/ab/cdef...                   {"kind": ..., "refs": [...]}: every object but a blob
-    <prefix>/refs/calls/ab/<call>/<result>     a result recorded for a call (empty; one key each)
+    <prefix>/refs/calls/ab/<call>/<result>     a result recorded for a call (empty; one key each;
+                                               another ref namespace alike)
     <prefix>/refs/labels/<name>                the fingerprint a label names
 
 Existence is asked with listings (one paginated LIST of ``objects/``, 1,000 keys
@@ -44,7 +45,7 @@ from scalems_store.remote import packs
 from scalems_store.remote.peer import Closure, Peer, piped
 from scalems_store.remote.settings import Remote
 from scalems_store.store.filestore import FileStore
-from scalems_store.store.refs import Ref, valid_label
+from scalems_store.store.refs import Ref, valid_label, valid_namespace
 
 LARGE = 32 << 20
 """Objects from this size are streamed (multipart up, ranged reads down), not held in memory."""
@@ -181,10 +182,9 @@ class S3Peer(Peer):
     def closure(self, names: list[str] | None, labels: bool) -> Closure:
         with _translated(self.where, "listing"):
             sizes = self.listing()
-            results = self._results()
-            known = self._labels()
+            keyed, known = self._refs()
             if names is None:
-                targets = [*known.values(), *results]
+                targets = [*known.values(), *keyed]
                 travel = dict(known) if labels else {}
             else:
                 targets = [self._resolve(name, known, sizes) for name in names]
@@ -202,9 +202,9 @@ class S3Peer(Peer):
                     kind, refers = records.get(fp, (content.BLOB, ()))
                     found[fp] = Entry(fp, kind, refers)
                     frontier.extend(r for r in refers if r in sizes and r not in found)
-                    if fp in results:
-                        values = [v for v in results[fp] if v in sizes]
-                        refs.append(Ref(content.CALLS, fp, values))
+                    for namespace, values in sorted(keyed.get(fp, {}).items()):
+                        values = [v for v in values if v in sizes]
+                        refs.append(Ref(namespace, fp, values))
                         frontier.extend(v for v in values if v not in found)
         from scalems_store.remote.peer import order
 
@@ -229,23 +229,26 @@ class S3Peer(Peer):
                 found[fp] = (kind, refers)
         return found
 
-    def _results(self) -> dict[str, list[str]]:
-        results: dict[str, list[str]] = {}
-        for path in self.fs.find(self._key("refs", "calls")):
-            call, result = path.rsplit("/", 2)[-2:]
-            if layout.is_fingerprint(call) and layout.is_fingerprint(result):
-                results.setdefault(call, []).append(result)
-        return results
-
-    def _labels(self) -> dict[str, str]:
-        paths = self.fs.find(self._key("refs", "labels"))
-        got = self.fs.cat(paths) if paths else {}
+    def _refs(self) -> tuple[dict[str, dict[str, list[str]]], dict[str, str]]:
+        """Every ref (key -> namespace -> values) and label: one listing of ``refs/``,
+        then the label files, read at once."""
+        keyed: dict[str, dict[str, list[str]]] = {}
+        label_paths = []
+        top = self._key("refs") + "/"
+        for path in self.fs.find(top):
+            parts = path[len(top) :].split("/")
+            if parts[0] == "labels" and len(parts) == 2:
+                label_paths.append(path)
+            elif len(parts) == 4 and valid_namespace(parts[0]):
+                namespace, _, key, value = parts
+                if layout.is_fingerprint(key) and layout.is_fingerprint(value):
+                    keyed.setdefault(key, {}).setdefault(namespace, []).append(value)
         labels = {}
-        for path, data in got.items():
+        for path, data in (self.fs.cat(label_paths) if label_paths else {}).items():
             name, fp = path.rsplit("/", 1)[-1], data.decode(errors="replace").strip()
             if valid_label(name) and layout.is_fingerprint(fp):
                 labels[name] = fp
-        return labels
+        return keyed, labels
 
     def _resolve(self, name: str, labels: dict[str, str], sizes: dict[str, int]) -> str:
         text = name.removeprefix(layout.URI_SCHEME)

@@ -77,7 +77,7 @@ def sshd(where: Path) -> Iterator[Sshd]:
         f"AuthorizedKeysFile {where / 'authorized_keys'}\nPidFile {where / 'sshd.pid'}\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
         "StrictModes no\nPermitRootLogin prohibit-password\nLogLevel ERROR\n"
-        "AcceptEnv SCALEMS_*\n"
+        "AcceptEnv SCALEMS_*\nSubsystem sftp internal-sftp\n"
     )
     with open(where / "sshd.log", "wb") as log:
         process = subprocess.Popen(
