@@ -189,8 +189,8 @@ def compare(
         (clear_peer, ["rclone", "copy", "--transfers", "16", str(files), f"{peer}/files"], rclone),
         repeat,
     )
-    rows.append(
-        (f"{label} push", f"{push[0]:.2f} s", f"{push[1]:.2f} s", f"{push[0] / push[1]:.2f}x")
+    _add(
+        rows, (f"{label} push", f"{push[0]:.2f} s", f"{push[1]:.2f} s", f"{push[0] / push[1]:.2f}x")
     )
     # the last pushed remote stays for the pulls
     target = work / "pulled"
@@ -213,15 +213,21 @@ def compare(
         ),
         repeat,
     )
-    rows.append(
+    _add(
+        rows,
         (
             f"{label} pull into an empty store",
             f"{pull[0]:.2f} s",
             f"{pull[1]:.2f} s",
             f"{pull[0] / pull[1]:.2f}x",
-        )
+        ),
     )
     return rows
+
+
+def _add(rows: list[tuple[str, str, str, str]], row: tuple[str, str, str, str]) -> None:
+    rows.append(row)
+    print("| " + " | ".join(row) + " |", flush=True)  # as it comes: a run may be cut short
 
 
 def noop_push(
@@ -245,14 +251,10 @@ def noop_push(
     first = run([STORE, "--store", store_root, "push"])
     again = statistics.median(run([STORE, "--store", store_root, "push"]) for _ in range(3))
     target = "< 1 s" if label == "S3" else "< 0.5 s"
-    return [
-        (
-            f"{label} no-op push, {count:,} objects (first push {first:.1f} s)",
-            f"{again:.2f} s",
-            target,
-            "",
-        )
-    ]
+    rows: list[tuple[str, str, str, str]] = []
+    name = f"{label} no-op push, {count:,} objects (first push {first:.1f} s)"
+    _add(rows, (name, f"{again:.2f} s", target, ""))
+    return rows
 
 
 if __name__ == "__main__":
