@@ -184,7 +184,8 @@ def test_misshapen_index_is_rebuilt_at_once(run_cli: RunCli, ran: tuple[Path, st
     db.executescript("CREATE VIEW odd AS SELECT 1;")
     db.close()
     reindexed = cli(run_cli, "scalems-store", "reindex")
-    assert reindexed.returncode == 0 and "indexed 4 objects" in reindexed.stderr.decode()
+    count = len(cli(run_cli, "scalems-store", "ls").stdout.split())
+    assert reindexed.returncode == 0 and f"indexed {count} objects" in reindexed.stderr.decode()
 
 
 def _no_room() -> None:

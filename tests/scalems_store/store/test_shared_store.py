@@ -105,14 +105,14 @@ def group() -> Iterator[Group]:
         made.append(["groupdel", names["group"]])
         members = []
         for role in ("owner", "member"):
+            home = base / role  # runuser sets HOME from the passwd entry: this one
+            home.mkdir()
             subprocess.run(
-                ["useradd", "-M", "-N", "-g", names["group"], "-s", "/bin/sh", names[role]],
+                ["useradd", "-M", "-N", "-d", str(home), "-g", names["group"], names[role]],
                 check=True,
                 capture_output=True,
             )
             made.insert(0, ["userdel", names[role]])
-            home = base / role
-            home.mkdir()
             uid = int(subprocess.check_output(["id", "-u", names[role]]))
             os.chown(home, uid, -1)
             home.chmod(0o700)
