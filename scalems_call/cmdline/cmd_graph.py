@@ -102,30 +102,44 @@ def graph_command(
 
 
 @click.command(name="why")
-@click.argument("fingerprint", metavar="FP")
+@click.argument("fingerprint", metavar="FP|FP:PATH")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON record.")
 @click.pass_context
 def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
-    """Say which call (and result) made an object, and which calls took it."""
+    """Say which call (and result) made an object, and which calls took it.
+
+    FP:PATH is one file of a tree, of a result's output directory or of a
+    call's newest result (CALL:traj.csv): which call made it, as which file,
+    and which calls consumed it.
+    """
     from scalems_call.execution import cache
-    from scalems_call.identity.describe import function_name
+    from scalems_call.identity.describe import function_name, short_arguments
     from scalems_store.query.lineage import lineage
+    from scalems_store.store.treepath import file_fingerprint, has_path
 
     store = open_store(ctx)
-    fp = store.resolve(fingerprint)
-    found = lineage(store, fp)
+    places: list[tuple[str, str]] = []
+    if has_path(fingerprint):
+        fp, tree, path = file_fingerprint(store, fingerprint)
+        if path:
+            places.append((tree, path))
+    else:
+        fp = store.resolve(fingerprint)
+    found = lineage(store, fp, places)
 
     def named(call: str) -> str:
         try:
-            return function_name(cache.load_call(store, call))
+            record = cache.load_call(store, call)
         except Exception:  # a call record that is not here
             return "?"
+        return f"{function_name(record)}({short_arguments(record, 40)})"
 
     if as_json:
         echo_json(
             {
                 "object": fp,
                 "note": _code_note(store, fp),
+                "places": [{"tree": tree, "path": path} for tree, path in places],
                 "made_by": [
                     {**link._asdict(), "function": named(link.call)} for link in found.made_by
                 ],
@@ -135,19 +149,25 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
             }
         )
         return
-    kind = store.kind(fp)
-    click.echo(f"object      {fp}  ({kind})")
+    if places:
+        shown = ", ".join(sorted({path for _, path in places})[:3])
+        click.echo(f"file        {fp}  ({shown})")
+    else:
+        kind = store.kind(fp)
+        click.echo(f"object      {fp}  ({kind})")
     for link in found.made_by:
         made = f"{link.how} of result {str(link.result)[:12]}"
-        click.echo(f"made by     call {link.call[:12]} {named(link.call)} ({made})")
+        where = f" as {link.path}" if link.path else ""
+        click.echo(f"made by     call {link.call[:12]} {named(link.call)}{where} ({made})")
     for link in found.taken_by:  # declared as an input; consumed by a result of the call
         how = link.how if link.result is None else f"{link.how} by result {link.result[:12]}"
-        click.echo(f"taken by    call {link.call[:12]} {named(link.call)} ({how})")
+        where = f" as {link.path}" if link.path else ""
+        click.echo(f"taken by    call {link.call[:12]} {named(link.call)}{where} ({how})")
     note = _code_note(store, fp)
     if note is not None:
         click.echo(note)
     if not found.made_by and not found.taken_by:
-        if kind == "call":
+        if not places and kind == "call":
             ran = bool(cache.results(store, fp))
             click.echo(
                 f"a call ({named(fp)}); no call takes its output"

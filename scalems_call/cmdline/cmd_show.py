@@ -14,6 +14,7 @@ from scalems_store.cli.shared import echo_json, open_store, parse_duration
 
 @click.command(name="result")
 @click.argument("fingerprint", metavar="FP")
+@click.argument("path", metavar="[PATH]", required=False)
 @click.option(
     "--json",
     "as_json",
@@ -27,6 +28,7 @@ from scalems_store.cli.shared import echo_json, open_store, parse_duration
 def result_command(
     ctx: click.Context,
     fingerprint: str,
+    path: str | None,
     as_json: bool,
     stdout: bool,
     stderr: bool,
@@ -34,12 +36,21 @@ def result_command(
 ) -> None:
     """Show the latest result of a call (or a result given by fingerprint).
 
-    --stdout and --stderr print one stream's bytes as captured, so they take
-    neither each other nor --json.
+    With PATH, print that file of the output directory (result CALL traj.csv),
+    or with -o write it (or extract that directory) to DEST. --stdout and
+    --stderr print one stream's bytes as captured, so they take neither each
+    other nor --json.
     """
     from scalems_call.cmdline import display
     from scalems_call.execution import cache
 
+    if path is not None:
+        if stdout or stderr or as_json:
+            raise click.UsageError(
+                "PATH prints one file: it takes none of --stdout, --stderr, --json"
+            )
+        _write_path(ctx, fingerprint, path, output)
+        return
     if stdout and stderr:
         raise click.UsageError("give --stdout or --stderr, not both (each prints one stream)")
     if as_json and (stdout or stderr):
@@ -68,6 +79,23 @@ def result_command(
     elif output is None:
         for line in display.lines(store, result_fp, record):
             click.echo(line)
+
+
+def _write_path(ctx: click.Context, fingerprint: str, path: str, output: str | None) -> None:
+    """Write PATH of the output directory of the result FP names (or of a call's newest)."""
+    from scalems_call.execution import cache
+    from scalems_store.store.treepath import materialize_spec, write_spec
+
+    store = open_store(ctx)
+    result_fp, record = cache.latest(store, fingerprint)
+    if not record.get("directory"):
+        raise CallError(f"result {result_fp} recorded no output directory")
+    spec = f"{result_fp}:{path}"
+    if output is not None:
+        materialize_spec(store, spec, output)
+        return
+    sys.stdout.flush()
+    write_spec(store, spec, sys.stdout.buffer)
 
 
 @click.command(name="ls")

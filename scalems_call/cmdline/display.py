@@ -54,7 +54,7 @@ def _size(store: FileStore, uri: str | None) -> str:
 
 def _directory(store: FileStore, uri: str) -> list[str]:
     """The output directory's line and one line per member, with sizes."""
-    from scalems_store.query.treeview import open_tree
+    from scalems_store.store.treeview import open_tree
     from scalems_store.tar.tarformat import DIR, FILE, SYMLINK
 
     fp = layout.normalize(uri)

@@ -170,7 +170,7 @@ def digest(store: FileStore, result: dict[str, Any], path: str | None) -> str:
     if path == ".":
         return layout.normalize(directory)
     from scalems_call.execution.check import tree_summary
-    from scalems_store.query.treeview import open_tree
+    from scalems_store.store.treeview import open_tree
 
     with open_tree(store, directory) as view:
         path = view.resolve(path)  # as delivered: the tree's own symlinks followed

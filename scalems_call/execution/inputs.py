@@ -26,7 +26,7 @@ from scalems_call.identity.upstream import INPUTS_DIR, WHOLE
 from scalems_store import FileStore
 from scalems_store.core import layout
 from scalems_store.core.errors import InvalidPath
-from scalems_store.query.treeview import open_tree
+from scalems_store.store.treeview import open_tree
 
 Key = tuple[str, str | None]
 """``(upstream call, path)``: path None for the return value, ``.`` for the whole directory."""

@@ -29,6 +29,8 @@ from scalems_call.identity.serialize import (
     to_bytes,
     to_hex,
 )
+from scalems_store.core import layout
+from scalems_store.core.errors import InvalidFingerprint
 from scalems_store.core.layout import canonical
 
 logger = logging.getLogger("scalems_call")
@@ -75,6 +77,42 @@ class CallResult:
     """Fingerprint of the result record (calls run from a store)."""
     cached: bool = False
     """True when the result was served from the store without running the call."""
+
+    @property
+    def stdout_fingerprint(self) -> str | None:
+        """Fingerprint of the captured stdout in the store (None if there is none)."""
+        return _fingerprint_of(self.stdout)
+
+    @property
+    def stderr_fingerprint(self) -> str | None:
+        """Fingerprint of the captured stderr in the store (None if there is none)."""
+        return _fingerprint_of(self.stderr)
+
+    @property
+    def directory_fingerprint(self) -> str | None:
+        """Fingerprint of the output directory's tree in the store (None if it was not
+        stored: a call run outside a store names its working directory)."""
+        return _fingerprint_of(self.directory)
+
+
+def _fingerprint_of(uri: str | None) -> str | None:
+    """The fingerprint a URI names: ``blake3:<hex>``, or the ``file://`` URI of an object
+    in a store (``…/objects/ab/cdef…``, its name split after two digits); else None."""
+    if uri is None:
+        return None
+    if uri.startswith(layout.URI_SCHEME):
+        return layout.normalize(uri)
+    if not uri.startswith("file://"):
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    path = unquote(urlsplit(uri).path)
+    if os.path.basename(os.path.dirname(os.path.dirname(path))) != layout.OBJECTS:
+        return None
+    try:
+        return layout.path_to_oid(path)
+    except InvalidFingerprint:
+        return None
 
 
 def build_call(

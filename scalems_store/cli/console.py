@@ -121,7 +121,7 @@ def _get(store: FileStore, args: list[str], output: str | None) -> int:
     materialize: Callable[[str, str], object] = store.materialize
     write: Callable[[str, IO[bytes]], int] = store.write_to
     if ":" in spec:  # FP:path (or a blake3: URI) goes through treepath; a plain FP need not load it
-        from scalems_store.query import treepath
+        from scalems_store.store import treepath
 
         materialize = functools.partial(treepath.materialize_spec, store)
         write = functools.partial(treepath.write_spec, store)

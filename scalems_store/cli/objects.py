@@ -169,16 +169,19 @@ def get(ctx: click.Context, fingerprint: str, output: str | None) -> None:
     A blob goes to DEST or standard output; a tree is extracted into DEST,
     which must be new or an empty directory (without -o, the tree's tar
     archive goes to standard output). FP:PATH is one file of a tree, written
-    the same way, or one directory of it, extracted into DEST.
+    the same way, or one directory of it, extracted into DEST; FP may also be
+    a result (its output directory) or a call (the output directory of its
+    newest result): get CALL:traj.csv.
     """
-    from scalems_store.query.treepath import materialize_spec, split_spec, write_spec
+    from scalems_store.store.treepath import locate, materialize_spec, write_spec
 
     store = open_store(ctx)
     if output is not None:
         materialize_spec(store, fingerprint, output)
         return
-    name, path = split_spec(fingerprint)
-    if not path and sys.stdout.isatty() and store.kind(store.resolve(name)) == "tree":
+    spot = locate(store, fingerprint)
+    whole = spot.tree is not None and not spot.path
+    if sys.stdout.isatty() and (whole or store.kind(spot.fingerprint) == "tree"):
         raise click.UsageError("FP is a tree: give -o DIR to extract it (or redirect stdout)")
     sys.stdout.flush()
     write_spec(store, fingerprint, sys.stdout.buffer)

@@ -10,6 +10,7 @@ import click
 from scalems_store.cli.shared import echo_json, open_store
 
 if TYPE_CHECKING:
+    from scalems_store.store.filestore import FileStore
     from scalems_store.tar.treeread import Entry
 
 
@@ -20,16 +21,18 @@ if TYPE_CHECKING:
 def ls_tree(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
     """List a tree (or one directory of it, FP:PATH): mode, size and path of each member.
 
-    The tree is checked against its fingerprint first; nothing is extracted.
+    FP may be a tree, a result (its output directory) or a call (the output
+    directory of its newest result). The tree is checked against its
+    fingerprint first; nothing is extracted.
     """
     from scalems_store.core.humane import size
-    from scalems_store.query.treepath import split_spec
-    from scalems_store.query.treeview import open_tree
+    from scalems_store.store.treepath import locate, open_tree_at
     from scalems_store.tar.tarformat import DIR, FILE, SYMLINK
 
-    name, path = split_spec(fingerprint)
-    with open_tree(open_store(ctx), name) as tree:
-        members = tree.members(path or "")
+    store = open_store(ctx)
+    spot = locate(store, fingerprint)
+    with open_tree_at(store, spot) as tree:
+        members = tree.members(spot.path or "")
     if as_json:
         echo_json(
             [
@@ -53,8 +56,8 @@ def ls_tree(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
 
 
 @click.command(name="diff")
-@click.argument("first", metavar="FP")
-@click.argument("second", metavar="FP")
+@click.argument("first", metavar="FP[:PATH]")
+@click.argument("second", metavar="FP[:PATH]")
 @click.option(
     "-p", "--patch", is_flag=True, help="Show the first lines of a unified diff of each text file."
 )
@@ -65,7 +68,9 @@ def diff(ctx: click.Context, first: str, second: str, patch: bool, as_json: bool
 
     Trees: the files added, removed and changed, with sizes. Results (of one
     call): status, return value, exception, stdout, stderr and the files of
-    the output directory. Exit status as diff(1)'s: 0 when they are the same,
+    the output directory. FP:PATH and FP:PATH compare two files, or two
+    directories, of trees, results' output directories or calls' newest
+    results (CALL:traj.csv). Exit status as diff(1)'s: 0 when they are the same,
     1 when they differ, 2 on trouble (an error is one line on stderr).
     """
     from scalems_store.cli.commandline import error_line
@@ -75,7 +80,7 @@ def diff(ctx: click.Context, first: str, second: str, patch: bool, as_json: bool
     try:
         store = open_store(ctx)
         kind, changes = compare(store, first, second, patch=PATCH_LINES if patch else 0)
-        names = [store.resolve(first), store.resolve(second)]
+        names = [_named(store, first), _named(store, second)]
     except StoreError as exc:
         click.echo(error_line(exc), err=True)
         ctx.exit(2)
@@ -95,6 +100,14 @@ def diff(ctx: click.Context, first: str, second: str, patch: bool, as_json: bool
             for line in change.patch:
                 click.echo(f"    {line}")
     ctx.exit(1 if changes else 0)
+
+
+def _named(store: FileStore, spec: str) -> str:
+    """``FP`` or ``FP:path`` with the name before the colon resolved in full."""
+    from scalems_store.store.treepath import split_spec
+
+    name, path = split_spec(spec)
+    return store.resolve(name) + ("" if path is None else f":{path}")
 
 
 def _mode(member: Entry) -> int:

@@ -7,7 +7,7 @@ stdout, stderr, and the files of their output directories, compared as trees.
 Two call records: which fields differ. With *patch*, each text file (or
 stdout, stderr) that differs comes with the first lines of a unified diff.
 
-Everything is read checked against its fingerprint (:mod:`scalems_store.query.treepath`).
+Everything is read checked against its fingerprint (:mod:`scalems_store.store.treepath`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from scalems_store.core import humane, layout
 from scalems_store.core.errors import InvalidContent
 from scalems_store.core.fingerprint import hash_bytes
 from scalems_store.objects import content
-from scalems_store.query.treeview import TreeView, open_tree
+from scalems_store.store.treepath import has_path, locate, open_tree_at
+from scalems_store.store.treeview import TreeView, open_tree
 from scalems_store.tar.tarformat import FILE, SYMLINK
 from scalems_store.tar.treeread import Entry
 
@@ -82,6 +83,8 @@ def compare(
     Raises:
         InvalidContent: they are of different kinds.
     """
+    if has_path(a) or has_path(b):
+        return compare_paths(store, a, b, patch=patch, names=names)
     first, second = store.resolve(a), store.resolve(b)
     kind, other = store.kind(first), store.kind(second)
     if kind != other:
@@ -104,11 +107,18 @@ def compare(
 
 
 def compare_trees(
-    old: TreeView, new: TreeView, *, patch: int = 0, names: tuple[str, str] = ("a", "b")
+    old: TreeView,
+    new: TreeView,
+    *,
+    patch: int = 0,
+    names: tuple[str, str] = ("a", "b"),
+    at: tuple[str, str] = ("", ""),
 ) -> list[Change]:
-    """The members added, removed and changed from tree *old* to tree *new*, by path."""
-    before = {e.path: e for e in old.entries}
-    after = {e.path: e for e in new.entries}
+    """The members added, removed and changed from tree *old* to tree *new*, by path;
+    *at* compares one directory of each instead (paths are then relative to them)."""
+    tops = [view.resolve(top) for view, top in zip((old, new), at, strict=True)]
+    before = {e.path: e for e in old.members(tops[0])}
+    after = {e.path: e for e in new.members(tops[1])}
     found = []
     for path in sorted(before.keys() | after.keys()):
         was, now = before.get(path), after.get(path)
@@ -117,16 +127,60 @@ def compare_trees(
         elif was is None:
             found.append(Change("added", path, "", None, _size(now)))
         else:
+            was = was._replace(path=_joined(tops[0], path))
+            now = now._replace(path=_joined(tops[1], path))
             detail = _detail(was, now)
             differ = was.type == now.type == FILE and _bytes_differ(was, now, old, new)
             if detail is None and not differ:
                 continue
             text: tuple[str, ...] = ()
             if patch and differ:
-                text = unified(old.read(path), new.read(path), names, patch, path)
+                text = unified(old.read(was.path), new.read(now.path), names, patch, path)
             sizes = _size(was), _size(now)
             found.append(Change("changed", path, "", *sizes, detail or "", differ, text))
     return found
+
+
+def compare_paths(
+    store: FileStore, a: str, b: str, *, patch: int = 0, names: tuple[str, str] = ("a", "b")
+) -> tuple[str, list[Change]]:
+    """Compare ``FP:path`` with ``FP:path`` (a tree, result or call before the colon; a
+    plain name is the whole tree): two files, or two directories.
+
+    Returns:
+        ``("file", changes)`` or ``("directory", changes)``.
+
+    Raises:
+        InvalidContent: one is a file and the other a directory.
+    """
+    with ExitStack() as stack:
+        spots = [locate(store, spec) for spec in (a, b)]
+        views = [stack.enter_context(open_tree_at(store, spot)) for spot in spots]
+        paths = [view.resolve(spot.path or "") for view, spot in zip(views, spots, strict=True)]
+        dirs = [view.is_dir(path) for view, path in zip(views, paths, strict=True)]
+        if dirs[0] != dirs[1]:
+            what = ["a directory" if d else "a file" for d in dirs]
+            raise InvalidContent(f"cannot compare {what[0]} ({a}) with {what[1]} ({b})")
+        if dirs[0]:
+            return "directory", compare_trees(
+                *views, patch=patch, names=names, at=(paths[0], paths[1])
+            )
+        entries = [view.entry(path) for view, path in zip(views, paths, strict=True)]
+        was, now = entries
+        detail = _detail(was, now)
+        differ = _bytes_differ(was, now, *views)
+        if detail is None and not differ:
+            return "file", []
+        text: tuple[str, ...] = ()
+        if patch and differ:
+            text = unified(views[0].read(was.path), views[1].read(now.path), names, patch)
+        shown = was.path if was.path == now.path else f"{was.path} -> {now.path}"
+        change = Change("changed", shown, "", was.size, now.size, detail or "", differ, text)
+        return "file", [change]
+
+
+def _joined(top: str, path: str) -> str:
+    return f"{top}/{path}" if top else path
 
 
 def _size(entry: Entry | None) -> int | None:

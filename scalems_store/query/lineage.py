@@ -8,6 +8,7 @@ the upstream result it consumed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scalems_store.core import layout
@@ -27,6 +28,8 @@ class Link(NamedTuple):
     """The result involved: the one that made the object, or that consumed it."""
     how: str
     """``stdout``, ``stderr``, ``directory``, ``result``, ``skeleton``, ``input``..."""
+    path: str = ""
+    """For a file inside a tree: its path there (``traj.csv``); else ``""``."""
 
 
 class Lineage(NamedTuple):
@@ -36,13 +39,24 @@ class Lineage(NamedTuple):
     taken_by: list[Link]
 
 
-def lineage(store: FileStore, fp: str) -> Lineage:
+def lineage(store: FileStore, fp: str, places: Iterable[tuple[str, str]] = ()) -> Lineage:
     """The lineage of object *fp* (a full fingerprint), read from every call and result
-    record of the store."""
+    record of the store.
+
+    Args:
+        places: Where *fp* is the content of a file inside a tree: ``(tree, path)``
+            pairs. A result whose output directory is such a tree made the file; a
+            call whose skeleton is one takes it, and so does a result that consumed
+            exactly this content.
+    """
     calls, results = _records(store)
+    at: dict[str, list[str]] = {}
+    for tree, path in places:
+        at.setdefault(tree, []).append(path)
     made_by: list[Link] = []
     taken_by: list[Link] = []
-    makers: set[str] = set()  # results that made fp (or are fp)
+    makers: set[str] = set()  # results that made fp (or are fp, or hold it in their directory)
+    made_as: dict[str, list[str]] = {}  # maker's call -> the paths it made fp as
     for result_fp, record in results.items():
         call = record.get("call")
         if not isinstance(call, str):
@@ -54,19 +68,37 @@ def lineage(store: FileStore, fp: str) -> Lineage:
             if _named(record.get(field)) == fp:
                 made_by.append(Link(call, result_fp, field))
                 makers.add(result_fp)
+        for path in at.get(_named(record.get("directory")) or "", ()):
+            made_by.append(Link(call, result_fp, "directory", path))
+            made_as.setdefault(call, []).append(path)
     makers_calls = {results[r]["call"] for r in makers} | ({fp} if fp in calls else set())
     for call_fp, record in calls.items():
-        if _named(record.get("skeleton")) == fp:
+        skeleton = _named(record.get("skeleton"))
+        if skeleton == fp:
             taken_by.append(Link(call_fp, None, "skeleton"))
+        for path in at.get(skeleton or "", ()):
+            taken_by.append(Link(call_fp, None, "skeleton", path))
         for item in record.get("inputs", []):
-            if _named(item.get("call")) in makers_calls:
+            upstream = _named(item.get("call"))
+            if upstream in makers_calls or _takes(item.get("path"), made_as.get(upstream or "")):
                 taken_by.append(Link(call_fp, None, f"input {item.get('path') or 'value'}"))
     for result_fp, record in results.items():
         for item in record.get("consumed", []):
-            if _named(item.get("result")) in makers:
-                taken_by.append(Link(str(record.get("call")), result_fp, "consumed"))
-    order = lambda link: (link.call, link.result or "", link.how)  # noqa: E731
+            if _named(item.get("result")) in makers or (at and _named(item.get("content")) == fp):
+                path = str(item.get("path") or "") if at else ""
+                taken_by.append(Link(str(record.get("call")), result_fp, "consumed", path))
+    order = lambda link: (link.call, link.result or "", link.how, link.path)  # noqa: E731
     return Lineage(sorted(set(made_by), key=order), sorted(set(taken_by), key=order))
+
+
+def _takes(wanted: Any, made: list[str] | None) -> bool:
+    """Whether an input declared at path *wanted* of an upstream call's output directory
+    takes a file the call made at one of the paths *made*: the file itself, or a
+    directory holding it."""
+    if not made or not isinstance(wanted, str):
+        return False
+    wanted = wanted.strip("/")
+    return any(wanted in ("", ".", path) or path.startswith(wanted + "/") for path in made)
 
 
 def _named(uri: Any) -> str | None:

@@ -235,7 +235,18 @@ class FileStore:
     # -- reading -----------------------------------------------------------
 
     def open(self, fingerprint: str) -> BinaryIO:
-        """Open an object for reading (fingerprint or prefix)."""
+        """Open an object for reading (fingerprint, prefix or label), or one file of a
+        tree: ``FP:path``, where FP is a tree, a result (its output directory) or a call
+        (that of its newest result); see :mod:`scalems_store.store.treepath`.
+
+        Raises:
+            InvalidPath: ``FP:path`` names no file.
+            CorruptObject: the tree of ``FP:path`` does not match its fingerprint.
+        """
+        if not layout.is_fingerprint(fingerprint) and _has_path(fingerprint):
+            from scalems_store.store import treepath
+
+            return treepath.open_file(self, fingerprint)
         return reading.open_object(self.objects, self.resolve(fingerprint))
 
     def read_head(self, fingerprint: str, size: int) -> bytes:
@@ -244,13 +255,21 @@ class FileStore:
             return stream.read(size)
 
     def read_bytes(self, fingerprint: str, *, verify: bool = True) -> bytes:
-        """Return an object's bytes, checked against its name unless *verify* is False.
+        """Return an object's bytes, checked against its name unless *verify* is False;
+        ``FP:path`` is one file of a tree (see :meth:`open`), always checked.
 
         Raises:
             CorruptObject: the bytes do not hash to the fingerprint.
         """
         # a full fingerprint needs no lookup: opening it says whether it is there
-        fp = fingerprint if layout.is_fingerprint(fingerprint) else self.resolve(fingerprint)
+        if layout.is_fingerprint(fingerprint):
+            fp = fingerprint
+        elif _has_path(fingerprint):  # FP:path: one file of a tree (checked with the tree)
+            from scalems_store.store import treepath
+
+            return treepath.file_bytes(self, fingerprint)
+        else:
+            fp = self.resolve(fingerprint)
         with reading.open_object(self.objects, fp) as stream:
             try:
                 data = stream.read()
@@ -486,3 +505,8 @@ class FileStore:
 
 
 __all__ = ["KINDS", "FileStore", "default_root"]
+
+
+def _has_path(text: str) -> bool:
+    """Whether *text* is ``FP:path`` (a ``blake3:`` URI alone is not)."""
+    return ":" in text.removeprefix(layout.URI_SCHEME)

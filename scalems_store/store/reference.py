@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from scalems_store.core.errors import InvalidFingerprint, InvalidPath
 from scalems_store.core.fingerprint import hash_bytes
 from scalems_store.objects import reading
+from scalems_store.store.treepath import has_path
 
 if TYPE_CHECKING:
     from scalems_store.store.filestore import FileStore
@@ -88,7 +89,9 @@ def reference(obj: Any, store: FileStore, mode: str = "rb") -> FileReference:
 
     * ``pathlib.Path`` or any ``os.PathLike``: the file is added (one read, one hash;
       adding it again is harmless, since names are content);
-    * ``str``: a fingerprint, ``blake3:`` URI, unique prefix or label;
+    * ``str``: a fingerprint, ``blake3:`` URI, unique prefix or label; or ``FP:path``, one
+      file of a tree, of a result's output directory or of a call's newest result (its
+      bytes are stored as a blob of their own, which gc keeps for its grace period);
     * ``bytes``: a raw 32-byte digest.
 
     Raises:
@@ -102,6 +105,9 @@ def reference(obj: Any, store: FileStore, mode: str = "rb") -> FileReference:
 
 @reference.register(str)
 def _(obj: str, store: FileStore, mode: str = "rb") -> FileReference:
+    if has_path(obj):
+        with store.open(obj) as stream:  # FP:path: that file, stored as a blob of its own
+            return FileReference(store, store.add_stream(stream), mode)
     return FileReference(store, store.resolve(obj), mode)
 
 
@@ -120,7 +126,8 @@ async def get_file_reference(
 
     As in SCALE-MS, a dispatcher (``@get_file_reference.register`` adds a type):
     a path is added; a ``str`` (fingerprint, prefix or label) or 32 ``bytes`` is
-    looked up. See :func:`reference`.
+    looked up; a ``str`` ``FP:path`` is one file of a tree, result or call's output.
+    See :func:`reference`.
 
     Args:
         obj: What to reference.

@@ -33,3 +33,16 @@ def wait_while(flag: str) -> str:
     while os.path.exists(flag):
         time.sleep(0.05)
     return "released"
+
+
+def simulate(seed: int) -> int:
+    """Write a small trajectory, traj.csv, that depends on *seed* (and a result/ directory)."""
+    Path("traj.csv").write_text("".join(f"{step},{seed * step}\n" for step in range(5)))
+    Path("result").mkdir(exist_ok=True)
+    Path("result", "energy.txt").write_text(f"{seed * 10}\n")
+    return seed
+
+
+def analyse(trajectory: str) -> int:
+    """Count the lines of a trajectory file given by path."""
+    return len(Path(trajectory).read_text().splitlines())
