@@ -98,24 +98,28 @@ def gc(ctx: click.Context, dry_run: bool, grace: str, as_json: bool) -> None:
 @click.option(
     "-o", "--output", required=True, metavar="BUNDLE", help="Bundle file to write ('-' for stdout)."
 )
+@click.option("--labels", is_flag=True, help="Carry the labels that name objects of the bundle.")
 @click.pass_context
-def export_command(ctx: click.Context, fingerprints: tuple[str, ...], output: str) -> None:
+def export_command(
+    ctx: click.Context, fingerprints: tuple[str, ...], output: str, labels: bool
+) -> None:
     """Write the closure of objects to one bundle file, to import into another store.
 
     A call travels with its skeleton and its recorded results (with their
-    stdout, stderr and directory objects); a blob or tree travels alone.
+    stdout, stderr and directory objects); a blob or tree travels alone. With
+    --labels, every label naming an object of the bundle travels too.
     """
     from scalems_store.maint.bundle import export, open_output
 
     store = open_store(ctx)
     targets = [store.resolve(fp) for fp in fingerprints]
     if output == "-":
-        count = export(store, targets, sys.stdout.buffer)
+        count = export(store, targets, sys.stdout.buffer, labels=labels)
     else:
         stream = open_output(output)  # refuses an existing file, which is never touched
         try:
             with stream:
-                count = export(store, targets, stream)
+                count = export(store, targets, stream, labels=labels)
         except BaseException:
             os.unlink(output)  # ours, and incomplete
             raise
@@ -124,28 +128,37 @@ def export_command(ctx: click.Context, fingerprints: tuple[str, ...], output: st
 
 @click.command(name="import")
 @click.argument("bundle", metavar="BUNDLE")
+@click.option("--no-labels", is_flag=True, help="Do not recreate the bundle's labels.")
+@click.option("-v", "--verbose", is_flag=True, help="Print each object's fingerprint.")
 @click.pass_context
-def import_command(ctx: click.Context, bundle: str) -> None:
-    """Verify and add every object of a bundle ('-' for stdin); print their fingerprints.
+def import_command(ctx: click.Context, bundle: str, no_labels: bool, verbose: bool) -> None:
+    """Verify and add every object of a bundle ('-' for stdin); print a one-line summary.
 
     Each object is checked against its fingerprint before it is published; a
-    corrupt or truncated bundle names the object that failed. Importing the
-    same bundle twice is harmless.
+    corrupt or truncated bundle names the object that failed. The bundle's
+    labels are recreated (unless --no-labels); a label this store already has
+    for another object is kept, and said so. Importing the same bundle twice
+    is harmless.
     """
-    from scalems_store.maint.bundle import import_bundle
+    from scalems_store.maint.bundle import import_objects
 
     if bundle != "-" and not os.path.isfile(bundle):
         what = "not a file" if os.path.exists(bundle) else "no such file"
         raise click.BadParameter(f"{what}: {bundle!r}", param_hint="BUNDLE")
     store = open_store(ctx, create=True)
     if bundle == "-":
-        imported = import_bundle(store, sys.stdin.buffer)
+        done = import_objects(store, sys.stdin.buffer, labels=not no_labels)
     else:
         with open(bundle, "rb") as stream:
-            imported = import_bundle(store, stream)
-    if imported:
-        click.echo("\n".join(imported))  # one write: a bundle may hold a million objects
-    click.echo(f"imported {len(imported)} objects", err=True)
+            done = import_objects(store, stream, labels=not no_labels)
+    if verbose and done.objects:
+        click.echo("\n".join(done.objects))  # one write: a bundle may hold a million objects
+    for name, fp in sorted(done.kept.items()):
+        click.echo(
+            f"label {name!r} kept: it names another object here (the bundle's: {fp})", err=True
+        )
+    labelled = f", {len(done.labels)} labels" if done.labels else ""
+    click.echo(f"imported {len(done.objects)} objects ({done.new} new){labelled}", err=True)
 
 
 @click.command()

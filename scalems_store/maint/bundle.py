@@ -1,7 +1,8 @@
 """Bundles: one file carrying the closure of some objects from one store to another.
 
 A bundle is an uncompressed tar: first ``bundle.json`` (the manifest: each
-object's fingerprint, kind, references and size, and the refs to recreate), then
+object's fingerprint, kind, references and size, the refs to recreate and,
+exported with ``labels=True``, the labels naming its objects), then
 one member ``objects/<fingerprint>`` per object, each after everything it
 references. The closure of an object is the object, everything its bytes
 reference (recursively) and, for a call, the results recorded for it and
@@ -11,7 +12,9 @@ Import is all or nothing. The manifest is checked whole first; every object is
 then staged in ``tmp/`` while it is hashed; only when every object matches its
 name, and its bytes are the kind and name the references the manifest says
 (and, for an object the store has already, the kind the store knows), are
-they published and their refs recreated. A bundle that disagrees with itself
+they published, their refs recreated and then their labels (unless the
+importer declines them; a label the store already has for another object is
+kept as it is, and reported). A bundle that disagrees with itself
 or with the store is refused with one line naming the object, and the store is
 left as it was. Importing twice is harmless.
 """
@@ -41,7 +44,7 @@ from scalems_store.objects import content
 from scalems_store.objects.claims import check_tree
 from scalems_store.objects.writer import Staged
 from scalems_store.store.filestore import FileStore
-from scalems_store.store.refs import Ref, valid_namespace
+from scalems_store.store.refs import Ref, valid_label, valid_namespace
 from scalems_store.tar.tarstream import MemberData, read_members
 
 FORMAT = {"format": "scalems-bundle", "version": 1}
@@ -56,6 +59,20 @@ class Entry(NamedTuple):
     fingerprint: str
     kind: str
     refs: tuple[str, ...]
+
+
+class Imported(NamedTuple):
+    """What an import did."""
+
+    objects: list[str]
+    """Every object of the bundle, dependencies first."""
+    new: int
+    """How many of them the store did not have."""
+    labels: dict[str, str]
+    """The labels set (or already set so), name to fingerprint."""
+    kept: dict[str, str]
+    """Labels of the bundle not set, because the store's label of that name names
+    another object (kept as it is): name to what the bundle said."""
 
 
 # -- export --------------------------------------------------------------------
@@ -108,10 +125,15 @@ def _dependencies_first(entries: dict[str, Entry]) -> list[Entry]:
     return [entries[fp] for fp in ordered]
 
 
-def export(store: FileStore, fingerprints: Iterable[str], out: IO[bytes]) -> int:
+def export(
+    store: FileStore, fingerprints: Iterable[str], out: IO[bytes], *, labels: bool = False
+) -> int:
     """Write the bundle of the closure of *fingerprints* to the binary stream *out*.
 
     Every object is hashed as it is written.
+
+    Args:
+        labels: Also carry every label of the store that names an object of the bundle.
 
     Returns:
         The number of objects written.
@@ -121,7 +143,7 @@ def export(store: FileStore, fingerprints: Iterable[str], out: IO[bytes]) -> int
             far is not valid: the caller removes it).
     """
     entries, refs = closure(store, fingerprints)
-    write(store, entries, refs, out)
+    write(store, entries, refs, out, labels=labels)
     return len(entries)
 
 
@@ -131,9 +153,12 @@ def write(
     refs: list[Ref],
     out: IO[bytes],
     progress: Callable[[int], None] | None = None,
+    *,
+    labels: bool = False,
 ) -> None:
     """Write the bundle of exactly *entries* (in order) and *refs* to *out*, hashing every
-    object as it goes and reporting each chunk's bytes to *progress*.
+    object as it goes and reporting each chunk's bytes to *progress*; with *labels*, the
+    labels naming its objects too.
 
     Raises:
         CorruptObject: as :func:`export`.
@@ -145,6 +170,9 @@ def write(
         ],
         "refs": [{"namespace": r.namespace, "key": r.key, "values": r.values} for r in refs],
     }
+    if labels:
+        inside = {e.fingerprint for e in entries}
+        manifest["labels"] = {n: fp for n, fp in sorted(store.labels().items()) if fp in inside}
     data = json.dumps(manifest, sort_keys=True, indent=1).encode()
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         _add(tar, MANIFEST, len(data), _Checked(data, None))
@@ -206,10 +234,17 @@ def open_output(path: str) -> IO[bytes]:
 
 
 def import_bundle(store: FileStore, stream: IO[bytes]) -> list[str]:
-    """Verify every object of a bundle read from *stream*, then add them and its refs.
+    """Verify every object of a bundle read from *stream*, then add them, its refs and its
+    labels; return the fingerprints of its objects (see :func:`import_objects`)."""
+    return import_objects(store, stream).objects
+
+
+def import_objects(store: FileStore, stream: IO[bytes], *, labels: bool = True) -> Imported:
+    """Verify every object of a bundle read from *stream*, then add them and its refs and,
+    with *labels*, its labels (a label the store has for another object is kept).
 
     Returns:
-        The fingerprints of the objects in the bundle.
+        What was imported.
 
     Raises:
         ArchiveError: the bundle is not a bundle, is truncated, or lists objects
@@ -224,7 +259,7 @@ def import_bundle(store: FileStore, stream: IO[bytes]) -> list[str]:
         try:
             try:
                 with store.batch():  # made durable together, published after the checks
-                    entries, refs, staged = _read(store, stream, staging)
+                    entries, refs, named, staged = _read(store, stream, staging)
                     present = _check(store, entries, refs, staged)
                     for entry in entries:  # dependencies first: a cut-short import leaves closures
                         known = entry.fingerprint in present
@@ -236,7 +271,20 @@ def import_bundle(store: FileStore, stream: IO[bytes]) -> list[str]:
             os.close(lock)
         for ref in refs:
             store.update_ref(ref.namespace, ref.key, merger(store, ref))
-    return [entry.fingerprint for entry in entries]
+        set_labels, kept = _label(store, named) if labels else ({}, {})
+    objects = [entry.fingerprint for entry in entries]
+    return Imported(objects, len(objects) - len(present), set_labels, kept)
+
+
+def _label(store: FileStore, named: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Set the bundle's labels (last: what they name is published and pinned); one the
+    store has for another object is kept and returned in the second dict."""
+    ours = store.labels()
+    kept = {name: fp for name, fp in named.items() if ours.get(name, fp) != fp}
+    for name, fp in named.items():
+        if name not in kept and ours.get(name) != fp:
+            store.set_label(name, fp)
+    return {n: fp for n, fp in named.items() if n not in kept}, kept
 
 
 def merger(store: FileStore, ref: Ref) -> Callable[[list[str]], list[str]]:
@@ -267,12 +315,12 @@ def _ended(store: FileStore, fp: str) -> str:
 
 def _read(
     store: FileStore, stream: IO[bytes], staging: str
-) -> tuple[list[Entry], list[Ref], dict[str, Staged]]:
+) -> tuple[list[Entry], list[Ref], dict[str, str], dict[str, Staged]]:
     members = read_members(stream)
     first = next(members, None)
     if first is None or first[0].name != MANIFEST or first[0].size > _MAX_MANIFEST:
         raise ArchiveError("not a scalems bundle: it does not start with bundle.json")
-    entries, refs = parse_manifest(first[1].read())
+    entries, refs, named = parse_bundle_manifest(first[1].read())
     wanted = {entry.fingerprint for entry in entries}
     staged: dict[str, Staged] = {}
     for member, data in members:
@@ -289,7 +337,7 @@ def _read(
         raise ArchiveError(
             f"bundle lists {len(missing)} objects it does not contain, e.g. {missing[0]}"
         )
-    return entries, refs, staged
+    return entries, refs, named, staged
 
 
 def _chunks(data: MemberData) -> Iterable[bytes]:
@@ -298,7 +346,15 @@ def _chunks(data: MemberData) -> Iterable[bytes]:
 
 
 def parse_manifest(data: bytes) -> tuple[list[Entry], list[Ref]]:
-    """Decode and check a bundle manifest, all of it.
+    """Decode and check a bundle manifest, all of it: its objects and refs (see
+    :func:`parse_bundle_manifest`)."""
+    entries, refs, _ = parse_bundle_manifest(data)
+    return entries, refs
+
+
+def parse_bundle_manifest(data: bytes) -> tuple[list[Entry], list[Ref], dict[str, str]]:
+    """Decode and check a bundle manifest, all of it: its objects, refs and labels (an
+    optional ``labels`` object, name to the fingerprint of one of its objects).
 
     Raises:
         ArchiveError: not a manifest of a supported format, in one line.
@@ -310,11 +366,24 @@ def parse_manifest(data: bytes) -> tuple[list[Entry], list[Ref]]:
             raise ValueError(f"unsupported bundle format {str(found)[:60]!r}")
         entries = [_entry(item) for item in _list(manifest, "objects")]
         refs = [_ref(item) for item in _list(manifest, "refs")]
+        named = _labels(manifest.get("labels", {}), {e.fingerprint for e in entries})
     except (ValueError, RecursionError) as exc:
         raise ArchiveError(f"not a scalems bundle: bad manifest ({exc})") from None
     if len({e.fingerprint for e in entries}) != len(entries):
         raise ArchiveError("not a scalems bundle: bad manifest (an object is listed twice)")
-    return entries, refs
+    return entries, refs, named
+
+
+def _labels(value: Any, inside: set[str]) -> dict[str, str]:
+    """The ``labels`` of a manifest: valid names, each naming an object of the bundle."""
+    if not isinstance(value, dict):
+        raise ValueError("'labels' must be an object")
+    for name, fp in value.items():
+        if not valid_label(name):
+            raise ValueError(f"bad label name {name[:40]!r}")
+        if _fingerprint(fp) not in inside:
+            raise ValueError(f"label {name!r} names {fp}, which the bundle does not hold")
+    return dict(value)
 
 
 def _list(manifest: dict[str, Any], key: str) -> list[Any]:

@@ -119,7 +119,7 @@ def test_cli_export_import(run_cli: RunCli, tmp_path: Path) -> None:
     assert again.returncode == 1 and b"already exists" in again.stderr
     assert (tmp_path / "call.bundle").read_bytes() == exported, "an existing file is never touched"
     other = str(tmp_path / "other")
-    done = run_cli("scalems-store", "--store", other, "import", "call.bundle")
+    done = run_cli("scalems-store", "--store", other, "import", "-v", "call.bundle")
     assert done.returncode == 0 and fp in done.stdout.decode().split()
     hit = run_cli("scalems-call", "--store", other, "exec", fp, "--json")
     assert b'"cached": true' in hit.stdout
