@@ -33,7 +33,8 @@ def _planned(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per call.")
 @click.pass_context
 def status_command(ctx: click.Context, fingerprints: tuple[str, ...], as_json: bool) -> None:
-    """Show the graph below calls: one line a call, with its state and duration.
+    """Show the graph below calls: one line a call, with its function and short
+    arguments (simulate(seed=7)), its state and duration.
 
     States: cached (exec serves it), stale (it may run again: something below
     changed or is not cached; or "code changed since pack: MODULE": your code on
@@ -44,7 +45,7 @@ def status_command(ctx: click.Context, fingerprints: tuple[str, ...], as_json: b
     from scalems_call.engines import graphview
 
     _, plan, standing = _planned(ctx, fingerprints)
-    described = graphview.calls(plan, standing, arguments=as_json)
+    described = graphview.calls(plan, standing)
     if as_json:
         echo_json({"roots": plan.roots, "calls": described})
     else:
@@ -108,23 +109,17 @@ def graph_command(
 def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
     """Say which call (and result) made an object, and which calls took it.
 
-    FP:PATH is one file of a tree, of a result's output directory or of a
-    call's newest result (CALL:traj.csv): which call made it, as which file,
-    and which calls consumed it.
+    FP may also be the fingerprint (b3sum) of a file inside any stored tree,
+    such as an output file you have: which call made it, as which file, and
+    which calls consumed it. FP:PATH names such a file by where it is
+    (CALL:traj.csv, RESULT:traj.csv, TREE:path).
     """
     from scalems_call.execution import cache
     from scalems_call.identity.describe import function_name, short_arguments
     from scalems_store.query.lineage import lineage
-    from scalems_store.store.treepath import file_fingerprint, has_path
 
     store = open_store(ctx)
-    places: list[tuple[str, str]] = []
-    if has_path(fingerprint):
-        fp, tree, path = file_fingerprint(store, fingerprint)
-        if path:
-            places.append((tree, path))
-    else:
-        fp = store.resolve(fingerprint)
+    fp, places = _object_or_file(store, fingerprint)
     found = lineage(store, fp, places)
 
     def named(call: str) -> str:
@@ -138,7 +133,7 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
         echo_json(
             {
                 "object": fp,
-                "note": _code_note(store, fp),
+                "note": _code_note(store, fp) if fp in store else None,
                 "places": [{"tree": tree, "path": path} for tree, path in places],
                 "made_by": [
                     {**link._asdict(), "function": named(link.call)} for link in found.made_by
@@ -149,11 +144,13 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
             }
         )
         return
+    kind = store.kind(fp) if fp in store else None
     if places:
-        shown = ", ".join(sorted({path for _, path in places})[:3])
-        click.echo(f"file        {fp}  ({shown})")
-    else:
-        kind = store.kind(fp)
+        names = sorted({path for _, path in places})
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more names" if names[3:] else "")
+        trees = len({tree for tree, _ in places})
+        click.echo(f"file        {fp}  ({shown}, in {trees} tree{'s' * (trees != 1)})")
+    if kind is not None and (kind != "blob" or not places):
         click.echo(f"object      {fp}  ({kind})")
     for link in found.made_by:
         made = f"{link.how} of result {str(link.result)[:12]}"
@@ -163,11 +160,11 @@ def why_command(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
         how = link.how if link.result is None else f"{link.how} by result {link.result[:12]}"
         where = f" as {link.path}" if link.path else ""
         click.echo(f"taken by    call {link.call[:12]} {named(link.call)}{where} ({how})")
-    note = _code_note(store, fp)
+    note = _code_note(store, fp) if kind is not None else None
     if note is not None:
         click.echo(note)
     if not found.made_by and not found.taken_by:
-        if not places and kind == "call":
+        if kind == "call":
             ran = bool(cache.results(store, fp))
             click.echo(
                 f"a call ({named(fp)}); no call takes its output"
@@ -189,3 +186,26 @@ def _code_note(store: FileStore, fp: str) -> str | None:
     newest = cache.newest(store, fp)
     reused = None if newest is None else reuse_note(cache.load_result(store, newest))
     return code_note(cache.load_call(store, fp)) or reused
+
+
+def _object_or_file(store: FileStore, name: str) -> tuple[str, list[tuple[str, str]]]:
+    """The fingerprint *name* names and where it is the content of a file inside a stored
+    tree: an object (fingerprint, prefix, label), ``FP:path``, or the content of a file
+    of some tree that is no object of its own."""
+    from scalems_store.core.errors import ObjectNotFound
+    from scalems_store.store.treefiles import places
+    from scalems_store.store.treepath import file_fingerprint, has_path
+
+    if has_path(name):
+        fp, tree, path = file_fingerprint(store, name)
+        if not path:
+            return fp, []
+        return fp, sorted({(tree, path), *places(store, fp)[1]})
+    try:
+        fp = store.resolve(name)
+    except ObjectNotFound as exc:
+        content, where = places(store, name)
+        if content is None:
+            raise ObjectNotFound(f"{exc}; nor is it the content of a file in any tree") from None
+        return content, where
+    return fp, places(store, fp)[1] if store.kind(fp) == "blob" else []

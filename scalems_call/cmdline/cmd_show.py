@@ -98,6 +98,25 @@ def _write_path(ctx: click.Context, fingerprint: str, path: str, output: str | N
     write_spec(store, spec, sys.stdout.buffer)
 
 
+@click.command(name="diff")
+@click.argument("first", metavar="FP[:PATH]")
+@click.argument("second", metavar="FP[:PATH]")
+@click.option(
+    "-p", "--patch", is_flag=True, help="Show the first lines of a unified diff of each text file."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report (sizes in bytes).")
+@click.pass_context
+def diff_command(ctx: click.Context, first: str, second: str, patch: bool, as_json: bool) -> None:
+    """Show what differs between two calls, results, trees or blobs (as scalems-store
+    diff), naming each argument of two calls that differs with both values:
+    'argument seed differs: 7 -> 8'. Exit 0 when the same, 1 when not, 2 on trouble.
+    """
+    from scalems_call.identity.describe import argument_value
+    from scalems_store.cli.trees import show_diff
+
+    show_diff(ctx, first, second, patch=patch, as_json=as_json, describe=argument_value)
+
+
 @click.command(name="ls")
 @click.option(
     "--status",

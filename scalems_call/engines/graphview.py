@@ -75,8 +75,8 @@ def _fp(uri: Any) -> str | None:
 
 def tree_lines(plan: Plan, described: list[dict[str, Any]]) -> list[str]:
     """The graph below each root as an indented tree, one line a call: short fingerprint,
-    ``module:function``, state, duration. A call met again says so instead of repeating
-    what is below it."""
+    ``module:function(short arguments)`` (the arguments when *described* has them), state,
+    duration. A call met again says so instead of repeating what is below it."""
     lines: list[str] = []
     shown: set[str] = set()
     by_call = {c["call"]: c for c in described}
@@ -87,7 +87,11 @@ def tree_lines(plan: Plan, described: list[dict[str, Any]]) -> list[str]:
             info = by_call[fp]
             took = "" if info["duration"] is None else f"{info['duration']:.1f} s"
             again = fp in shown
-            text = f"{fp[:12]}  {info['function']:<32} {info['state']:<16} {took}"
+            called = info["function"]
+            if info.get("arguments") is not None:
+                args = info["arguments"]
+                called += f"({args if len(args) <= 40 else args[:39] + '…'})"
+            text = f"{fp[:12]}  {called:<32} {info['state']:<16} {took}"
             note = f"  ({info['note']})" if info.get("note") and not again else ""
             lines.append(lead + text.rstrip() + ("  (see above)" if again else "") + note)
             if again:

@@ -11,7 +11,7 @@ another call's output, a persistent id ``("scalems-output", fp, path)``
 (:mod:`scalems_call.identity.upstream`), shows as ``output(ab12cd34…)``; anything else
 shows as ``<module.name>``.
 
-API: :func:`function_name` and :func:`short_arguments`.
+API: :func:`function_name`, :func:`short_arguments` and :func:`argument_value`.
 """
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ def short_arguments(record: dict[str, Any], width: int = 60) -> str:
         parts += [f"{name}={_repr(_load(hexed))}" for name, hexed in sorted(kwargs.items())]
     text = ", ".join(parts)
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def argument_value(hexed: Any) -> str:
+    """One argument of a call record (a hex pickle) shown for people, as in
+    :func:`short_arguments`: ``7``, ``'md.mdp'``, ``output(ab12cd34…, 'traj.csv')``."""
+    return _repr(_load(hexed))
 
 
 class _Opaque:

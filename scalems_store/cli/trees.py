@@ -10,6 +10,9 @@ import click
 from scalems_store.cli.shared import echo_json, open_store
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from scalems_store.store.filestore import FileStore
     from scalems_store.tar.treeread import Entry
 
@@ -73,13 +76,29 @@ def diff(ctx: click.Context, first: str, second: str, patch: bool, as_json: bool
     results (CALL:traj.csv). Exit status as diff(1)'s: 0 when they are the same,
     1 when they differ, 2 on trouble (an error is one line on stderr).
     """
+    show_diff(ctx, first, second, patch=patch, as_json=as_json)
+
+
+def show_diff(
+    ctx: click.Context,
+    first: str,
+    second: str,
+    *,
+    patch: bool,
+    as_json: bool,
+    describe: Callable[[Any], str] | None = None,
+) -> None:
+    """Print what differs between FIRST and SECOND and exit as diff(1) does (see
+    :func:`diff`); *describe* shows the arguments of call records (scalems-call's)."""
     from scalems_store.cli.commandline import error_line
     from scalems_store.core.errors import StoreError
     from scalems_store.query.diff import PATCH_LINES, compare
 
     try:
         store = open_store(ctx)
-        kind, changes = compare(store, first, second, patch=PATCH_LINES if patch else 0)
+        kind, changes = compare(
+            store, first, second, patch=PATCH_LINES if patch else 0, describe=describe
+        )
         names = [_named(store, first), _named(store, second)]
     except StoreError as exc:
         click.echo(error_line(exc), err=True)
@@ -99,6 +118,8 @@ def diff(ctx: click.Context, first: str, second: str, patch: bool, as_json: bool
             click.echo(change.line())
             for line in change.patch:
                 click.echo(f"    {line}")
+        if describe is None and any(c.where.startswith("argument") for c in changes):
+            click.echo("(scalems-call diff shows the arguments' values)", err=True)
     ctx.exit(1 if changes else 0)
 
 

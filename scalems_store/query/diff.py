@@ -13,6 +13,7 @@ Everything is read checked against its fingerprint (:mod:`scalems_store.store.tr
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -69,13 +70,21 @@ class Change(NamedTuple):
 
 
 def compare(
-    store: FileStore, a: str, b: str, *, patch: int = 0, names: tuple[str, str] = ("a", "b")
+    store: FileStore,
+    a: str,
+    b: str,
+    *,
+    patch: int = 0,
+    names: tuple[str, str] = ("a", "b"),
+    describe: Callable[[Any], str] | None = None,
 ) -> tuple[str, list[Change]]:
     """Compare the objects *a* and *b* name (fingerprints, prefixes or labels).
 
     Args:
         patch: Show up to this many lines of a unified diff per text file (0: none).
         names: What the two sides are called in a patch (``--- a/path``).
+        describe: Shows a call record's argument (as recorded) for people; with it, each
+            argument of two calls that differs comes with both values.
 
     Returns:
         ``(kind, changes)``; no changes when they are the same.
@@ -99,11 +108,47 @@ def compare(
     records = [content.decode(store.read_bytes(fp), kind) for fp in (first, second)]
     if kind == content.RESULT:
         return kind, compare_results(store, *records, patch=patch, names=names)
-    return kind, [
-        Change("changed", "", key)
-        for key in sorted(records[0].keys() | records[1].keys())
-        if records[0].get(key) != records[1].get(key)
-    ]
+    return kind, compare_calls(*records, describe=describe)
+
+
+def compare_calls(
+    old: dict[str, Any], new: dict[str, Any], *, describe: Callable[[Any], str] | None = None
+) -> list[Change]:
+    """The fields of two call records that differ; the arguments one by one (``argument
+    0``, ``argument seed``), with both values when *describe* shows them."""
+    found = []
+    for key in sorted(old.keys() | new.keys()):
+        if old.get(key) == new.get(key):
+            continue
+        if key in ("args", "kwargs"):
+            found.extend(_arguments(old.get(key), new.get(key), describe))
+        else:
+            found.append(Change("changed", "", key))
+    return found
+
+
+def _arguments(old: Any, new: Any, describe: Callable[[Any], str] | None) -> list[Change]:
+    """Each argument that differs between two ``args`` lists (or ``kwargs`` dicts)."""
+    before = dict(enumerate(old)) if isinstance(old, list) else old
+    after = dict(enumerate(new)) if isinstance(new, list) else new
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return [Change("changed", "", "arguments")]
+    found = []
+    for key in sorted(before.keys() | after.keys(), key=lambda k: (isinstance(k, str), k)):
+        was, now = before.get(key), after.get(key)
+        if was == now:
+            continue
+        what = (
+            "changed"
+            if was is not None and now is not None
+            else "added"
+            if was is None
+            else "removed"
+        )
+        shown = [("-" if v is None else describe(v)) if describe else "" for v in (was, now)]
+        detail = f"{shown[0]} -> {shown[1]}" if describe else "" if what == "changed" else what
+        found.append(Change(what, "", f"argument {key}", detail=detail))
+    return found
 
 
 def compare_trees(

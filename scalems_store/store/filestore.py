@@ -500,8 +500,13 @@ class FileStore:
         return reading.rows(self.objects), list(self.labels().items())
 
     def reindex(self) -> int:
-        """Rebuild the index from the objects, meta files and labels; return the object count."""
-        return self.index.rebuild()
+        """Rebuild the index from the objects, meta files and labels, and list the files
+        inside every tree again (:mod:`.treefiles`); return the object count."""
+        from scalems_store.store.treefiles import relist
+
+        count = self.index.rebuild()
+        relist(self)
+        return count
 
 
 __all__ = ["KINDS", "FileStore", "default_root"]

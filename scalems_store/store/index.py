@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS labels (
     fingerprint TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tree_files (
+    content TEXT NOT NULL,
+    tree TEXT NOT NULL,
+    path TEXT NOT NULL,
+    PRIMARY KEY (content, tree, path)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trees_listed (tree TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -231,6 +238,9 @@ class Index:
             db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)", sorted(changed))
             db.execute("DELETE FROM labels")
             db.executemany("INSERT OR REPLACE INTO labels VALUES (?, ?)", labels)
+            gone = [(fp,) for fp in sorted(known)]  # trees no longer stored: files forgotten
+            db.executemany("DELETE FROM tree_files WHERE tree = ?", gone)
+            db.executemany("DELETE FROM trees_listed WHERE tree = ?", gone)
             db.execute("INSERT OR REPLACE INTO state VALUES ('complete', '1')")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
@@ -286,9 +296,38 @@ class Index:
             self._update("INSERT OR REPLACE INTO labels VALUES (?, ?)", [(name, fingerprint)])
 
     def remove(self, fingerprints: Iterable[str]) -> None:
-        """Forget objects that were deleted."""
+        """Forget objects that were deleted (and the files of deleted trees)."""
         self.flush()  # in order: a pending row of a deleted object must not come back
-        self._update("DELETE FROM objects WHERE fingerprint = ?", [(fp,) for fp in fingerprints])
+        rows: list[tuple[object, ...]] = [(fp,) for fp in fingerprints]
+        self._update("DELETE FROM objects WHERE fingerprint = ?", rows)
+        self._update("DELETE FROM tree_files WHERE tree = ?", rows)
+        self._update("DELETE FROM trees_listed WHERE tree = ?", rows)
+
+    # -- the files inside trees (filled by scalems_store.store.treefiles) -----
+
+    def listed_trees(self) -> set[str] | None:
+        """The trees whose files are indexed; None when the index cannot answer."""
+        found = self._query("SELECT tree FROM trees_listed", [])
+        return None if found is None else {str(r[0]) for r in found}
+
+    def list_tree(self, tree: str, files: Iterable[tuple[str, str]]) -> None:
+        """Record the files of *tree*: ``(content fingerprint, path)`` pairs, all of them."""
+        rows: list[tuple[object, ...]] = [(fp, tree, path) for fp, path in files]
+        self._update("INSERT OR IGNORE INTO tree_files VALUES (?, ?, ?)", rows)
+        self._update("INSERT OR IGNORE INTO trees_listed VALUES (?)", [(tree,)])
+
+    def forget_tree_files(self) -> None:
+        """Forget every tree's files (``reindex`` lists them again)."""
+        self._update("DELETE FROM tree_files", [()])
+        self._update("DELETE FROM trees_listed", [()])
+
+    def places(self, content: str) -> list[tuple[str, str, str]] | None:
+        """``(content, tree, path)`` of each file whose content fingerprint is *content*,
+        or starts with it (a prefix); None when the index cannot answer."""
+        # a prefix is a range of the key: hex sorts as text, and "g" after every digit
+        sql = "SELECT content, tree, path FROM tree_files WHERE content >= ? AND content < ?"
+        found = self._query(sql, [content, content + "g"])
+        return None if found is None else [(str(a), str(b), str(c)) for a, b, c in found]
 
     def _update(self, sql: str, rows: list[tuple[object, ...]]) -> None:
         if self._usable():

@@ -119,7 +119,7 @@ def test_why_of_a_call_path(run_cli: RunCli, pipeline: dict[str, str]) -> None:
     shown = run_cli("scalems-call", "why", f"{pipeline['sim7']}:traj.csv")
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout.decode()
-    assert f"file        {hash_bytes(TRAJ7)}  (traj.csv)" in text
+    assert f"file        {hash_bytes(TRAJ7)}  (traj.csv, in 1 tree)" in text
     assert (
         f"made by     call {pipeline['sim7'][:12]}" in text
         and "simulate(seed=7) as traj.csv" in text
@@ -174,3 +174,79 @@ def test_get_file_reference_takes_a_call_path(tmp_path: Path, pipeline: dict[str
         with open(ref, "rb") as stream:
             assert stream.read() == TRAJ7
         assert asyncio.run(ref.aread()) == TRAJ7
+
+
+def test_why_of_the_fingerprint_of_an_output_file(
+    run_cli: RunCli, tmp_path: Path, pipeline: dict[str, str]
+) -> None:
+    """why <b3sum of an output file> names the call that made it, as which file, and the call
+    that consumed it (it said 'no object': files inside trees are not objects)."""
+    fp = hash_bytes(TRAJ7)
+    for name in (fp, fp[:10], f"blake3:{fp}"):
+        shown = run_cli("scalems-call", "why", name)
+        assert shown.returncode == 0, shown.stderr
+        text = shown.stdout.decode()
+        assert f"file        {fp}  (traj.csv, in 1 tree)" in text
+        made = [line for line in text.splitlines() if line.startswith("made by")]
+        assert len(made) == 1 and pipeline["sim7"][:12] in made[0]
+        assert "simulate(seed=7) as traj.csv" in made[0]
+        taken = [line for line in text.splitlines() if line.startswith("taken by")]
+        assert any(pipeline["ana"][:12] in line and "consumed" in line for line in taken)
+    energy = run_cli("scalems-call", "why", "--json", hash_bytes(b"80\n"))
+    report = json.loads(energy.stdout)
+    assert report["places"] == [{"tree": pipeline["sim8_directory"], "path": "result/energy.txt"}]
+    assert [link["call"] for link in report["made_by"]] == [pipeline["sim8"]]
+    assert report["made_by"][0]["path"] == "result/energy.txt"
+    assert report["taken_by"] == []
+    nothing = run_cli("scalems-call", "why", hash_bytes(b"in no tree"))
+    assert nothing.returncode == 1 and "nor is it the content of a file" in one_line_error(nothing)
+
+
+def test_files_index_is_a_rebuildable_cache(
+    run_cli: RunCli, tmp_path: Path, pipeline: dict[str, str]
+) -> None:
+    """The files-in-trees index follows new trees, survives deleting index.sqlite, and
+    reindex lists every tree again."""
+    from scalems_store.store import treefiles
+
+    fp = hash_bytes(TRAJ7)
+    with FileStore(tmp_path / ".scalems") as store:
+        content, where = treefiles.places(store, fp)
+        assert content == fp
+        assert where == [(pipeline["sim7_directory"], "traj.csv")]
+        (tmp_path / "more").mkdir()
+        (tmp_path / "more" / "copy.csv").write_bytes(TRAJ7)
+        tree = store.add_tree(tmp_path / "more")
+        assert (tree, "copy.csv") in treefiles.places(store, fp)[1]  # caught up when asked
+    (tmp_path / ".scalems" / "index.sqlite").unlink()
+    assert run_cli("scalems-store", "reindex").returncode == 0
+    with FileStore(tmp_path / ".scalems") as store:
+        assert store.index.listed_trees() == {row[0] for row in store.index.tuples("tree")}
+        assert len(treefiles.places(store, fp)[1]) == 2
+
+
+def test_diff_of_two_calls_names_each_argument(run_cli: RunCli, pipeline: dict[str, str]) -> None:
+    """diff CALL_A CALL_B names each argument that differs (it said 'args differs');
+    scalems-call diff gives both values."""
+    store_diff = run_cli("scalems-store", "diff", pipeline["sim7"], pipeline["sim8"])
+    assert store_diff.returncode == 1
+    assert store_diff.stdout.decode().splitlines() == ["argument seed differs"]
+    assert "scalems-call diff" in store_diff.stderr.decode()
+    call_diff = run_cli("scalems-call", "diff", pipeline["sim7"], pipeline["sim8"])
+    assert call_diff.returncode == 1, call_diff.stderr
+    assert call_diff.stdout.decode().splitlines() == ["argument seed differs: 7 -> 8"]
+    other = run_cli("scalems-call", "diff", "--json", pipeline["sim7"], pipeline["ana"])
+    changes = {c["where"]: c for c in json.loads(other.stdout)["changes"]}
+    assert changes["argument seed"]["detail"] == "7 -> -"
+    assert changes["argument 0"]["detail"] == f"- -> output({pipeline['sim7'][:8]}…, 'traj.csv')"
+    same = run_cli("scalems-call", "diff", pipeline["sim7"], pipeline["sim7"][:8])
+    assert same.returncode == 0 and same.stdout == b""
+
+
+def test_status_text_shows_short_arguments(run_cli: RunCli, pipeline: dict[str, str]) -> None:
+    """Text status tells calls of one function apart by their arguments."""
+    shown = run_cli("scalems-call", "status", pipeline["sim7"], pipeline["sim8"])
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.decode().splitlines()
+    assert any("simulate(seed=7)" in line and "cached" in line for line in lines)
+    assert any("simulate(seed=8)" in line for line in lines)
