@@ -117,6 +117,34 @@ def diff_command(ctx: click.Context, first: str, second: str, patch: bool, as_js
     show_diff(ctx, first, second, patch=patch, as_json=as_json, describe=argument_value)
 
 
+@click.command(name="forget")
+@click.argument("calls", nargs=-1, required=True, metavar="CALL|LABEL...")
+@click.option("--dry-run", is_flag=True, help="Only say what would be forgotten.")
+@click.pass_context
+def forget_command(ctx: click.Context, calls: tuple[str, ...], dry_run: bool) -> None:
+    """Drop the recorded results of calls: the next exec runs them again.
+
+    Their objects (output directories, stdout, stderr) go at the next
+    'scalems-store gc', unless a label or a kept result (one that consumed
+    them) still reaches them. A call record stays while a label or another
+    call names it.
+    """
+    from scalems_call.execution import cache
+    from scalems_store.maint.forget import forget
+
+    store = open_store(ctx)
+    fingerprints = list(dict.fromkeys(cache.resolve_call(store, call) for call in calls))
+    dropped = forget(store, fingerprints, dry_run=dry_run)
+    for call, result in dropped:
+        click.echo(f"{'would forget' if dry_run else 'forgot'} {result}  (call {call[:12]})")
+    verb = "would forget" if dry_run else "forgot"
+    click.echo(
+        f"{verb} {len(dropped)} results of {len({d.call for d in dropped})} calls; "
+        "'scalems-store gc' frees what nothing else reaches",
+        err=True,
+    )
+
+
 @click.command(name="ls")
 @click.option(
     "--status",

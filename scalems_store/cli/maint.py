@@ -55,14 +55,27 @@ def verify(
     metavar="DURATION",
     help="Keep anything younger (30s, 10m, 2h, 7d).",
 )
+@click.option(
+    "--keep-results",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="First keep only the newest N recorded results of each call.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, grace: str, as_json: bool) -> None:
-    """Delete objects that no label or ref reaches, and stale temporary files."""
+def gc(
+    ctx: click.Context, dry_run: bool, grace: str, keep_results: int | None, as_json: bool
+) -> None:
+    """Delete objects that no label or ref reaches, and stale temporary files.
+
+    With --keep-results N, each call keeps only its newest N recorded results;
+    the objects of the others go unless a label, a kept result (one that
+    consumed them) or a young object still reaches them.
+    """
     from scalems_store.maint.collect import gc as collect
 
     seconds = parse_duration(grace)
-    report = collect(open_store(ctx), grace=seconds, dry_run=dry_run)
+    report = collect(open_store(ctx), grace=seconds, dry_run=dry_run, keep_results=keep_results)
     if as_json:
         echo_json(
             {
@@ -71,6 +84,7 @@ def gc(ctx: click.Context, dry_run: bool, grace: str, as_json: bool) -> None:
                 "kept_young": report.kept_young,
                 "temp_removed": report.temp_removed,
                 "kept_others": report.kept_others,
+                "forgotten": [d._asdict() for d in report.forgotten],
                 "dry_run": dry_run,
             }
         )
@@ -80,6 +94,13 @@ def gc(ctx: click.Context, dry_run: bool, grace: str, as_json: bool) -> None:
     from scalems_store.core.humane import size
 
     verb = "would remove" if dry_run else "removed"
+    if keep_results is not None:
+        calls = len({d.call for d in report.forgotten})
+        click.echo(
+            f"{'would forget' if dry_run else 'forgot'} {len(report.forgotten)} older results "
+            f"of {calls} calls",
+            err=True,
+        )
     age = grace.strip() if grace.strip()[-1:].isalpha() else f"{grace.strip()} s"
     click.echo(
         f"{verb} {len(report.removed)} objects ({size(report.freed)}) and {report.temp_removed} "

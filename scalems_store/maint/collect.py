@@ -31,6 +31,7 @@ from scalems_store.core.errors import StoreError
 from scalems_store.core.fingerprint import hash_file
 from scalems_store.core.fsutil import remove_unless_held, unlink_quietly
 from scalems_store.maint import reach
+from scalems_store.maint.forget import Dropped, keep_newest
 from scalems_store.objects.files import ASIDE
 from scalems_store.store import lease
 from scalems_store.store.refs import LOCKS
@@ -52,10 +53,23 @@ class GcReport:
         """Unreferenced objects left alone: other members of a shared store own them."""
         self.skipped: list[tuple[str, str]] = []
         """``(path, why)`` of what does not belong under ``objects/`` and was left alone."""
+        self.forgotten: list[Dropped] = []
+        """Results dropped from their calls' refs (``keep_results``)."""
 
 
-def gc(store: FileStore, *, grace: float = 14 * 86400, dry_run: bool = False) -> GcReport:
+def gc(
+    store: FileStore,
+    *,
+    grace: float = 14 * 86400,
+    dry_run: bool = False,
+    keep_results: int | None = None,
+) -> GcReport:
     """Delete unreachable objects older than *grace* seconds and stale temporary files.
+
+    Args:
+        keep_results: First keep only the newest this many results of each call in
+            ``refs/calls/`` (:mod:`scalems_store.maint.forget`);
+            a dry run says what it would drop, and what that would free.
 
     Raises:
         StoreError: a label or ref cannot be read; nothing was deleted.
@@ -72,6 +86,9 @@ def gc(store: FileStore, *, grace: float = 14 * 86400, dry_run: bool = False) ->
             f"gc deleted nothing: {len(roots.damage)} file(s) under refs/ cannot be read as "
             f"labels or refs (first: {path}: {what}); see 'scalems-store verify'"
         )
+    if keep_results is not None:  # the refs as they now are (would be) are the roots
+        refs, report.forgotten = keep_newest(store, roots.refs, keep_results, dry_run=dry_run)
+        roots = roots._replace(refs=refs)
     with_meta = store.objects.with_meta()
     unreadable: list[str] = []
     reachable = reach.closure(store, roots.starts(), with_meta=with_meta, unreadable=unreadable)

@@ -240,12 +240,12 @@ def test_why_of_a_call_nothing_takes_from(run_cli: RunCli, tmp_path: Path) -> No
         fp = pack(funcs.add, (1, 2), store=store)
     said = run_cli("scalems-call", "why", fp).stdout.decode().splitlines()
     assert said[1] == (
-        "a call (tests.scalems_call.funcs:add); no call takes its output; it has not run "
+        "a call (tests.scalems_call.funcs:add(1, 2)); no call takes its output; it has not run "
         "(scalems-call exec)"
     )
     assert run_cli("scalems-call", "exec", fp).returncode == 0
     said = run_cli("scalems-call", "why", fp).stdout.decode().splitlines()
-    assert said[1] == "a call (tests.scalems_call.funcs:add); no call takes its output"
+    assert said[1] == "a call (tests.scalems_call.funcs:add(1, 2)); no call takes its output"
 
 
 def test_rerun_check_deep_names_what_differs(run_cli: RunCli, tmp_path: Path) -> None:
