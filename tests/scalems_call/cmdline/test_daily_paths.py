@@ -32,7 +32,8 @@ def pipeline(tmp_path: Path) -> dict[str, str]:
             assert done.status == "success", done.exception
             assert done.fingerprint is not None
             found[f"{name}_result"] = done.fingerprint
-            found[f"{name}_directory"] = str(done.directory_fingerprint)
+            directory = json.loads(store.read_bytes(done.fingerprint))["directory"]
+            found[f"{name}_directory"] = directory.removeprefix("blake3:")
     return found
 
 
