@@ -192,7 +192,7 @@ def _object_or_file(store: FileStore, name: str) -> tuple[str, list[tuple[str, s
     """The fingerprint *name* names and where it is the content of a file inside a stored
     tree: an object (fingerprint, prefix, label), ``FP:path``, or the content of a file
     of some tree that is no object of its own."""
-    from scalems_store.core.errors import ObjectNotFound
+    from scalems_store.core.errors import InvalidFingerprint, ObjectNotFound
     from scalems_store.store.treefiles import places
     from scalems_store.store.treepath import file_fingerprint, has_path
 
@@ -204,7 +204,10 @@ def _object_or_file(store: FileStore, name: str) -> tuple[str, list[tuple[str, s
     try:
         fp = store.resolve(name)
     except ObjectNotFound as exc:
-        content, where = places(store, name)
+        try:
+            content, where = places(store, name)
+        except InvalidFingerprint:  # a name that is no fingerprint: a missing label
+            raise exc from None
         if content is None:
             raise ObjectNotFound(f"{exc}; nor is it the content of a file in any tree") from None
         return content, where

@@ -201,6 +201,8 @@ def test_why_of_the_fingerprint_of_an_output_file(
     assert report["taken_by"] == []
     nothing = run_cli("scalems-call", "why", hash_bytes(b"in no tree"))
     assert nothing.returncode == 1 and "nor is it the content of a file" in one_line_error(nothing)
+    no_label = run_cli("scalems-call", "why", "no-such-label")
+    assert no_label.returncode == 1 and "no-such-label" in one_line_error(no_label)
 
 
 def test_files_index_is_a_rebuildable_cache(
