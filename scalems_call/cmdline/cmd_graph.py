@@ -193,7 +193,7 @@ def _object_or_file(store: FileStore, name: str) -> tuple[str, list[tuple[str, s
     tree: an object (fingerprint, prefix, label), ``FP:path``, or the content of a file
     of some tree that is no object of its own."""
     from scalems_store.core.errors import InvalidFingerprint, ObjectNotFound
-    from scalems_store.store.treefiles import places
+    from scalems_store.query.treefiles import places
     from scalems_store.store.treepath import file_fingerprint, has_path
 
     if has_path(name):

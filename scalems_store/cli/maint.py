@@ -188,8 +188,14 @@ def reindex(ctx: click.Context) -> None:
     """Rebuild the metadata index from the objects and labels.
 
     The index (index.sqlite) only caches what the object, meta and label files
-    say; a missing or corrupt index is rebuilt automatically. Run this after a
+    say, and the files inside trees (what 'scalems-call why' of a file's
+    fingerprint reads); a missing or corrupt index is rebuilt automatically. Run this after a
     writer crashed between publishing an object and indexing it.
     """
-    count = open_store(ctx).reindex()
-    click.echo(f"indexed {count} objects", err=True)
+    from scalems_store.query.treefiles import relist
+
+    store = open_store(ctx)
+    count = store.reindex()
+    trees = relist(store)
+    listed = "" if trees is None else f" and the files of {trees} trees"
+    click.echo(f"indexed {count} objects{listed}", err=True)

@@ -500,13 +500,10 @@ class FileStore:
         return reading.rows(self.objects), list(self.labels().items())
 
     def reindex(self) -> int:
-        """Rebuild the index from the objects, meta files and labels, and list the files
-        inside every tree again (:mod:`.treefiles`); return the object count."""
-        from scalems_store.store.treefiles import relist
-
-        count = self.index.rebuild()
-        relist(self)
-        return count
+        """Rebuild the index from the objects, meta files and labels; return the object count.
+        (``scalems-store reindex`` also lists the files inside every tree again:
+        :func:`scalems_store.query.treefiles.relist`.)"""
+        return self.index.rebuild()
 
 
 __all__ = ["KINDS", "FileStore", "default_root"]

@@ -303,7 +303,7 @@ class Index:
         self._update("DELETE FROM tree_files WHERE tree = ?", rows)
         self._update("DELETE FROM trees_listed WHERE tree = ?", rows)
 
-    # -- the files inside trees (filled by scalems_store.store.treefiles) -----
+    # -- the files inside trees (filled by scalems_store.query.treefiles) -----
 
     def listed_trees(self) -> set[str] | None:
         """The trees whose files are indexed; None when the index cannot answer."""

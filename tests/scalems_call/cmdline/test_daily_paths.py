@@ -175,6 +175,9 @@ def test_get_file_reference_takes_a_call_path(tmp_path: Path, pipeline: dict[str
         with open(ref, "rb") as stream:
             assert stream.read() == TRAJ7
         assert asyncio.run(ref.aread()) == TRAJ7
+        same = store.file_reference(f"{pipeline['sim7_result']}:traj.csv")
+        assert same.key() == ref.key()
+        assert asyncio.run(store.get_file_reference(f"{pipeline['sim7']}:traj.csv")) == ref
 
 
 def test_why_of_the_fingerprint_of_an_output_file(
@@ -210,7 +213,7 @@ def test_files_index_is_a_rebuildable_cache(
 ) -> None:
     """The files-in-trees index follows new trees, survives deleting index.sqlite, and
     reindex lists every tree again."""
-    from scalems_store.store import treefiles
+    from scalems_store.query import treefiles
 
     fp = hash_bytes(TRAJ7)
     with FileStore(tmp_path / ".scalems") as store:
