@@ -63,12 +63,12 @@ def locate(store: FileStore, spec: str) -> Spot:
     """
     name, path = split_spec(spec)
     fp = store.resolve(name)
-    return Spot(fp, None if path is None else directory_of(store, fp), path)
+    return Spot(fp, None if path is None else directory_of(store, fp, name), path)
 
 
-def directory_of(store: FileStore, fp: str) -> str:
-    """The tree object *fp* stands for: a tree itself, a result's output directory, or
-    the output directory of a call's newest recorded result.
+def directory_of(store: FileStore, fp: str, name: str | None = None) -> str:
+    """The tree object *fp* (typed as *name*) stands for: a tree itself, a result's output
+    directory, or the output directory of a call's newest recorded result.
 
     Raises:
         InvalidPath, ObjectNotFound: see :func:`locate`.
@@ -83,7 +83,8 @@ def directory_of(store: FileStore, fp: str) -> str:
         if isinstance(directory, str) and directory.startswith(layout.URI_SCHEME):
             return layout.normalize(directory)
         raise InvalidPath(f"result {fp} recorded no output directory in the store")
-    raise InvalidPath(f"{fp} is a {kind}, not a tree, result or call: it has no paths")
+    shown = name or fp
+    raise InvalidPath(f"{shown!r} is a {kind}, not a tree (nor a result or call): it has no paths")
 
 
 def newest_result(store: FileStore, call: str) -> str:
