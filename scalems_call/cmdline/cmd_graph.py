@@ -194,7 +194,7 @@ def _object_or_file(store: FileStore, name: str) -> tuple[str, list[tuple[str, s
     of some tree that is no object of its own."""
     from scalems_store.core.errors import InvalidFingerprint, ObjectNotFound
     from scalems_store.query.treefiles import places
-    from scalems_store.store.treepath import file_fingerprint, has_path
+    from scalems_store.store.treeview import file_fingerprint, has_path
 
     if has_path(name):
         fp, tree, path = file_fingerprint(store, name)

@@ -84,7 +84,7 @@ def result_command(
 def _write_path(ctx: click.Context, fingerprint: str, path: str, output: str | None) -> None:
     """Write PATH of the output directory of the result FP names (or of a call's newest)."""
     from scalems_call.execution import cache
-    from scalems_store.store.treepath import materialize_spec, write_spec
+    from scalems_store.store.treeview import materialize_spec, write_spec
 
     store = open_store(ctx)
     result_fp, record = cache.latest(store, fingerprint)

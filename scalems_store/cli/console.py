@@ -120,11 +120,11 @@ def _get(store: FileStore, args: list[str], output: str | None) -> int:
     spec = args[0]
     materialize: Callable[[str, str], object] = store.materialize
     write: Callable[[str, IO[bytes]], int] = store.write_to
-    if ":" in spec:  # FP:path (or a blake3: URI) goes through treepath; a plain FP need not load it
-        from scalems_store.store import treepath
+    if ":" in spec:  # FP:path (or a blake3: URI) goes through treeview; a plain FP need not load it
+        from scalems_store.store import treeview
 
-        materialize = functools.partial(treepath.materialize_spec, store)
-        write = functools.partial(treepath.write_spec, store)
+        materialize = functools.partial(treeview.materialize_spec, store)
+        write = functools.partial(treeview.write_spec, store)
     if output is not None:
         materialize(spec, output)
     else:

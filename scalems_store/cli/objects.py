@@ -173,7 +173,7 @@ def get(ctx: click.Context, fingerprint: str, output: str | None) -> None:
     a result (its output directory) or a call (the output directory of its
     newest result): get CALL:traj.csv.
     """
-    from scalems_store.store.treepath import locate, materialize_spec, write_spec
+    from scalems_store.store.treeview import locate, materialize_spec, write_spec
 
     store = open_store(ctx)
     if output is not None:

@@ -29,7 +29,7 @@ def ls_tree(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
     fingerprint first; nothing is extracted.
     """
     from scalems_store.core.humane import size
-    from scalems_store.store.treepath import locate, open_tree_at
+    from scalems_store.store.treeview import locate, open_tree_at
     from scalems_store.tar.tarformat import DIR, FILE, SYMLINK
 
     store = open_store(ctx)
@@ -125,7 +125,7 @@ def show_diff(
 
 def _named(store: FileStore, spec: str) -> str:
     """``FP`` or ``FP:path`` with the name before the colon resolved in full."""
-    from scalems_store.store.treepath import split_spec
+    from scalems_store.store.treeview import split_spec
 
     name, path = split_spec(spec)
     return store.resolve(name) + ("" if path is None else f":{path}")

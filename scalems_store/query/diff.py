@@ -7,7 +7,7 @@ stdout, stderr, and the files of their output directories, compared as trees.
 Two call records: which fields differ. With *patch*, each text file (or
 stdout, stderr) that differs comes with the first lines of a unified diff.
 
-Everything is read checked against its fingerprint (:mod:`scalems_store.store.treepath`).
+Everything is read checked against its fingerprint (:mod:`scalems_store.store.treeview`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from scalems_store.core import humane, layout
 from scalems_store.core.errors import InvalidContent
 from scalems_store.core.fingerprint import hash_bytes
 from scalems_store.objects import content
-from scalems_store.store.treepath import has_path, locate, open_tree_at
-from scalems_store.store.treeview import TreeView, open_tree
+from scalems_store.store.treeview import TreeView, has_path, locate, open_tree, open_tree_at
 from scalems_store.tar.tarformat import FILE, SYMLINK
 from scalems_store.tar.treeread import Entry
 

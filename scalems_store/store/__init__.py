@@ -3,8 +3,8 @@
 Creating and finding a store (:mod:`.creation`), refs and labels (:mod:`.refs`),
 resolving names and prefixes (:mod:`.naming`), leases on running calls
 (:mod:`.lease`), the rebuildable sqlite index (:mod:`.index`, :mod:`.indexmarks`),
-paths inside trees (:mod:`.treeview` reads a tree in place; :mod:`.treepath` resolves
-``FP:path`` for a tree, result or call), the :class:`FileStore` face over all of them
+paths inside trees (:mod:`.treeview` reads a tree in place and resolves ``FP:path``
+for a tree, result or call), the :class:`FileStore` face over all of them
 (:mod:`.filestore`), SCALE-MS's file references to its objects (:mod:`.reference`) and
 ``FileStoreManager`` (:mod:`.manager`).
 

@@ -237,16 +237,16 @@ class FileStore:
     def open(self, fingerprint: str) -> BinaryIO:
         """Open an object for reading (fingerprint, prefix or label), or one file of a
         tree: ``FP:path``, where FP is a tree, a result (its output directory) or a call
-        (that of its newest result); see :mod:`scalems_store.store.treepath`.
+        (that of its newest result); see :mod:`scalems_store.store.treeview`.
 
         Raises:
             InvalidPath: ``FP:path`` names no file.
             CorruptObject: the tree of ``FP:path`` does not match its fingerprint.
         """
         if not layout.is_fingerprint(fingerprint) and _has_path(fingerprint):
-            from scalems_store.store import treepath
+            from scalems_store.store import treeview
 
-            return treepath.open_file(self, fingerprint)
+            return treeview.open_file(self, fingerprint)
         return reading.open_object(self.objects, self.resolve(fingerprint))
 
     def read_head(self, fingerprint: str, size: int) -> bytes:
@@ -265,9 +265,9 @@ class FileStore:
         if layout.is_fingerprint(fingerprint):
             fp = fingerprint
         elif _has_path(fingerprint):  # FP:path: one file of a tree (checked with the tree)
-            from scalems_store.store import treepath
+            from scalems_store.store import treeview
 
-            return treepath.file_bytes(self, fingerprint)
+            return treeview.file_bytes(self, fingerprint)
         else:
             fp = self.resolve(fingerprint)
         with reading.open_object(self.objects, fp) as stream:

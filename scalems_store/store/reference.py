@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from scalems_store.core.errors import InvalidFingerprint, InvalidPath
 from scalems_store.core.fingerprint import hash_bytes
 from scalems_store.objects import reading
-from scalems_store.store.treepath import has_path
+from scalems_store.store.treeview import has_path
 
 if TYPE_CHECKING:
     from scalems_store.store.filestore import FileStore

@@ -6,16 +6,28 @@ extraction (:mod:`scalems_store.tar.treeread`). A path is looked up through the
 tree's own symlinks (which stay inside the tree), never through the
 filesystem. ``scalems-store get TREE:path``, ``ls-tree`` and ``diff`` use it,
 and so can a call that needs one file of another call's output directory.
+
+``FP:path`` is one path of a tree as typed on a command line (like git's
+``T:path``). ``FP`` names a tree, a result (its output directory) or a call (the output
+directory of its newest recorded result): ``scalems-store get CALL:traj.csv``
+writes that file's bytes without extracting anything; ``get TREE:traj -o DIR``
+extracts that directory alone. :func:`locate` is the one resolver of these names;
+``get``, ``ls-tree``, ``diff``, ``why``, ``scalems-call result CALL PATH`` and
+:meth:`FileStore.open` / :meth:`FileStore.read_bytes` all go through it. A plain
+``FP`` goes straight to the store; only a path loads this module.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-from scalems_store.core.errors import InvalidPath
+from scalems_store.core import layout
+from scalems_store.core.errors import InvalidContent, InvalidPath, ObjectNotFound, StoreError
 from scalems_store.core.fingerprint import new_hasher
+from scalems_store.objects import content
 from scalems_store.tar.tarformat import DIR, FILE, SYMLINK
 from scalems_store.tar.treeread import Entry, iter_entries, mapped
 
@@ -197,3 +209,218 @@ def _parents(path: str) -> Iterator[str]:
     while "/" in path:
         path = path.rpartition("/")[0]
         yield path
+
+
+# -- FP:path: a path of a tree, a result or a call ------------------------------
+
+
+class Spot(NamedTuple):
+    """What ``FP`` or ``FP:path`` names."""
+
+    fingerprint: str
+    """The object named before the colon (full fingerprint)."""
+    tree: str | None
+    """The tree the path is in: the object itself, a result's output directory, or that
+    of a call's newest result; None when no path was given."""
+    path: str | None
+    """The path inside :attr:`tree` (``""``: its top); None when none was given."""
+
+
+def split_spec(text: str) -> tuple[str, str | None]:
+    """Split ``FP:path`` into the object's name and the path; ``(text, None)`` without one.
+
+    The name is anything :meth:`FileStore.resolve` takes (a ``blake3:`` URI keeps its
+    colon); the path is everything after the next colon, so it may hold colons itself.
+    """
+    scheme = layout.URI_SCHEME if text.startswith(layout.URI_SCHEME) else ""
+    name, colon, path = text[len(scheme) :].partition(":")
+    return (scheme + name, path) if colon else (text, None)
+
+
+def has_path(text: str) -> bool:
+    """Whether *text* is ``FP:path`` rather than a plain name (cheap: no lookup)."""
+    return split_spec(text)[1] is not None
+
+
+def locate(store: FileStore, spec: str) -> Spot:
+    """Resolve ``FP`` or ``FP:path``: the object, and the tree its path is in.
+
+    Raises:
+        InvalidPath: the object has no paths (a blob), or a result recorded no output
+            directory in the store.
+        ObjectNotFound: a call has no recorded result here.
+    """
+    name, path = split_spec(spec)
+    fp = store.resolve(name)
+    return Spot(fp, None if path is None else directory_of(store, fp, name), path)
+
+
+def directory_of(store: FileStore, fp: str, name: str | None = None) -> str:
+    """The tree object *fp* (typed as *name*) stands for: a tree itself, a result's output
+    directory, or the output directory of a call's newest recorded result.
+
+    Raises:
+        InvalidPath, ObjectNotFound: see :func:`locate`.
+    """
+    kind = store.kind(fp)
+    if kind == content.TREE:
+        return fp
+    if kind == content.CALL:
+        return directory_of(store, newest_result(store, fp))
+    if kind == content.RESULT:
+        directory = _record(store, fp, kind).get("directory")
+        if isinstance(directory, str) and directory.startswith(layout.URI_SCHEME):
+            return layout.normalize(directory)
+        raise InvalidPath(f"result {fp} recorded no output directory in the store")
+    shown = name or fp
+    raise InvalidPath(f"{shown!r} is a {kind}, not a tree (nor a result or call): it has no paths")
+
+
+def newest_result(store: FileStore, call: str) -> str:
+    """The newest result recorded for *call* that is present and really its result.
+
+    Raises:
+        ObjectNotFound: there is none.
+    """
+    for fp in store.get_ref(content.CALLS, call):
+        try:
+            if fp in store and _record(store, fp, content.RESULT).get("call") == call:
+                return fp
+        except StoreError:
+            continue  # damaged or not a result: verify reports it
+    raise ObjectNotFound(f"call {call} has no recorded result in {store.root!r}")
+
+
+def _record(store: FileStore, fp: str, kind: str) -> dict[str, object]:
+    try:
+        return content.decode(store.read_bytes(fp), kind)
+    except InvalidContent as exc:
+        raise InvalidContent(f"{fp}: {exc}") from None
+
+
+def open_tree_at(store: FileStore, spot: Spot) -> TreeView:
+    """Open (checked) the tree *spot*'s path is in; a spot without a path must name a
+    tree, a result or a call. Close the view when done."""
+    return open_tree(store, spot.tree or directory_of(store, spot.fingerprint))
+
+
+def file_bytes(store: FileStore, spec: str) -> bytes:
+    """The bytes of the file ``FP:path`` names, checked (the tree is, as it is opened).
+
+    Raises:
+        InvalidPath: nothing is there, or it is a directory.
+    """
+    spot = locate(store, spec)
+    with open_tree_at(store, spot) as view:
+        return view.read(spot.path or "")
+
+
+def open_file(store: FileStore, spec: str) -> BinaryIO:
+    """A binary stream of the file ``FP:path`` names: its bytes in the tree object, read
+    in place (the tree is checked against its fingerprint first).
+
+    Raises:
+        InvalidPath: nothing is there, or it is a directory.
+    """
+    from scalems_store.objects import reading
+
+    spot = locate(store, spec)
+    with open_tree_at(store, spot) as view:
+        entry = view.entry(spot.path or "")
+        if view.is_dir(spot.path or ""):
+            raise InvalidPath(f"{spot.path!r} of tree {view.fingerprint} is a directory")
+        stream = reading.open_object(store.objects, view.fingerprint)
+    return io.BufferedReader(_Window(stream, entry.offset, entry.size))
+
+
+class _Window(io.RawIOBase):
+    """The bytes ``[start, start + size)`` of a file, as a file of their own."""
+
+    def __init__(self, stream: BinaryIO, start: int, size: int) -> None:
+        self._stream, self._start, self._size, self._at = stream, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._at, os.SEEK_END: self._size}[whence]
+        self._at = max(base + offset, 0)
+        return self._at
+
+    def tell(self) -> int:
+        return self._at
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._size - self._at)
+        if wanted <= 0:
+            return 0
+        at = self._start + self._at
+        got = os.preadv(self._stream.fileno(), [memoryview(buffer)[:wanted]], at)
+        self._at += got
+        return got
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+        super().close()
+
+
+def file_fingerprint(store: FileStore, spec: str) -> tuple[str, str, str]:
+    """What ``FP:path`` holds: ``(fingerprint, tree, path)``, the BLAKE3 of a file's
+    bytes (the tree's own fingerprint for its top), the tree it is in and its path
+    there with the tree's symlinks followed. Other directories are refused: they are
+    no object.
+
+    Raises:
+        InvalidPath: nothing is there, or it is a directory below the top.
+    """
+    from scalems_store.core.fingerprint import new_hasher
+
+    spot = locate(store, spec)
+    with open_tree_at(store, spot) as view:
+        path = view.resolve(spot.path or "")
+        if path == "":
+            return view.fingerprint, view.fingerprint, path
+        if view.is_dir(path):
+            raise InvalidPath(
+                f"{spot.path!r} is a directory of tree {view.fingerprint}: name a file in it"
+            )
+        hasher = new_hasher(view.entry(path).size)
+        for part in view.chunks(path):
+            hasher.update(part)
+        return hasher.hexdigest(), view.fingerprint, path
+
+
+def write_spec(store: FileStore, spec: str, out: IO[bytes]) -> int:
+    """Write ``FP`` (a blob, or a tree's archive) or ``FP:path`` (one file of a tree) to
+    a binary stream; return the number of bytes. ``FP:`` is the whole tree.
+
+    Raises:
+        InvalidPath: the path is missing or is a directory (it needs a destination).
+        CorruptObject: the object does not match its fingerprint.
+    """
+    spot = locate(store, spec)
+    if spot.tree is None or not spot.path:
+        return store.write_to(spot.tree or spot.fingerprint, out)
+    with open_tree_at(store, spot) as view:
+        if view.is_dir(spot.path):
+            raise InvalidPath(
+                f"{spot.path!r} is a directory of tree {view.fingerprint}: "
+                "give -o DIR to extract it"
+            )
+        return view.write_to(spot.path, out)
+
+
+def materialize_spec(store: FileStore, spec: str, dest: str | os.PathLike[str]) -> str:
+    """Write ``FP`` or ``FP:path`` out to *dest*, checked first (see
+    :meth:`FileStore.materialize` and :meth:`TreeView.extract`); return the fingerprint
+    of the tree it came from (or of the object, without a path)."""
+    spot = locate(store, spec)
+    if spot.tree is None or not spot.path:
+        return store.materialize(spot.tree or spot.fingerprint, dest)
+    with open_tree_at(store, spot) as view:
+        view.extract(spot.path, dest)
+        return view.fingerprint
