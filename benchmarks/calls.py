@@ -7,7 +7,9 @@
   reducer) and ``scalems-call status`` of it, against nothing: the target is
   absolute (< 1 s);
 - a fully cached graph of 1,000 calls, one ``run``, against 1,000 single cache hits;
-- a fan-out of 200 x 50 ms calls and one reducer, 2 workers against 1.
+- a fan-out of 200 x 50 ms calls and one reducer, 2 workers against 1;
+- ``scalems-call pack --many`` of 200 calls, against a Python process packing the
+  same 200 with ``pack()`` (the target is absolute: < 2 s).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from callfuncs import nap, total, trivial
-from common import report, tool
+from common import PY, Command, fresh, report, timed_pair, tool
 
 CALLS = 200
 
@@ -170,3 +172,27 @@ def bench_calls(work: Path, quick: bool) -> None:
         ">= 1.7x",
         unit="x",
     )
+
+
+def bench_pack_many(work: Path, quick: bool) -> None:
+    """``pack --many`` of 200 calls (a fresh store each time) against ``pack()`` in Python."""
+    count = 40 if quick else CALLS
+    lines = work / "pack-many.jsonl"
+    lines.write_text("".join(f'{{"args": [{i}]}}\n' for i in range(count)))
+    ours_store, peer_store = work / "store-pack-many", work / "store-pack-api"
+    here = str(Path(__file__).resolve().parent)
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
+    script = (
+        "from callfuncs import trivial; from scalems_call import pack; "
+        "from scalems_store import FileStore\n"
+        f"with FileStore({str(peer_store)!r}) as store:\n"
+        f"    print(*(pack(trivial, (i,), store=store) for i in range({count})), sep='\\n')"
+    )
+    cli = tool("scalems-call")
+    argv = [cli, "--store", str(ours_store), "pack", "callfuncs:trivial", "--many", str(lines)]
+    ours, peer = timed_pair(
+        Command(argv, env, fresh(ours_store)),
+        Command([PY, "-c", script], env, fresh(peer_store)),
+        repeat=5,
+    )
+    report(f"pack --many, {count} calls", ours, peer, f"pack() x {count}, one process", "< 2 s")

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bigstore import bench_bigstore, fill
-from calls import bench_calls
+from calls import bench_calls, bench_pack_many
 from closure import bench_closure
 from common import PY, ROWS, Command, fresh, in_process, report, timed, timed_pair, tool
 from graphpage import bench_graph
@@ -252,6 +252,7 @@ GROUPS = {
     "bigstore": bench_bigstore,
     "call": bench_call,
     "calls": bench_calls,
+    "pack": bench_pack_many,
     "scale": bench_scale,
     "graph": bench_graph,
     "closure": bench_closure,

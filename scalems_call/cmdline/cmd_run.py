@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from scalems_call.cmdline.cmd_exec import timeout_option
+from scalems_call.identity.errors import CallError
 from scalems_store.cli.shared import echo_json, open_store
 
 if TYPE_CHECKING:
@@ -47,10 +51,35 @@ def _json_option(text: str | None, option: str, kind: type) -> Any:
     return value
 
 
+def call_arguments(args: Any, kwargs: Any, where: str) -> tuple[list[Any], dict[str, Any]]:
+    """A call's arguments from command-line JSON (an array and an object), their references
+    (``{"$output": FP}``...) turned into what they stand for: the one parser of
+    ``--args-json``/``--kwargs-json`` and of each line of ``--many``.
+
+    Raises:
+        click.BadParameter: *args* is not an array or *kwargs* not an object (*where* says
+            which option or line).
+    """
+    from scalems_call.identity.upstream import from_json
+
+    for value, kind, name in ((args, list, "args"), (kwargs, dict, "kwargs")):
+        if not isinstance(value, kind):
+            what = "array" if kind is list else "object"
+            raise click.BadParameter(f"{name} must be a JSON {what}", param_hint=where)
+    return from_json(args), from_json(kwargs)
+
+
 @click.command(name="pack")
 @click.argument("target", metavar="MODULE:FUNC")
 @click.option("--args-json", metavar="JSON", help="Positional arguments as a JSON array.")
 @click.option("--kwargs-json", metavar="JSON", help="Keyword arguments as a JSON object.")
+@click.option(
+    "--many",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE|-",
+    help='Pack one call a line of FILE (- for stdin): {"args": [...], "kwargs": {...}}; '
+    "print one fingerprint a line, in order. A bad line packs nothing.",
+)
 @click.option(
     "--skeleton",
     metavar="DIR|FP",
@@ -72,6 +101,7 @@ def pack_command(
     target: str,
     args_json: str | None,
     kwargs_json: str | None,
+    many: Any,
     skeleton: str | None,
     env: tuple[str, ...],
     require: tuple[str, ...],
@@ -82,20 +112,31 @@ def pack_command(
     of your own modules the call needs (MODULE and what it imports, but the
     standard library and installed distributions) is stored with the call and
     is part of its fingerprint: exec runs that code, wherever it runs.
-    Installed distributions are recorded by version.
+    Installed distributions are recorded by version. With --many, every line
+    of FILE is one call's arguments, and --skeleton, --env and --require apply
+    to each; every line is checked before anything is packed.
     """
-    from scalems_call.identity.upstream import from_json
-
-    args = from_json(_json_option(args_json, "--args-json", list))
-    kwargs = from_json(_json_option(kwargs_json, "--kwargs-json", dict))
+    if many is not None and (args_json is not None or kwargs_json is not None):
+        raise click.UsageError("--many takes the arguments from its lines, not --args-json")
     environment = _pairs(env, "--env", parse_json=False)
     requirements = _pairs(require, "--require", parse_json=True)
-    from scalems_call.engines.runner import check_call, pack
+    if many is not None:
+        calls = _lines(many)
+    else:
+        args, kwargs = call_arguments(
+            _json_option(args_json, "--args-json", list),
+            _json_option(kwargs_json, "--kwargs-json", dict),
+            "--args-json/--kwargs-json",
+        )
+        calls = [(None, args, kwargs)]
+    from scalems_call.engines.runner import call_record, check_call
     from scalems_call.identity.targets import import_target
 
     func = import_target(target)
-    check_call(func, args, kwargs, requirements)  # before a store is made for nothing
-    named = _file_named([args, kwargs], skeleton)
+    for number, args, kwargs in calls:
+        with _at_line(number):  # before a store is made for nothing
+            check_call(func, args, kwargs, requirements)
+    named = _file_named([[args, kwargs] for _, args, kwargs in calls], skeleton)
     if named is not None:
         click.echo(
             f"warning: argument {named!r} names a file outside the skeleton: the call gets "
@@ -104,17 +145,56 @@ def pack_command(
             err=True,
         )
     store = open_store(ctx, create=True)
-    click.echo(
-        pack(
-            func,
-            args,
-            kwargs,
-            store=store,
-            skeleton=skeleton,
-            environment=environment,
-            requirements=requirements,
-        )
-    )
+    options: dict[str, Any] = {"environment": environment, "requirements": requirements}
+    if skeleton is not None and calls:  # a directory is added once for all the calls
+        options["skeleton"] = store.add_tree(skeleton) if os.path.isdir(skeleton) else skeleton
+    records = []
+    for number, args, kwargs in calls:
+        with _at_line(number):
+            records.append(call_record(func, args, kwargs, store=store, **options))
+    with store.batch():  # durable together: one sync for the lot
+        fingerprints = [store.add_bytes(record, kind="call") for record in records]
+    click.echo("".join(f"{fp}\n" for fp in fingerprints), nl=False)
+
+
+@contextlib.contextmanager
+def _at_line(number: int | None) -> Iterator[None]:
+    """Name the line of ``--many`` in an error of the call it gives."""
+    try:
+        yield
+    except CallError as exc:
+        if number is None:
+            raise
+        raise type(exc)(f"line {number}: {exc}") from None
+
+
+def _lines(stream: Any) -> list[tuple[int | None, list[Any], dict[str, Any]]]:
+    """The calls of ``--many`` with their line numbers: one JSON object a line (blank
+    lines skipped).
+
+    Raises:
+        click.BadParameter: a line that is not ``{"args": [...], "kwargs": {...}}``,
+            naming its number.
+    """
+    calls: list[tuple[int | None, list[Any], dict[str, Any]]] = []
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        where = f"--many (line {number})"
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint=where) from None
+        except RecursionError:
+            raise click.BadParameter("nested too deeply", param_hint=where) from None
+        if not isinstance(value, dict) or not set(value) <= {"args", "kwargs"}:
+            raise click.BadParameter(
+                'expected {"args": [...], "kwargs": {...}} (either may be left out)',
+                param_hint=where,
+            )
+        args, kwargs = call_arguments(value.get("args", []), value.get("kwargs", {}), where)
+        calls.append((number, args, kwargs))
+    return calls
 
 
 def _file_named(value: Any, skeleton: str | None) -> str | None:

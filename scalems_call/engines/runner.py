@@ -62,6 +62,37 @@ def pack(
             environment, requirement or output; a reference to something not a call.
     """
     check_call(func, args, kwargs, requirements)
+    record = call_record(
+        func,
+        args,
+        kwargs,
+        store=store,
+        skeleton=skeleton,
+        environment=environment,
+        requirements=requirements,
+        outputs=outputs,
+    )
+    return store.add_bytes(record, kind="call")
+
+
+def call_record(
+    func: Callable[..., Any],
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    store: FileStore,
+    skeleton: Skeleton = None,
+    environment: Mapping[str, str] | None = None,
+    requirements: Mapping[str, Any] | None = None,
+    outputs: Sequence[str] | None = None,
+) -> bytes:
+    """The bytes of the call record :func:`pack` stores (its references resolved against
+    *store*; a skeleton directory is added as a tree), without storing it. The
+    signature is not checked here (see :func:`check_call`).
+
+    Raises:
+        SerializationError, InvalidCall: as :func:`pack`.
+    """
     resolver = Resolver(store)
     tree = _skeleton(store, skeleton, resolver)
     record: dict[str, Any] = dict(
@@ -81,7 +112,7 @@ def pack(
     if resolver.files:
         record["files"] = resolver.record_files()
     record.update(code_fields(store, record))
-    return store.add_bytes(canonical(record), kind="call")
+    return canonical(record)
 
 
 def code_fields(store: FileStore, record: Mapping[str, Any]) -> dict[str, Any]:
