@@ -107,6 +107,8 @@ def lines(store: FileStore, result_fp: str, record: dict[str, Any]) -> list[str]
         f"started     {prov.get('start', '?')}",
         f"ended       {prov.get('end', '?')}",
         f"duration    {duration(seconds) if isinstance(seconds, int | float) else '?'}",
+        f"cpu         {_cpu(prov.get('cpu_seconds'))}",
+        f"memory      {_memory(prov.get('max_rss_bytes'))} (peak resident set)",
     ]
     skipped = prov.get("skipped") or []
     if skipped:
@@ -163,21 +165,26 @@ def _row(
         "start": None,
         "end": None,
         "duration": None,
+        "cpu_seconds": None,
+        "max_rss_bytes": None,
         "result": None,
         "time": None,
         "when": packed,
     }
     result_fp = cache.newest(store, call_fp)
     if result_fp is not None:
-        prov = cache.load_result(store, result_fp).get("provenance", {})
+        result = cache.load_result(store, result_fp)
+        prov = result.get("provenance", {})
         start = _epoch(prov.get("start"))
         row.update(
-            status=cache.load_result(store, result_fp).get("status"),
+            status=result.get("status"),
             result=result_fp,
             start=prov.get("start"),
             end=prov.get("end"),
             time=prov.get("end"),
             duration=prov.get("duration"),
+            cpu_seconds=prov.get("cpu_seconds"),
+            max_rss_bytes=prov.get("max_rss_bytes"),
             when=start if start is not None else packed,
         )
     holder = running.get(call_fp)
@@ -189,6 +196,8 @@ def _row(
             start=datetime.fromtimestamp(since).astimezone().isoformat(timespec="milliseconds"),
             end=None,
             duration=round(max(time.time() - since, 0.0), 3),
+            cpu_seconds=None,
+            max_rss_bytes=None,
             when=since,
         )
     return row
@@ -205,13 +214,15 @@ def _epoch(iso: Any) -> float | None:
 
 def log_line(row: dict[str, Any], short: bool = True) -> str:
     """One line of ``scalems-call ls``: the call's fingerprint (12 digits when *short*),
-    status, start (local time), duration, ``module:function`` and the arguments."""
+    status, start (local time), duration, CPU time, peak memory, ``module:function`` and
+    the arguments."""
     when = _epoch(row["start"])
     started = "-" if when is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
     took = duration(row["duration"]) if isinstance(row["duration"], int | float) else "-"
+    cpu, memory = _cpu(row["cpu_seconds"], "-"), _memory(row["max_rss_bytes"], "-")
     name = row["call"][:SHORT] if short else row["call"]
     return (
-        f"{name}  {row['status'] or '?':<8} {started:<19}  {took:>8}  "
+        f"{name}  {row['status'] or '?':<8} {started:<19}  {took:>8}  {cpu:>8}  {memory:>9}  "
         f"{row['function']}({row['arguments']})"
     )
 
@@ -219,7 +230,21 @@ def log_line(row: dict[str, Any], short: bool = True) -> str:
 def log_header(short: bool = True) -> str:
     """The heading of :func:`log_line`'s columns."""
     call = "CALL".ljust(SHORT if short else layout.FINGERPRINT_LENGTH)
-    return f"{call}  {'STATUS':<8} {'STARTED':<19}  {'DURATION':>8}  FUNCTION(ARGUMENTS)"
+    return (
+        f"{call}  {'STATUS':<8} {'STARTED':<19}  {'DURATION':>8}  {'CPU':>8}  {'MEMORY':>9}  "
+        "FUNCTION(ARGUMENTS)"
+    )
+
+
+def _cpu(seconds: Any, unknown: str = "?") -> str:
+    """CPU seconds (user and system) as a duration; *unknown* for a result that does not
+    say (recorded before they were, or where the runner could not tell)."""
+    return duration(seconds) if isinstance(seconds, int | float) else unknown
+
+
+def _memory(size_bytes: Any, unknown: str = "?") -> str:
+    """Peak resident memory in binary units; *unknown* where not recorded."""
+    return size(size_bytes) if isinstance(size_bytes, int) else unknown
 
 
 SHORT = 12

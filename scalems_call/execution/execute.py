@@ -283,6 +283,9 @@ def _record(
         "start": _iso(times["start"]),
         "end": _iso(times["end"]),
         "duration": round(times["end"] - times["start"], 6),
+        # what the call's process (and the processes it waited for) used; None where unknown
+        "cpu_seconds": times.get("cpu_seconds"),
+        "max_rss_bytes": times.get("max_rss_bytes"),
         "exit_code": times["exit_code"],
         "skipped": skipped,
     }

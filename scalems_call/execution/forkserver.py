@@ -66,6 +66,8 @@ class Launched:
     def __init__(self, pid: int, channel: socket.socket) -> None:
         self.pid = pid
         self.returncode: int | None = None
+        self.usage: dict[str, Any] = {}
+        """What the call's process used (``cpu_seconds``, ``max_rss_bytes``), once it ended."""
         self._channel = channel
 
     def wait(self, timeout: float | None = None) -> int:
@@ -77,12 +79,26 @@ class Launched:
             message = self._channel.recv(4096)
             self._channel.close()
             # no message: the server died (and killed the call with it)
-            self.returncode = json.loads(message)["exit"] if message else -signal.SIGKILL
+            ended: dict[str, Any] = json.loads(message) if message else {"exit": -signal.SIGKILL}
+            self.returncode = ended["exit"]
+            self.usage = ended.get("usage") or {}
         return self.returncode
 
     def close(self) -> None:
         if self.returncode is None:
             self._channel.close()
+
+
+def cost(used: Any) -> dict[str, Any]:
+    """What a call's process used, from its ``resource.struct_rusage`` (as ``os.wait4``
+    gives it: the process and every descendant it waited for): ``cpu_seconds`` (user
+    and system) and ``max_rss_bytes`` (its peak resident memory, or that of its largest
+    descendant)."""
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: KiB on Linux, bytes on macOS
+    return {
+        "cpu_seconds": round(used.ru_utime + used.ru_stime, 6),
+        "max_rss_bytes": int(used.ru_maxrss) * scale,
+    }
 
 
 class ForkServer:
@@ -259,14 +275,15 @@ def _tell(channel: socket.socket, message: dict[str, Any]) -> bool:
 def _reap(calls: dict[int, socket.socket]) -> None:
     while True:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, used = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
         channel = calls.pop(pid, None)
         if channel is not None:
-            _tell(channel, {"exit": os.waitstatus_to_exitcode(status)})  # it may have gone
+            # it may have gone
+            _tell(channel, {"exit": os.waitstatus_to_exitcode(status), "usage": cost(used)})
             channel.close()
 
 

@@ -100,8 +100,9 @@ def spawn(
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644))
     started = time.time()
     child = _start(command, work, environment, requirements, stdout, stderr)
+    usage: dict[str, Any] = {}
     try:
-        status = _wait(child, rundir, timeout)
+        status = _wait(child, rundir, timeout, usage)
     finally:
         # processes the call left behind (in its session) would go on changing the work
         # directory while it is archived: they end with the call, as under a batch system
@@ -114,7 +115,7 @@ def spawn(
     if status != "timeout" and code in _OUTSIDE_KILLS and not os.path.exists(outcome_path):
         _let_our_end_come()
     outcome = _read_outcome(outcome_path, status, code, timeout)
-    return outcome, {"start": started, "end": ended, "exit_code": child.returncode}
+    return outcome, {"start": started, "end": ended, "exit_code": child.returncode, **usage}
 
 
 Child = subprocess.Popen[bytes] | forkserver.Launched
@@ -189,17 +190,18 @@ def check_world_size(outcome: dict[str, Any], requirements: dict[str, Any]) -> d
     }
 
 
-def _wait(child: Child, rundir: str, timeout: float | None) -> str | None:
-    """Wait for the child, touching *rundir* so gc sees it is alive; return 'timeout' if killed."""
+def _wait(child: Child, rundir: str, timeout: float | None, usage: dict[str, Any]) -> str | None:
+    """Wait for the child, touching *rundir* so gc sees it is alive; return 'timeout' if killed.
+    What the child used (see :func:`forkserver.cost`) goes into *usage*."""
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        with _ExitWatch(child) as exited:
+        with _ExitWatch(child, usage) as exited:
             while True:
                 left = HEARTBEAT if deadline is None else deadline - time.monotonic()
                 if exited(max(min(HEARTBEAT, left), 0)):
                     return None
                 if deadline is not None and time.monotonic() >= deadline:
-                    _stop(child)
+                    _stop(child, exited)
                     return "timeout"
                 os.utime(rundir)
     except BaseException:
@@ -215,8 +217,9 @@ class _ExitWatch:
     forked child's exit arrives as a message, which wakes us as promptly.)
     """
 
-    def __init__(self, child: Child) -> None:
+    def __init__(self, child: Child, usage: dict[str, Any]) -> None:
         self.child = child
+        self.usage = usage
         self.pidfd: int | None = None
 
     def __enter__(self) -> Callable[[float], bool]:
@@ -236,20 +239,32 @@ class _ExitWatch:
             ready, _, _ = select.select([self.pidfd], [], [], seconds)
             if not ready:
                 return False
-            self.child.wait()
+            if self.child.returncode is None:  # reaped here, for what it used
+                _, status, used = os.wait4(self.child.pid, 0)
+                self.child.returncode = os.waitstatus_to_exitcode(status)
+                self.usage.update(forkserver.cost(used))
             return True
         try:
             self.child.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
             return False
+        if isinstance(self.child, forkserver.Launched) and self.child.usage:
+            self.usage.update(self.child.usage)
         return True
 
 
-def _stop(child: Child) -> None:
+def _stop(child: Child, exited: Callable[[float], bool] | None = None) -> None:
     """Terminate the child's whole process group, then kill it if it lingers."""
     for sig, grace in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, sig)
+        if exited is not None:  # reaped by the watch, which takes what the child used
+            while not exited(HEARTBEAT if grace is None else grace):
+                if grace is not None:
+                    break
+            else:
+                return
+            continue
         try:
             child.wait(timeout=grace)
             return
