@@ -138,7 +138,9 @@ def test_ls_is_a_log_people_can_read(run_cli: RunCli, tmp_path: Path) -> None:
     assert "tests.scalems_call.cmdline.everyday_funcs:wait_while(" in running
     assert done.startswith(f"{first[:12]}  success  20")
     assert "tests.scalems_call.cmdline.everyday_funcs:scale([1.5, 2.5], 3, label='xxx" in done
-    assert done.endswith("…)") and len(done) < 160 + len("scalems_call.cmdline.") - len("cli.")
+    cost = len("  CPU       MEMORY   ")  # the CPU time and peak memory columns
+    assert done.endswith("…)")
+    assert len(done) < 160 + cost + len("scalems_call.cmdline.") - len("cli.")
     assert never.split()[1:4] == ["pending", "-", "-"]
     assert rows[2]["duration"] > 0 and rows[2]["start"].startswith("20")
     assert rows[1]["start"] is None and rows[0]["end"] is None
