@@ -24,6 +24,7 @@ __all__ = [
     "NoResult",
     "ResultPack",
     "SerializationError",
+    "Stopped",
     "cli",
     "deserialize_call",
     "deserialize_result",
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
         LaunchError,
         NoResult,
         SerializationError,
+        Stopped,
     )
     from scalems_call.identity.records import CallPack, ResultPack
     from scalems_call.identity.upstream import input_file, output

@@ -47,8 +47,8 @@ timeout_option = click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
-    default=1,
-    help="Run up to N calls at once on this machine.",
+    help="Run up to N calls at once on this machine (default: $SCALEMS_CALL_JOBS, else "
+    "'jobs' in the store's config [core] section, else 1).",
 )
 @click.option(
     "--dask", "dask_address", metavar="SCHEDULER_ADDRESS", help="Run the calls on a Dask cluster."
@@ -78,6 +78,7 @@ timeout_option = click.option(
     is_flag=True,
     help="Refuse to run a call whose recorded distribution versions differ from those here.",
 )
+@click.option("--stop-file", hidden=True, help="The stop file of the run this exec is part of.")
 @click.pass_context
 def exec_command(
     ctx: click.Context,
@@ -86,12 +87,13 @@ def exec_command(
     timeout: float | None,
     keep_workdir: bool,
     as_json: bool,
-    jobs: int,
+    jobs: int | None,
     dask_address: str | None,
     parsl_config: str | None,
     retries: int,
     remote_name: str | None,
     strict_versions: bool,
+    stop_file: str | None,
 ) -> None:
     """Run calls (fingerprint, prefix or label) and everything they take from; print each
     call's result fingerprint, one line per FP given.
@@ -107,11 +109,14 @@ def exec_command(
     A call runs the code recorded when it was packed. Where an installed
     distribution's version differs from the one recorded, the result's
     provenance says so; with --strict-versions the call is not run.
+
+    Ctrl-C (or SIGTERM) stops the calls running, under every engine, starts no
+    other, and says how many were stopped and not started (exit 130, or 143).
     """
-    from scalems_call.engines.schedule import run_graph
+    from scalems_call.engines import schedule
     from scalems_call.execution import cache
 
-    if sum((jobs > 1, dask_address is not None, parsl_config is not None)) > 1:
+    if sum((jobs is not None, dask_address is not None, parsl_config is not None)) > 1:
         raise click.UsageError("choose one of --jobs, --dask and --parsl-config")
     if strict_versions:  # read by every runner of this process and the pools it starts
         import os
@@ -128,12 +133,20 @@ def exec_command(
         ctx.call_on_close(peer.close)
         if not fingerprints:
             sys.exit(0)
+    if jobs is None and dask_address is None and parsl_config is None:
+        from scalems_call.engines.runner import default_jobs
+
+        jobs = default_jobs(store)
     named = [cache.resolve_call(store, fp) for fp in fingerprints]
+    if stop_file is not None:  # one call of a run on Parsl, as a bash app
+        _exec_one_of_a_run(store, named, force, timeout, stop_file)
+        return
+    stop = schedule.stop_file(store)
     engine, submit = _engine(
-        store, jobs, dask_address, parsl_config, timeout, keep_workdir, retries
+        store, jobs, dask_address, parsl_config, timeout, keep_workdir, retries, stop
     )
     with progress.live(sys.stderr) as report:
-        outcomes = run_graph(
+        outcomes = schedule.run_graph(
             store,
             list(dict.fromkeys(named)),
             engine=engine,
@@ -142,6 +155,7 @@ def exec_command(
             retries=retries,
             report=report,
             log=lambda line: click.echo(line, err=True),
+            stop=stop,
         )
     failed = False
     for call_fp in named:
@@ -149,6 +163,21 @@ def exec_command(
     _tell_what_was_left_out(outcomes)
     if peer is not None:
         remote_exec.push_back(store, peer, named)
+    sys.exit(1 if failed else 0)
+
+
+def _exec_one_of_a_run(
+    store: FileStore, named: list[str], force: bool, timeout: float | None, stop: str
+) -> None:
+    """``exec --stop-file``: run each call here, as one call of a run whose coordinator
+    is elsewhere (a Parsl bash app), stopped when the run's stop file appears."""
+    from scalems_call.execution.execute import execute
+
+    failed = False
+    for call_fp in named:
+        done = execute(store, call_fp, force=force, timeout=timeout, stop=stop)
+        click.echo(done.result)
+        failed = failed or not done.ok
     sys.exit(1 if failed else 0)
 
 
@@ -177,12 +206,13 @@ def _tell_what_was_left_out(outcomes: dict[str, Outcome]) -> None:
 
 def _engine(
     store: FileStore,
-    jobs: int,
+    jobs: int | None,
     dask_address: str | None,
     parsl_config: str | None,
     timeout: float | None,
     keep_workdir: bool,
     retries: int,
+    stop: str,
 ) -> tuple[Engine, Submit]:
     """Where calls run, made only when one must: here, a pool, Dask or Parsl (nothing of
     them is imported before)."""
@@ -198,12 +228,12 @@ def _engine(
             note = (lambda line: click.echo(line, err=True)) if retries else None
             return executors.parsl_engine(store, config, note)()
 
-        return parsl_loaded, _submit("parsl", store, timeout)
+        return parsl_loaded, _submit("parsl", store, timeout, stop)
     if dask_address is not None:
         address = dask_address
-        return lambda: _executors().dask_executor(address), _submit("pool", store, timeout)
-    if jobs > 1:
-        return lambda: _executors().default_executor(jobs), _submit("pool", store, timeout)
+        return lambda: _executors().dask_executor(address), _submit("pool", store, timeout, stop)
+    if jobs is not None and jobs > 1:
+        return lambda: _executors().default_executor(jobs), _submit("pool", store, timeout, stop)
     return InlineExecutor, here(store, timeout, keep_workdir)
 
 
@@ -213,15 +243,15 @@ def _executors() -> Any:
     return executors
 
 
-def _submit(how: str, store: FileStore, timeout: float | None) -> Submit:
+def _submit(how: str, store: FileStore, timeout: float | None, stop: str) -> Submit:
     """The engine's way of submitting one call (made when the first call is submitted)."""
 
     def submit(executor: Executor, call_fp: str, force: bool) -> Future[Ran]:
         executors = _executors()
         if how == "parsl":
-            made: Submit = executors.parsl_submit(timeout)
+            made: Submit = executors.parsl_submit(timeout, stop)
         else:
-            made = executors.pool_submit(store, timeout)
+            made = executors.pool_submit(store, timeout, stop)
         return made(executor, call_fp, force)
 
     return submit

@@ -25,11 +25,14 @@ from scalems_store.core.errors import StoreError
 
 def main() -> None:
     """Console-script entry point of ``scalems-call``."""
-    status = run_quick(sys.argv[1:])
-    if status is None:
-        from scalems_call.cmdline.commands import main as click_main
+    try:
+        status = run_quick(sys.argv[1:])
+        if status is None:
+            from scalems_call.cmdline.commands import main as click_main
 
-        click_main()
+            click_main()
+    except KeyboardInterrupt as exc:  # Ctrl-C while starting up (importing click...)
+        status = exit_status(exc)
     sys.exit(status)
 
 

@@ -17,10 +17,10 @@ from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any
 
 from scalems_call.engines.results import to_result
-from scalems_call.engines.schedule import Engine, Ran, Submit, run_graph
+from scalems_call.engines.schedule import Engine, Ran, Submit, run_graph, stop_file
 from scalems_call.execution import cache
 from scalems_call.identity.compat import CallResult
-from scalems_call.identity.errors import LaunchError
+from scalems_call.identity.errors import LaunchError, Stopped
 from scalems_store import FileStore
 from scalems_store.core import layout
 
@@ -42,13 +42,18 @@ def exec_on_worker(
 
 
 def exec_for_coordinator(
-    store_root: str, call_fp: str, force: bool = False, timeout: float | None = None
+    store_root: str,
+    call_fp: str,
+    force: bool = False,
+    timeout: float | None = None,
+    stop: str | None = None,
 ) -> Ran:
     """Like :func:`exec_on_worker`, also telling whether the result was served (another
-    runner had made it while this one waited) rather than run here."""
+    runner had made it while this one waited) rather than run here. *stop* is the run's
+    stop file (see :mod:`scalems_call.engines.schedule`)."""
     from scalems_call.execution.execute import execute
 
-    done = execute(_worker_store(store_root), call_fp, force=force, timeout=timeout)
+    done = execute(_worker_store(store_root), call_fp, force=force, timeout=timeout, stop=stop)
     return done.result, done.cached
 
 
@@ -113,7 +118,9 @@ def run_many(
         failed gets ``status="upstream-failed"``; the others still complete.
     """
     engine: Engine = default_executor if executor is None else lambda: _given(executor)
-    return _run(store, fingerprints, engine, pool_submit(store, timeout), force, progress, retries)
+    stop = stop_file(store)
+    submit = pool_submit(store, timeout, stop)
+    return _run(store, fingerprints, engine, submit, force, progress, retries, stop)
 
 
 def _run(
@@ -124,11 +131,19 @@ def _run(
     force: bool,
     progress: Progress | None,
     retries: int,
+    stop: str | None = None,
 ) -> dict[str, CallResult]:
     calls = list(dict.fromkeys(cache.resolve_call(store, fp) for fp in fingerprints))
     report = None if progress is None else (lambda counts: progress(counts.done, counts.total))
     outcomes = run_graph(
-        store, calls, engine=engine, submit=submit, force=force, retries=retries, report=report
+        store,
+        calls,
+        engine=engine,
+        submit=submit,
+        force=force,
+        retries=retries,
+        report=report,
+        stop=stop,
     )
     return {fp: to_result(store, outcomes[fp]) for fp in calls}
 
@@ -139,11 +154,12 @@ def _given(executor: Executor) -> Iterator[Executor]:
     yield executor
 
 
-def pool_submit(store: FileStore, timeout: float | None) -> Submit:
-    """Submit one call's exec to a ``concurrent.futures`` executor's worker."""
+def pool_submit(store: FileStore, timeout: float | None, stop: str | None = None) -> Submit:
+    """Submit one call's exec to a ``concurrent.futures`` executor's worker (*stop*: the
+    run's stop file)."""
 
     def submit(executor: Executor, call_fp: str, force: bool) -> Future[Ran]:
-        return executor.submit(exec_for_coordinator, store.root, call_fp, force, timeout)
+        return executor.submit(exec_for_coordinator, store.root, call_fp, force, timeout, stop)
 
     return submit
 
@@ -160,7 +176,8 @@ def dask_executor(address: str) -> Any:
         from distributed import Client
     except ImportError as exc:
         raise LaunchError(
-            "--dask needs the 'distributed' package (pip install 'scalems-store[dask]')"
+            "--dask needs the 'distributed' package (pip install distributed, or "
+            "pip install '.[dask]' in the scalems-store checkout)"
         ) from exc
 
     @contextlib.contextmanager
@@ -189,7 +206,8 @@ def load_parsl_config(path: str) -> Any:
         from parsl.config import Config
     except ImportError as exc:
         raise LaunchError(
-            "--parsl-config needs Parsl (pip install 'scalems-store[parsl]')"
+            "--parsl-config needs Parsl (pip install parsl, or pip install '.[parsl]' in the "
+            "scalems-store checkout)"
         ) from exc
     try:
         namespace = runpy.run_path(path)
@@ -202,7 +220,12 @@ def load_parsl_config(path: str) -> Any:
 
 
 def parsl_command(
-    store: FileStore, call_fp: str, *, force: bool = False, timeout: float | None = None
+    store: FileStore,
+    call_fp: str,
+    *,
+    force: bool = False,
+    timeout: float | None = None,
+    stop: str | None = None,
 ) -> str:
     """The shell command a Parsl ``bash_app`` runs for one call: ``scalems-call exec``."""
     import shlex
@@ -214,6 +237,8 @@ def parsl_command(
         argv.append("--force")
     if timeout is not None:
         argv += ["--timeout", str(timeout)]
+    if stop is not None:
+        argv += ["--stop-file", stop]
     return shlex.join(argv)
 
 
@@ -239,14 +264,16 @@ def run_many_parsl(
     executor in MPI mode, ``exec`` then launches with Parsl's ``$PARSL_MPI_PREFIX``.
     Parsl's own memoization is off: the store is the cache.
     """
+    stop = stop_file(store)
     return _run(
         store,
         fingerprints,
         parsl_engine(store, config),
-        parsl_submit(timeout),
+        parsl_submit(timeout, stop),
         force,
         progress,
         retries,
+        stop,
     )
 
 
@@ -305,12 +332,12 @@ def _load_deaf_to_ctrl_c(parsl: Any, config: Any) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def parsl_submit(timeout: float | None) -> Submit:
-    """Submit one call to Parsl (see :class:`_ParslExecutor`)."""
+def parsl_submit(timeout: float | None, stop: str | None = None) -> Submit:
+    """Submit one call to Parsl (see :class:`_ParslExecutor`; *stop*: the run's stop file)."""
 
     def submit(executor: Executor, call_fp: str, force: bool) -> Future[Ran]:
         assert isinstance(executor, _ParslExecutor)
-        return executor.submit_call(call_fp, force, timeout)
+        return executor.submit_call(call_fp, force, timeout, stop)
 
     return submit
 
@@ -351,20 +378,27 @@ class _ParslExecutor(Executor):
 
         self._app = scalems_exec
 
-    def submit_call(self, call_fp: str, force: bool, timeout: float | None) -> Future[Ran]:
+    def submit_call(
+        self, call_fp: str, force: bool, timeout: float | None, stop: str | None = None
+    ) -> Future[Ran]:
         """Run one call in a worker (see :data:`Ran`)."""
         spec = parsl_resources(cache.load_call(self._store, call_fp).get("requirements") or {})
         if not spec:
-            ran: Future[Ran] = self._in_worker(self._store.root, call_fp, force, timeout)
+            ran: Future[Ran] = self._in_worker(self._store.root, call_fp, force, timeout, stop)
             return ran
-        command = parsl_command(self._store, call_fp, force=force, timeout=timeout)
+        command = parsl_command(self._store, call_fp, force=force, timeout=timeout, stop=stop)
         before = cache.results(self._store, call_fp)[:1]
         app_future = self._app(command, parsl_resource_specification=spec)
         result: Future[Ran] = Future()
 
         def done(finished: Future[Any]) -> None:
+            from scalems_call.execution.launch import stop_requested
+
             recorded = cache.results(self._store, call_fp)[:1]
             failure = finished.exception()
+            if failure is not None and recorded == before and stop_requested(stop):
+                result.set_exception(Stopped("the run was stopped"))
+                return
             # exit 0: a result (new, or one another runner recorded); exit 1: the call failed,
             # which is recorded all the same; anything else left no new result
             if recorded and (failure is None or recorded != before):

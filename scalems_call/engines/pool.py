@@ -121,9 +121,17 @@ class WorkerPool(Executor):
                 self._stop(slot, *worker)
 
     def _start(self, slot: int) -> tuple[Any, Connection]:
+        import signal
+
         ours, theirs = self._context.Pipe()
         process = self._context.Process(target=_worker, args=(theirs,), name="scalems-worker")
-        process.start()
+        # started with Ctrl-C blocked (as the standard library starts its resource
+        # tracker): one pressed while it starts up waits until it ignores it (_worker)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         theirs.close()
         with self._ready:
             self._workers[slot] = process
@@ -183,7 +191,13 @@ def _how(process: Any) -> str:
 
 def _worker(conn: Connection) -> None:
     """A worker's loop: run each call received, send back ``(True, result)`` or
-    ``(False, exception)``; end on None or when the coordinator is gone."""
+    ``(False, exception)``; end on None or when the coordinator is gone. It ignores
+    Ctrl-C: the coordinator stops the calls of a run it stops (see
+    :mod:`scalems_call.engines.schedule`), Ctrl-C at a terminal or a signal to it alone."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         while True:
             try:

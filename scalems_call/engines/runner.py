@@ -241,34 +241,85 @@ def _tree(store: FileStore, skeleton: str | os.PathLike[str] | None) -> str | No
     return fp
 
 
+JOBS_VARIABLE = "SCALEMS_CALL_JOBS"
+
+
+def default_jobs(store: FileStore) -> int:
+    """How many calls ``exec`` and :func:`run` run at once on this machine when not told:
+    ``$SCALEMS_CALL_JOBS``, else ``jobs`` in the ``[core]`` section of the store's
+    settings file (``<store>/config``), else 1. ``auto`` is every usable core.
+
+    Raises:
+        BadSetting: the value is neither a whole number above 0 nor ``auto``.
+    """
+    from scalems_store.core.errors import BadSetting
+    from scalems_store.store.config import Config
+
+    text = os.environ.get(JOBS_VARIABLE)
+    where = f"${JOBS_VARIABLE}"
+    if text is None:
+        text, where = Config(store.root).get("core", "jobs"), f"jobs in {store.root}/config"
+    if text is None:
+        return 1
+    if text.strip().lower() == "auto":
+        from scalems_store.core.fingerprint import usable_cores
+
+        return usable_cores()
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise BadSetting(f"{where} = {text!r}: give the calls to run at once (1, 2, ...) or auto")
+    return jobs
+
+
 def run(
     fingerprint: str,
     *,
     store: FileStore,
     force: bool = False,
     timeout: float | None = None,
+    jobs: int | None = None,
 ) -> CallResult:
     """Run a packed call by fingerprint, prefix or label, and first whatever it takes from
-    that is missing, here, one after the other; or serve its cached result.
+    that is missing (up to *jobs* independent calls at once); or serve its cached result.
 
     A result is served from the store when the call's latest run succeeded, what
     it took from other calls is what they deliver now, and every object it
     references is present; otherwise the call runs in a child process (see
     :mod:`scalems_call.execution.execute`). *force* runs this call even so (not what it
-    takes from, unless missing).
+    takes from, unless missing). *jobs* (default: :func:`default_jobs`) above 1 runs the
+    calls on a local process pool of that many workers; 1 runs them here, one after
+    the other.
 
     Raises:
         InvalidCall: the object is not a well-formed call record.
         LaunchError: the call cannot be started here.
+        BadSetting: the default number of jobs is set to something else than a number.
     """
-    from scalems_call.engines.schedule import InlineExecutor, here, run_graph
+    from scalems_call.engines.schedule import InlineExecutor, here, run_graph, stop_file
 
     call_fp = store.resolve(fingerprint)  # not a call: planning says so
     if not force and (found := cache.hit(store, call_fp)) is not None:
         return to_call_result(store, *found, cached=True)  # the graph below is current too
-    outcomes = run_graph(
-        store, [call_fp], engine=InlineExecutor, submit=here(store, timeout), force=force
-    )
+    jobs = default_jobs(store) if jobs is None else jobs
+    if jobs > 1:
+        from scalems_call.engines.executors import default_executor, pool_submit
+
+        stop = stop_file(store)
+        outcomes = run_graph(
+            store,
+            [call_fp],
+            engine=lambda: default_executor(jobs),
+            submit=pool_submit(store, timeout, stop),
+            force=force,
+            stop=stop,
+        )
+    else:
+        outcomes = run_graph(
+            store, [call_fp], engine=InlineExecutor, submit=here(store, timeout), force=force
+        )
     outcome = outcomes[call_fp]
     if outcome.error is not None:
         raise outcome.error  # it could not be run here (no MPI launcher, ...)

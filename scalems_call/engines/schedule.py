@@ -8,12 +8,20 @@ process). A call that fails makes every call that takes from it
 worker, block or node was lost (not one that raised) is submitted again, up to
 *retries* times. Nothing is started when nothing needs to run: the engine is
 made on the first submission.
+
+Ctrl-C, or SIGTERM to the coordinator, stops the run under every engine: the
+coordinator submits nothing more, cancels what the engine has not started, and
+makes the run's stop file (``tmp/stop-*`` in the store, named in every
+submission), which each runner looks for while its call runs (and before it
+starts one): the calls running are stopped as a timeout stops them, and record
+nothing. Each call then counts as ``stopped`` or ``not-started``.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import re
 import time
 from collections.abc import Callable
@@ -24,6 +32,7 @@ from typing import Any
 
 from scalems_call.engines import graph
 from scalems_call.execution import cache
+from scalems_call.identity.errors import Stopped
 from scalems_store import FileStore
 
 Ran = tuple[str, bool]
@@ -33,6 +42,15 @@ Submit = Callable[[Executor, str, bool], "Future[Ran]"]
 """``submit(executor, call, force)``: one call's exec on the engine."""
 Engine = Callable[[], AbstractContextManager[Executor]]
 """Makes (and at the end shuts down) the executor, when a first call must run."""
+
+STOPPED, NOT_STARTED = "stopped", "not-started"
+"""How calls of a run stopped by Ctrl-C or SIGTERM end: stopped while they ran, or never
+started."""
+RECOUNT = 1.0
+"""Seconds between two looks at which submitted calls have started, for a live display."""
+STOP_WAIT = 15.0
+"""Seconds a stopped run waits for its calls to stop (each runner gives its call
+:data:`scalems_call.execution.launch.KILL_GRACE` seconds after SIGTERM)."""
 
 LOST_WORKER = frozenset(
     {"BrokenProcessPool", "BrokenExecutor", "KilledWorker", "ManagerLost", "WorkerLost"}
@@ -66,6 +84,12 @@ class Counts:
     cached: int = 0
     failed: int = 0
     running: int = 0
+    queued: int = 0
+    """Calls submitted to the engine that have not started yet."""
+    stopped: int = 0
+    """Calls stopped while they ran (Ctrl-C, SIGTERM)."""
+    not_started: int = 0
+    """Calls a stopped run never started."""
     started: float = field(default_factory=time.monotonic)
     ran: list[float] = field(default_factory=list)
     """Wall seconds of each call run so far (for the time left)."""
@@ -142,6 +166,7 @@ def run_graph(
     retries: int = 2,
     report: Callable[[Counts], None] | None = None,
     log: Callable[[str], None] | None = None,
+    stop: str | None = None,
 ) -> dict[str, Outcome]:
     """Run what is missing of the graph below *roots*; return an outcome for every call.
 
@@ -154,11 +179,22 @@ def run_graph(
         retries: Times a call whose worker was lost is submitted again.
         report: Called with the progress after every change.
         log: Called with a line for each retry.
+        stop: The run's stop file, which *submit* names to every runner (see
+            :func:`stop_file`): made when the run is stopped, removed at its end.
+
+    Raises:
+        KeyboardInterrupt, SystemExit: the run was stopped (Ctrl-C, SIGTERM): *report*
+            has had the last counts, stopped and not started calls included.
     """
     plan = graph.plan(store, roots)
     runner = _Coordinator(store, plan, engine, submit, set(roots) if force else set())
-    runner.retries, runner.report, runner.log = retries, report, log
+    runner.retries, runner.report, runner.log, runner.stop = retries, report, log, stop
     return runner.run()
+
+
+def stop_file(store: FileStore) -> str:
+    """A new run's stop file: a name in the store's ``tmp/`` (made only if it is stopped)."""
+    return os.path.join(store.tmp, f"stop-{os.getpid()}-{os.urandom(6).hex()}")
 
 
 class _Coordinator:
@@ -181,18 +217,35 @@ class _Coordinator:
         self.known: dict[str, bool] = {}
         self.counts = Counts(len(plan.nodes))
         self.running: dict[Future[Ran], tuple[str, int, float]] = {}
+        self.stop: str | None = None
+        self.ready: collections.deque[str] = collections.deque()
+        """Calls whose upstream calls are done, not yet served or submitted."""
+        self.submitting: str | None = None
+        """The call being submitted (being run, by the inline engine)."""
         self._stack = contextlib.ExitStack()
         self._executor: Executor | None = None
         self._submitted_to: dict[Future[Ran], Executor] = {}
+        self._listed: tuple[float, set[str]] = (-RECOUNT, set())
 
     def run(self) -> dict[str, Outcome]:
-        with self._stack:
-            ready = collections.deque(fp for fp in self.plan.order if self.waiting[fp] == 0)
-            while ready or self.running:
-                while ready:
-                    ready.extend(self._start(ready.popleft()))
-                if self.running:
-                    ready.extend(self._collect())
+        try:
+            try:
+                ready = self.ready
+                ready.extend(fp for fp in self.plan.order if self.waiting[fp] == 0)
+                while ready or self.running:
+                    while ready:
+                        ready.extend(self._start(ready.popleft()))
+                    if self.running:
+                        ready.extend(self._collect())
+            except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGTERM (see catch_sigterm)
+                self._halt()
+                raise
+            finally:
+                self._stack.close()  # the engine (as made again after it broke)
+        finally:
+            if self.stop is not None:  # once the engine is shut down: nothing reads it now
+                with contextlib.suppress(OSError):
+                    os.unlink(self.stop)
         return self.outcomes
 
     def _start(self, fp: str) -> list[str]:
@@ -205,15 +258,19 @@ class _Coordinator:
 
     def _submit(self, fp: str, attempt: int) -> None:
         executor = self._engine()  # an engine that cannot be made ends the run: its error
+        self.submitting = fp
+        if isinstance(executor, InlineExecutor):  # it runs now, here: say so first
+            self.counts.running, self.counts.queued = 1, len(self.ready)
+            self._report()
         try:
             future = self.submit(executor, fp, fp in self.forced)
         except Exception as exc:  # the engine refused this call
             future = Future()
             future.set_exception(exc)
+        self.submitting = None
         self.running[future] = (fp, attempt, time.monotonic())
         self._submitted_to[future] = executor
-        self.counts.running = len(self.running)
-        self._report()
+        self._recount()
 
     def _engine(self) -> Executor:
         if self._executor is None:
@@ -221,7 +278,9 @@ class _Coordinator:
         return self._executor
 
     def _collect(self) -> list[str]:
-        finished, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
+        # with a display, look again every RECOUNT seconds at which calls have started
+        pulse = None if self.report is None else RECOUNT
+        finished, _ = wait(list(self.running), timeout=pulse, return_when=FIRST_COMPLETED)
         ready: list[str] = []
         for future in finished:
             fp, attempt, started = self.running.pop(future)
@@ -232,8 +291,21 @@ class _Coordinator:
                 continue
             self.counts.ran.append(time.monotonic() - started)
             ready.extend(self._done(fp, self._outcome(fp, future)))
-        self.counts.running = len(self.running)
+        self._recount()
         return ready
+
+    def _recount(self) -> None:
+        """Count the calls submitted as running (their runner holds their lease: true for
+        every engine) or queued (the engine has not started them), and report."""
+        if self.report is None:
+            self.counts.running = len(self.running)  # nobody looks: no need to tell them apart
+            return
+        # the one run here (inline) has ended: submitting it ran it
+        inline = isinstance(self._executor, InlineExecutor)
+        running = 0 if inline else len(self._leased(fresh=False))
+        self.counts.running = running
+        self.counts.queued = len(self.running) - running + len(self.ready)
+        self._report()
 
     def _retry(self, fp: str, attempt: int, exc: BaseException, executor: Executor | None) -> None:
         if self.log is not None:
@@ -307,6 +379,73 @@ class _Coordinator:
     def _report(self) -> None:
         if self.report is not None:
             self.report(self.counts)
+
+    def _halt(self) -> None:
+        """The run is stopped: make its stop file, cancel what the engine has not started,
+        wait (a while) for the calls running to stop, and count how each call ended."""
+        if self.stop is not None:
+            with contextlib.suppress(OSError):
+                os.close(os.open(self.stop, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        started = self._leased()
+        for future, (fp, _, _) in self.running.items():
+            if fp not in started:  # one started is waited for: it stops, and cleans up
+                with contextlib.suppress(Exception):  # a Parsl future cannot be cancelled
+                    future.cancel()
+        going = [future for future in self.running if not future.done()]
+        if going:
+            wait(going, timeout=STOP_WAIT)
+        for future, (fp, _, _) in list(self.running.items()):
+            ended = _how_stopped(future, fp in started)
+            if ended is None:  # it ended on its own meanwhile
+                self._done(fp, self._outcome(fp, future))
+            else:
+                self._end(fp, ended)
+        self.running.clear()
+        if self.submitting is not None and self.submitting not in self.outcomes:
+            inline = isinstance(self._executor, InlineExecutor)  # it was running it here
+            self._end(self.submitting, STOPPED if inline else NOT_STARTED)
+        for fp in self.plan.order:
+            if fp not in self.outcomes:
+                self._end(fp, NOT_STARTED)
+        self.counts.running = self.counts.queued = 0
+        self._report()
+
+    def _end(self, fp: str, state: str) -> None:
+        """Count *fp* as stopped or never started by a stopped run."""
+        said = "stopped while it ran" if state == STOPPED else "not started: the run was stopped"
+        self.outcomes[fp] = Outcome(fp, state, problem=said)
+        self.known[fp] = False
+        if state == STOPPED:
+            self.counts.stopped += 1
+        else:
+            self.counts.not_started += 1
+
+    def _leased(self, fresh: bool = True) -> set[str]:
+        """The calls submitted whose runner holds their lease now: they have started.
+        Unless *fresh*, the leases are listed at most every :data:`RECOUNT` seconds (a
+        run submitting thousands of calls at once lists them once)."""
+        from scalems_store.store.lease import lease_dir
+
+        if fresh or time.monotonic() - self._listed[0] >= RECOUNT:
+            try:
+                self._listed = (time.monotonic(), set(os.listdir(lease_dir(self.store.root))))
+            except OSError:
+                self._listed = (time.monotonic(), set())
+        held = self._listed[1]
+        return {fp for fp, _, _ in self.running.values() if fp in held}
+
+
+def _how_stopped(future: Future[Ran], started: bool) -> str | None:
+    """How a call submitted to a stopped run ended: :data:`STOPPED`, :data:`NOT_STARTED`,
+    or None when it ended on its own (it finished, or failed, before the stop)."""
+    if future.cancelled() or not future.done():
+        return STOPPED if started else NOT_STARTED
+    exc = future.exception()
+    if isinstance(exc, Stopped):
+        return STOPPED if exc.started else NOT_STARTED
+    if isinstance(exc, KeyboardInterrupt | SystemExit) or (exc is not None and lost_worker(exc)):
+        return STOPPED if started else NOT_STARTED  # a worker of the user's own pool got it
+    return None
 
 
 def _problem(record: dict[str, Any]) -> str:

@@ -140,6 +140,8 @@ def main(argv: list[str]) -> int:
     """Run the call; write the outcome; exit 0 on success, 1 otherwise."""
     _die_with_runner()
     call_path, outcome_path = argv
+    with contextlib.suppress(OSError):  # the call has begun (see launch.STARTED)
+        os.close(os.open(outcome_path + ".started", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
     outcome = run(call_path)
     import dill
 

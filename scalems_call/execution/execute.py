@@ -72,6 +72,7 @@ def execute(
     timeout: float | None = None,
     keep_workdir: bool = False,
     publish: bool = True,
+    stop: str | None = None,
 ) -> Execution:
     """Serve the call from the cache or run it; return what was recorded.
 
@@ -82,10 +83,14 @@ def execute(
         timeout: Seconds after which the call is stopped and recorded as ``timeout``.
         keep_workdir: Leave the work directory in place (its path is returned).
         publish: Record the result under ``refs/calls`` (``rerun --check`` does not).
+        stop: The stop file of the run this call belongs to (see
+            :func:`scalems_call.execution.launch.stop_requested`): once it exists, the
+            call is not started, or is stopped, and nothing is recorded.
 
     Raises:
         InvalidCall: the record is malformed.
         LaunchError: the call needs something this host does not have.
+        Stopped: the run was stopped.
     """
     if not force and (served := _served(store, call_fp)):
         return served
@@ -99,9 +104,10 @@ def execute(
     try:
         if not force and (served := _served(store, call_fp) or _reused(store, call_fp, record)):
             return served
+        launch.refuse_if_stopped(stop)
         # a root for gc from now on (the live lease); published again if gc took it just now
         store.add_bytes(data, kind="call")
-        return _run(store, call_fp, record, rundir, timeout, keep_workdir, publish)
+        return _run(store, call_fp, record, rundir, timeout, keep_workdir, publish, stop)
     finally:
         lease.release()
 
@@ -129,6 +135,7 @@ def _run(
     timeout: float | None,
     keep_workdir: bool,
     publish: bool,
+    stop: str | None = None,
 ) -> Execution:
     requirements = record.get("requirements") or {}
     command = launch.child_command(store.object_path(call_fp), "", requirements)
@@ -149,7 +156,9 @@ def _run(
             outcome, times = _unrunnable(exc, rundir), _no_time()
             consumed = []
         else:
-            outcome, times = launch.spawn(command, rundir, work, environment, timeout, requirements)
+            outcome, times = launch.spawn(
+                command, rundir, work, environment, timeout, requirements, stop
+            )
             outcome = launch.check_world_size(outcome, requirements)
         if versions:
             outcome.setdefault("provenance", {})["versions_differ"] = versions

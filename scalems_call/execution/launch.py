@@ -16,10 +16,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from scalems_call.execution import forkserver
-from scalems_call.identity.errors import LaunchError
+from scalems_call.identity.errors import LaunchError, Stopped
 
 KILL_GRACE = 5.0
+STARTED = ".started"
+"""What the call's process adds to its outcome file's name, as a file, once it runs:
+a process that exits without it never started the call."""
 HEARTBEAT = 30.0
+STOP_POLL = 0.2
+"""Seconds between two looks at a run's stop file while its call runs."""
 
 
 def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any]) -> list[str]:
@@ -46,7 +51,8 @@ def child_command(call_path: str, outcome_path: str, requirements: dict[str, Any
     if launcher is None:
         raise LaunchError(
             f"the call requires {ranks} MPI ranks but no MPI launcher (mpiexec) is on PATH "
-            "or next to this Python (pip install 'scalems-store[mpi]', or set SCALEMS_MPIEXEC)"
+            "or next to this Python (pip install '.[mpi]' in the scalems-store checkout, or set "
+            "SCALEMS_MPIEXEC)"
         )
     return [*shlex.split(launcher), "-n", str(ranks), *python]
 
@@ -91,8 +97,13 @@ def spawn(
     environment: dict[str, str],
     timeout: float | None,
     requirements: dict[str, Any],
+    stop: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run the child; return its outcome and the timing."""
+    """Run the child; return its outcome and the timing.
+
+    Raises:
+        Stopped: the file *stop* appeared while the call ran: it was stopped.
+    """
     outcome_path = os.path.join(rundir, "outcome.json")
     command = [outcome_path if arg == "" else arg for arg in command]
     stdout, stderr = os.path.join(rundir, "stdout"), os.path.join(rundir, "stderr")
@@ -102,7 +113,7 @@ def spawn(
     child = _start(command, work, environment, requirements, stdout, stderr)
     usage: dict[str, Any] = {}
     try:
-        status = _wait(child, rundir, timeout, usage)
+        status = _wait(child, rundir, timeout, usage, stop)
     finally:
         # processes the call left behind (in its session) would go on changing the work
         # directory while it is archived: they end with the call, as under a batch system
@@ -174,6 +185,8 @@ def check_world_size(outcome: dict[str, Any], requirements: dict[str, Any]) -> d
     ranks = requirements.get("ranks")
     if ranks is None or outcome.get("status") in ("timeout", "killed"):
         return outcome
+    if outcome.get("status") == "error" and "mpi_world_size" not in outcome:
+        return outcome  # it could not be started: that says more
     size = outcome.get("mpi_world_size")
     if size == ranks:
         return outcome
@@ -190,20 +203,46 @@ def check_world_size(outcome: dict[str, Any], requirements: dict[str, Any]) -> d
     }
 
 
-def _wait(child: Child, rundir: str, timeout: float | None, usage: dict[str, Any]) -> str | None:
+def stop_requested(stop: str | None) -> bool:
+    """Whether the run whose stop file is *stop* was stopped: its coordinator (Ctrl-C,
+    SIGTERM) made the file, in the store's ``tmp/``, which every worker reaches."""
+    return stop is not None and os.path.lexists(stop)
+
+
+def refuse_if_stopped(stop: str | None) -> None:
+    """Raise :class:`Stopped` (not started) if the run was stopped before the call began."""
+    if stop_requested(stop):
+        raise Stopped("the run was stopped before this call started", False)
+
+
+def _wait(
+    child: Child,
+    rundir: str,
+    timeout: float | None,
+    usage: dict[str, Any],
+    stop: str | None = None,
+) -> str | None:
     """Wait for the child, touching *rundir* so gc sees it is alive; return 'timeout' if killed.
-    What the child used (see :func:`forkserver.cost`) goes into *usage*."""
+    What the child used (see :func:`forkserver.cost`) goes into *usage*. A run's stop file
+    (*stop*) is looked for every :data:`STOP_POLL` seconds."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    beat = time.monotonic() + HEARTBEAT
+    every = HEARTBEAT if stop is None else STOP_POLL
     try:
         with _ExitWatch(child, usage) as exited:
             while True:
-                left = HEARTBEAT if deadline is None else deadline - time.monotonic()
-                if exited(max(min(HEARTBEAT, left), 0)):
+                left = every if deadline is None else deadline - time.monotonic()
+                if exited(max(min(every, left, beat - time.monotonic()), 0)):
                     return None
                 if deadline is not None and time.monotonic() >= deadline:
                     _stop(child, exited)
                     return "timeout"
-                os.utime(rundir)
+                if stop_requested(stop):
+                    _stop(child, exited)
+                    raise Stopped("the run was stopped while this call ran")
+                if time.monotonic() >= beat:
+                    os.utime(rundir)
+                    beat = time.monotonic() + HEARTBEAT
     except BaseException:
         _stop(child)
         raise
@@ -285,13 +324,22 @@ def _read_outcome(
             outcome: dict[str, Any] = json.load(stream)
             return outcome
     except (FileNotFoundError, ValueError):
-        how = (
-            f"was killed by signal {-code}"
-            if code is not None and code < 0
-            else f"exited with status {code}"
+        pass
+    if code is not None and code >= 0 and not os.path.exists(path + STARTED):
+        # it never ran the call: a launcher that refused (srun asked for more tasks than
+        # its allocation has), an interpreter that could not start
+        exc = LaunchError(
+            f"the call's process exited with status {code} before the call began: it could "
+            "not be started (its stderr says why)"
         )
-        exc = ChildProcessError(f"the call's process {how} without reporting a result")
-        return {"status": "killed", "exception": repr(exc), "traceback": _said(exc)}
+        return {"status": "error", "exception": repr(exc), "traceback": _said(exc)}
+    how = (
+        f"was killed by signal {-code}"
+        if code is not None and code < 0
+        else f"exited with status {code}"
+    )
+    exc = ChildProcessError(f"the call's process {how} without reporting a result")
+    return {"status": "killed", "exception": repr(exc), "traceback": _said(exc)}
 
 
 def _said(exc: BaseException) -> str:

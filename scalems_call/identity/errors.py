@@ -8,7 +8,8 @@ Every error the runner raises on purpose derives from :class:`CallError`::
     ├── ImportFailed         (ImportError)   a MODULE:FUNC that cannot be imported
     ├── NoResult             (LookupError)   a call that has no recorded result
     ├── LaunchError          (RuntimeError)  the call could not be started (e.g. no MPI launcher)
-    └── CallFailed           (RuntimeError)  a task's call (or one below it) did not succeed
+    ├── CallFailed           (RuntimeError)  a task's call (or one below it) did not succeed
+    └── Stopped              (RuntimeError)  the run the call belongs to was stopped (Ctrl-C)
 
 Errors from the store (:class:`scalems_store.StoreError`) pass through unchanged.
 """
@@ -23,6 +24,7 @@ __all__ = [
     "LaunchError",
     "NoResult",
     "SerializationError",
+    "Stopped",
 ]
 
 
@@ -55,3 +57,21 @@ class LaunchError(CallError, RuntimeError):
 
 class CallFailed(CallError, RuntimeError):
     """A task's call, or one it takes from, did not succeed (``Handle.result``)."""
+
+
+class Stopped(CallError, RuntimeError):
+    """The run a call belongs to was stopped (Ctrl-C or SIGTERM to its coordinator): the
+    call was stopped, or never started. Nothing of it was recorded.
+
+    Args:
+        message: What happened.
+        started: Whether the call had started (and was stopped) or was refused at its start.
+    """
+
+    def __init__(self, message: str, started: bool = True) -> None:
+        super().__init__(message, started)
+
+    @property
+    def started(self) -> bool:
+        """Whether the call had started before it was stopped."""
+        return bool(self.args[1]) if len(self.args) > 1 else True
