@@ -134,9 +134,7 @@ def exec_command(
         if not fingerprints:
             sys.exit(0)
     if jobs is None and dask_address is None and parsl_config is None:
-        from scalems_call.engines.runner import default_jobs
-
-        jobs = default_jobs(store)
+        jobs = schedule.default_jobs(store)
     named = [cache.resolve_call(store, fp) for fp in fingerprints]
     if stop_file is not None:  # one call of a run on Parsl, as a bash app
         _exec_one_of_a_run(store, named, force, timeout, stop_file)

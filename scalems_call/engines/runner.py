@@ -241,39 +241,6 @@ def _tree(store: FileStore, skeleton: str | os.PathLike[str] | None) -> str | No
     return fp
 
 
-JOBS_VARIABLE = "SCALEMS_CALL_JOBS"
-
-
-def default_jobs(store: FileStore) -> int:
-    """How many calls ``exec`` and :func:`run` run at once on this machine when not told:
-    ``$SCALEMS_CALL_JOBS``, else ``jobs`` in the ``[core]`` section of the store's
-    settings file (``<store>/config``), else 1. ``auto`` is every usable core.
-
-    Raises:
-        BadSetting: the value is neither a whole number above 0 nor ``auto``.
-    """
-    from scalems_store.core.errors import BadSetting
-    from scalems_store.store.config import Config
-
-    text = os.environ.get(JOBS_VARIABLE)
-    where = f"${JOBS_VARIABLE}"
-    if text is None:
-        text, where = Config(store.root).get("core", "jobs"), f"jobs in {store.root}/config"
-    if text is None:
-        return 1
-    if text.strip().lower() == "auto":
-        from scalems_store.core.fingerprint import usable_cores
-
-        return usable_cores()
-    try:
-        jobs = int(text)
-    except ValueError:
-        jobs = 0
-    if jobs < 1:
-        raise BadSetting(f"{where} = {text!r}: give the calls to run at once (1, 2, ...) or auto")
-    return jobs
-
-
 def run(
     fingerprint: str,
     *,
@@ -289,7 +256,7 @@ def run(
     it took from other calls is what they deliver now, and every object it
     references is present; otherwise the call runs in a child process (see
     :mod:`scalems_call.execution.execute`). *force* runs this call even so (not what it
-    takes from, unless missing). *jobs* (default: :func:`default_jobs`) above 1 runs the
+    takes from, unless missing). *jobs* (default: :func:`.schedule.default_jobs`) above 1 runs the
     calls on a local process pool of that many workers; 1 runs them here, one after
     the other.
 
@@ -298,7 +265,13 @@ def run(
         LaunchError: the call cannot be started here.
         BadSetting: the default number of jobs is set to something else than a number.
     """
-    from scalems_call.engines.schedule import InlineExecutor, here, run_graph, stop_file
+    from scalems_call.engines.schedule import (
+        InlineExecutor,
+        default_jobs,
+        here,
+        run_graph,
+        stop_file,
+    )
 
     call_fp = store.resolve(fingerprint)  # not a call: planning says so
     if not force and (found := cache.hit(store, call_fp)) is not None:

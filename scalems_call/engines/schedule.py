@@ -144,6 +144,39 @@ def exec_here(
     return done.result, done.cached
 
 
+JOBS_VARIABLE = "SCALEMS_CALL_JOBS"
+
+
+def default_jobs(store: FileStore) -> int:
+    """How many calls ``exec`` and :func:`run` run at once on this machine when not told:
+    ``$SCALEMS_CALL_JOBS``, else ``jobs`` in the ``[core]`` section of the store's
+    settings file (``<store>/config``), else 1. ``auto`` is every usable core.
+
+    Raises:
+        BadSetting: the value is neither a whole number above 0 nor ``auto``.
+    """
+    from scalems_store.core.errors import BadSetting
+    from scalems_store.store.config import Config
+
+    text = os.environ.get(JOBS_VARIABLE)
+    where = f"${JOBS_VARIABLE}"
+    if text is None:
+        text, where = Config(store.root).get("core", "jobs"), f"jobs in {store.root}/config"
+    if text is None:
+        return 1
+    if text.strip().lower() == "auto":
+        from scalems_store.core.fingerprint import usable_cores
+
+        return usable_cores()
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise BadSetting(f"{where} = {text!r}: give the calls to run at once (1, 2, ...) or auto")
+    return jobs
+
+
 def lost_worker(exc: BaseException) -> bool:
     """Whether *exc* means the call's worker was lost (so running it again may succeed)."""
     if type(exc).__name__ in LOST_WORKER:
