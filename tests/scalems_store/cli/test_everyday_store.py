@@ -50,13 +50,16 @@ def test_ls_json_has_the_labels_and_refs_info_has(run_cli: RunCli, tmp_path: Pat
     with FileStore(tmp_path / ".scalems") as store:
         call = pack(everyday_funcs.scale, ([1.0],), store=store)
         result = run(call, store=store).fingerprint
+        code = json.loads(store.read_bytes(call))["code"].values()
+    code_blobs = sorted({uri[len("blake3:") :] for uri in code})
     for when in ("before", "after"):
         listed = {o["fingerprint"]: o for o in json_of(run_cli, "ls", "--json")}
         assert set(listed) >= {blob, call, result}
         for fp in listed:
             assert listed[fp] == json_of(run_cli, "info", fp, "--json"), (when, fp)
         assert listed[blob]["labels"] == ["first", "second"]
-        assert call in listed[result]["refs"] and listed[call]["refs"] == []
+        assert call in listed[result]["refs"]
+        assert listed[call]["refs"] == code_blobs  # the call's code: its modules' blobs
         by_label = json_of(run_cli, "ls", "--label", "second", "--json")
         assert by_label == [listed[blob]]
         run_cli("scalems-store", "reindex")
