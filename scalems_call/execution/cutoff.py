@@ -26,8 +26,9 @@ from scalems_call.identity.records import SUCCESS
 from scalems_store import FileStore, hash_bytes
 from scalems_store.core import layout
 from scalems_store.core.errors import StoreError
+from scalems_store.objects import content
 
-NAMESPACE = "cutoff"
+NAMESPACE = content.CONTENT_KEYED[0]
 
 
 def would_consume(store: FileStore, record: dict[str, Any]) -> list[dict[str, Any]] | None:

@@ -282,7 +282,8 @@ def _check_roots(store: FileStore, report: VerifyReport) -> dict[str, str]:
     for ref in roots.refs:
         if ref.namespace == content.CALLS:
             expected[ref.key] = content.CALL
-        for fp in [ref.key, *ref.values]:
+        keys = [] if ref.namespace in content.CONTENT_KEYED else [ref.key]
+        for fp in [*keys, *ref.values]:
             if fp not in store:
                 report.add(fp, f"missing: recorded in refs/{ref.namespace}/{ref.key[:12]}")
         if ref.namespace == content.CALLS:

@@ -52,6 +52,9 @@ RESULT_KEYS = frozenset(
 )
 _REQUIRED = {CALL: CALL_KEYS, RESULT: RESULT_KEYS}
 URI_FIELDS = ("stdout", "stderr", "directory")
+CONTENT_KEYED = ("cutoff",)
+"""Ref namespaces whose keys are content keys, not objects (``refs/cutoff/<key>``: early
+cutoff on content, see :mod:`scalems_call.execution.cutoff`); their values are objects."""
 CALLS = "calls"
 """The ref namespace of the results recorded for each call (``refs/calls/<call>``, newest
 first): each must be a result record whose ``call`` is that call."""

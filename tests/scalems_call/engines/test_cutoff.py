@@ -44,3 +44,5 @@ def test_a_changed_input_with_the_same_output_runs_only_the_simulation(
     assert Path(ledger).read_text().splitlines()[-2:] == ["settle 2", "analyze"]
     described = json.loads(run_cli(*root, "status", ana2, "--json").stdout)
     assert all(c["note"] is None for c in described["calls"])
+    verified = run_cli("scalems-store", "--store", str(store.root), "verify")
+    assert verified.returncode == 0, verified.stdout  # cutoff keys are not objects
