@@ -126,7 +126,7 @@ def s3_server(where: Path) -> Iterator[S3Server]:
 
     program = Path(sys.executable).parent / "moto_server"
     if not program.exists():
-        require("moto[server] is needed for the S3 tests (pip install -e '.[test]')")
+        require("moto is needed for the S3 tests (pip install -e '.[test]')")
     port = free_port()
     where.mkdir(parents=True, exist_ok=True)
     with open(where / "moto.log", "wb") as log:
