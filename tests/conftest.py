@@ -30,10 +30,14 @@ def local_file(uri: str | None) -> Path:
 def _isolated_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Keep tests away from a user's store and code cache; make test helper modules
-    importable by children."""
+    """Keep tests away from a user's store, code cache and key pair (their own
+    ``$XDG_CONFIG_HOME`` and ``$XDG_CACHE_HOME``); make test helper modules importable by
+    children."""
     monkeypatch.delenv("SCALEMS_STORE", raising=False)
     monkeypatch.setenv("SCALEMS_CALL_CODE_CACHE", str(tmp_path_factory.getbasetemp() / "code"))
+    monkeypatch.delenv("SCALEMS_TRUST_UNSIGNED", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("SCALEMS_STORE_FSYNC", "0")
     path = os.environ.get("PYTHONPATH", "")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), path])))

@@ -24,6 +24,7 @@ LAYERS = [
     "scalems_store.tar",
     "scalems_store.objects",
     "scalems_store.store",
+    "scalems_store.trust",
     "scalems_store.query",
     "scalems_store.maint",
     "scalems_store.remote",

@@ -79,6 +79,12 @@ timeout_option = click.option(
     help="Refuse to run a call whose recorded distribution versions differ from those here.",
 )
 @click.option("--stop-file", hidden=True, help="The stop file of the run this exec is part of.")
+@click.option(
+    "--trust-unsigned",
+    is_flag=True,
+    help="Serve and use results no trusted key signed (unsigned or foreign), as before "
+    "signing existed.",
+)
 @click.pass_context
 def exec_command(
     ctx: click.Context,
@@ -94,6 +100,7 @@ def exec_command(
     remote_name: str | None,
     strict_versions: bool,
     stop_file: str | None,
+    trust_unsigned: bool,
 ) -> None:
     """Run calls (fingerprint, prefix or label) and everything they take from; print each
     call's result fingerprint, one line per FP given.
@@ -112,9 +119,19 @@ def exec_command(
 
     Ctrl-C (or SIGTERM) stops the calls running, under every engine, starts no
     other, and says how many were stopped and not started (exit 130, or 143).
+
+    Only results a key the store trusts signed are served or taken as inputs
+    (see 'scalems-store trust'); --trust-unsigned serves any result, signed or not
+    (for this command and the runs it starts on this machine).
     """
+    import os
+
     from scalems_call.engines import schedule
     from scalems_call.execution import cache
+    from scalems_store.trust.policy import UNSIGNED_ENV
+
+    if trust_unsigned:
+        os.environ[UNSIGNED_ENV] = "1"  # for this process and the runners it starts
 
     if sum((jobs is not None, dask_address is not None, parsl_config is not None)) > 1:
         raise click.UsageError("choose one of --jobs, --dask and --parsl-config")

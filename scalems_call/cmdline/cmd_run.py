@@ -259,6 +259,12 @@ def rerun_command(
     from scalems_call.execution.execute import execute
 
     recorded_fp, recorded = cache.latest(store, call_fp)
+    trust = cache.verdict(store, recorded_fp, call_fp)
+    if not trust.served:  # comparing decodes its return value: it could run code
+        raise CallError(
+            f"result {recorded_fp[:12]} is {trust.describe()}: not compared (trust its "
+            "signer with 'scalems-store trust add KEY' first)"
+        )
     fresh = execute(store, call_fp, force=True, timeout=timeout, publish=False)
     found = compare(store, recorded, fresh.record)
     if as_json:

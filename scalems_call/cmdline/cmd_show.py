@@ -150,7 +150,7 @@ def forget_command(ctx: click.Context, calls: tuple[str, ...], dry_run: bool) ->
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice(["running", "pending", *STATUSES]),
+    type=click.Choice(["running", "pending", *STATUSES, "untrusted", "unsigned"]),
     help="Only calls of this status (repeatable).",
 )
 @click.option(

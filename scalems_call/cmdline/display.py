@@ -75,15 +75,29 @@ def _directory(store: FileStore, uri: str) -> list[str]:
     return out
 
 
+def _values(store: FileStore, result_fp: str, record: dict[str, Any]) -> tuple[str, str, str]:
+    """Who signed the result, and its return value and exception as repr shows them:
+    decoded only when a trusted key signed it (unpickling runs code)."""
+    verdict = cache.verdict(store, result_fp, str(record.get("call")))
+    if verdict.served:
+        return verdict.describe(), _decoded_repr(record.get("return_value")), _exception(record)
+    hidden = f"(return value not decoded: {verdict.state})"
+    exception = f"(not decoded: {verdict.state})" if record.get("exception") else "-"
+    return verdict.describe(), hidden, exception
+
+
 def lines(store: FileStore, result_fp: str, record: dict[str, Any]) -> list[str]:
-    """Return a human-readable description of a result."""
+    """Return a human-readable description of a result (its return value and exception
+    decoded only if a trusted key signed it)."""
     prov = record.get("provenance", {})
+    trust, value, exception = _values(store, result_fp, record)
     out = [
         f"call        {record.get('call')}",
         f"result      {result_fp}",
         f"status      {record.get('status')}",
-        f"return      {_decoded_repr(record.get('return_value'))}",
-        f"exception   {_exception(record)}",
+        f"trust       {trust}",
+        f"return      {value}",
+        f"exception   {exception}",
         f"stdout      {_size(store, record.get('stdout'))}",
         f"stderr      {_size(store, record.get('stderr'))}",
     ]
@@ -120,9 +134,18 @@ def lines(store: FileStore, result_fp: str, record: dict[str, Any]) -> list[str]
 
 
 def as_json(store: FileStore, result_fp: str, record: dict[str, Any]) -> dict[str, Any]:
-    """Return the result record with its fingerprint and a readable return value and exception."""
+    """Return the result record with its fingerprint, who signed it (``trust``,
+    ``signed_by``) and, when a trusted key signed it, a readable return value and
+    exception (else ``not_decoded`` says why they are not)."""
     view = dict(record)
     view["fingerprint"] = result_fp
+    verdict = cache.verdict(store, result_fp, str(record.get("call")))
+    view["trust"] = verdict.state
+    view["signed_by"] = [f"ed25519:{key}" for key in verdict.keys]
+    if not verdict.served:
+        view["return_value_repr"] = None
+        view["not_decoded"] = verdict.state
+        return view
     view["return_value_repr"] = _decoded_repr(record.get("return_value"))
     if record.get("exception"):
         view["exception_repr"] = _exception(record)
@@ -172,12 +195,16 @@ def _row(
         "when": packed,
     }
     result_fp = cache.newest(store, call_fp)
+    status = None
+    if result_fp is None:  # only results this store does not serve: say so
+        result_fp = cache.newest(store, call_fp, trusted=False)
+        status = None if result_fp is None else cache.verdict(store, result_fp, call_fp).state
     if result_fp is not None:
         result = cache.load_result(store, result_fp)
         prov = result.get("provenance", {})
         start = _epoch(prov.get("start"))
         row.update(
-            status=result.get("status"),
+            status=status or result.get("status"),
             result=result_fp,
             start=prov.get("start"),
             end=prov.get("end"),

@@ -13,6 +13,9 @@ has no cycle. States, judged bottom-up:
     a call it takes from failed (or is upstream-failed): it cannot run;
 ``missing``
     it has never been run (or its result is gone);
+``untrusted``, ``unsigned``
+    its only results are data this store does not serve: signed by no key it
+    trusts, or not signed at all (they came by import); ``exec`` runs it again;
 ``stale``
     it has a result, but a call below is not cached, or would now deliver other
     content than the result consumed: the next ``exec`` may run it again (not if
@@ -20,7 +23,10 @@ has no cycle. States, judged bottom-up:
     now differs from the code the call recorded (its note says which module: exec
     still serves the result of the recorded code; pack again to run the new code);
 ``cached``
-    its newest result stands: ``exec`` serves it.
+    its newest trusted result stands: ``exec`` serves it.
+
+Every state but ``untrusted`` and ``unsigned`` is judged from the call's newest
+result that a trusted key signed (see :mod:`scalems_call.execution.cache`).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ CACHED, STALE, MISSING, RUNNING, FAILED, UPSTREAM_FAILED = (
     "failed",
     "upstream-failed",
 )
+UNTRUSTED, UNSIGNED = "untrusted", "unsigned"
 
 
 @dataclass
@@ -106,7 +113,8 @@ class Standing:
     record: dict[str, Any] | None = None
     """That result's record."""
     because: str | None = None
-    """For upstream-failed: the call below that failed."""
+    """For upstream-failed: the call below that failed; for untrusted and unsigned: who
+    signed the newest result (``untrusted (signed by ed25519:...)``)."""
     reason: str | None = None
     """Why, in words: a failed call's error line, what makes a stale call stale."""
     note: str | None = None
@@ -153,7 +161,7 @@ def _judge(
             UPSTREAM_FAILED, newest, record, failed, reason=f"call below {failed[:12]} failed"
         )
     if record is None:
-        return Standing(MISSING)
+        return _untrusted(store, node.call)
     if record.get("status") != "success":
         return Standing(FAILED, newest, record, reason=error_line(record))
     # an upstream call with a note (its code changed since pack) still serves its result
@@ -215,3 +223,17 @@ def code_note(record: dict[str, Any]) -> str | None:
         return "code not recorded"
     changed = code.changed(record)
     return CODE_CHANGED + ", ".join(changed) if changed else None
+
+
+def _untrusted(store: FileStore, call_fp: str) -> Standing:
+    """A call with no result this store serves: missing, or only results it does not trust."""
+    newest = cache.newest(store, call_fp, trusted=False)
+    if newest is None:
+        return Standing(MISSING)
+    try:
+        record = cache.load_result(store, newest)
+    except Exception:  # a damaged result record: as good as none (verify reports it)
+        return Standing(MISSING)
+    verdict = cache.verdict(store, newest, call_fp)
+    described = verdict.describe()
+    return Standing(verdict.state, newest, record, described, reason=described)

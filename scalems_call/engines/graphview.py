@@ -91,7 +91,8 @@ def tree_lines(plan: Plan, described: list[dict[str, Any]]) -> list[str]:
             if info.get("arguments") is not None:
                 args = info["arguments"]
                 called += f"({args if len(args) <= 40 else args[:39] + '…'})"
-            text = f"{fp[:12]}  {called:<32} {info['state']:<16} {took}"
+            state = info["because"] if info["state"] in ("untrusted", "unsigned") else info["state"]
+            text = f"{fp[:12]}  {called:<32} {state:<16} {took}"
             note = f"  ({info['note']})" if info.get("note") and not again else ""
             lines.append(lead + text.rstrip() + ("  (see above)" if again else "") + note)
             if again:
@@ -181,7 +182,16 @@ def _render(source: str) -> str:
     return drawn.stdout[drawn.stdout.find("<svg") :]
 
 
-ORDER = ("failed", "upstream-failed", "stale", "running", "missing", "cached")
+ORDER = (
+    "failed",
+    "upstream-failed",
+    "untrusted",
+    "unsigned",
+    "stale",
+    "running",
+    "missing",
+    "cached",
+)
 """The order of a group's calls in the page: what needs a look first."""
 
 

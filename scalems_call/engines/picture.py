@@ -36,6 +36,8 @@ COLOURS = {
     "running": "#9fc5f8",
     "failed": "#f4a3a3",
     "upstream-failed": "#f9cb9c",
+    "untrusted": "#d5a6bd",
+    "unsigned": "#d5a6bd",
 }
 """Fill colour of a call, by state (the legend's order)."""
 
@@ -46,6 +48,8 @@ MEANINGS = {
     "running": "a runner is at it now",
     "failed": "its newest result failed",
     "upstream-failed": "a call it takes from failed",
+    "untrusted": "its results are signed by no key this store trusts: exec runs it",
+    "unsigned": "its results are not signed (imported): exec runs it",
 }
 """What each state means, for the legend."""
 

@@ -1,14 +1,17 @@
 """Find calls and their recorded results in a store, cheaply (no dill, no subprocess).
 
-Results are recorded under ``refs/calls/<call-fp>``, newest first. A call has
-a cache hit when its newest result succeeded and the result record and every
-object it references are present.
+Results are recorded under ``refs/calls/<call-fp>``, newest first in the order
+this store recorded them. Only a result a trusted key signed is served
+(:mod:`scalems_store.trust.policy`): the call's newest such result is its
+current one; a call has a cache hit when that result succeeded and the result
+record and every object it references are present. A result nobody trusted
+signed (one that came by import) is data: shown, never served or decoded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalems_call.identity.errors import InvalidCall, NoResult
 from scalems_call.identity.records import SUCCESS, parse_call, parse_result
@@ -17,6 +20,9 @@ from scalems_store.core import layout
 from scalems_store.core.errors import StoreError
 from scalems_store.objects import content
 from scalems_store.objects.content import CALLS
+
+if TYPE_CHECKING:
+    from scalems_store.trust.policy import Verdict
 
 
 def resolve_call(store: FileStore, text: str) -> str:
@@ -63,25 +69,47 @@ def referenced(record: dict[str, Any]) -> tuple[str, ...]:
     return content.record_references(record, content.RESULT)
 
 
+def verdict(store: FileStore, result_fp: str, call_fp: str) -> Verdict:
+    """Whether result *result_fp* of call *call_fp* may be served, and who signed it."""
+    from scalems_store.trust import policy
+
+    return policy.of(store).judge(result_fp, call_fp)
+
+
+def served(store: FileStore, result_fp: str, record: dict[str, Any]) -> bool:
+    """Whether the result may be served, decoded or fed to a call: a trusted key signed it
+    (or the store serves unsigned results, by choice)."""
+    call_fp = record.get("call")
+    return isinstance(call_fp, str) and verdict(store, result_fp, call_fp).served
+
+
+def trusted_newest(store: FileStore, call_fp: str) -> tuple[str, dict[str, Any]] | None:
+    """``(result fp, record)`` of the call's newest result that may be served: present,
+    readable, a result of this very call (not one a ref or a bundle merely says is),
+    and signed by a trusted key; None if it has none."""
+    for fp in results(store, call_fp):
+        if fp not in store:
+            continue
+        try:
+            record = load_result(store, fp)
+        except (InvalidCall, StoreError, OSError):
+            continue
+        if record.get("call") == call_fp and served(store, fp, record):
+            return fp, record
+    return None
+
+
 def current(store: FileStore, call_fp: str) -> tuple[str, dict[str, Any]] | None:
-    """Return ``(result fp, record)`` of the call's newest result if it can stand as the
-    call's output, else None: a result record of this very call (not one a ref or a
-    bundle merely says is), that succeeded, with every object it names present.
+    """Return ``(result fp, record)`` of the call's newest trusted result if it can stand
+    as the call's output, else None: it succeeded, and every object it names is present.
     Whether its inputs are still current is :func:`hit`'s question."""
-    recorded = results(store, call_fp)
-    if not recorded or recorded[0] not in store:
+    found = trusted_newest(store, call_fp)
+    if found is None:
         return None
-    try:
-        record = load_result(store, recorded[0])
-    except (InvalidCall, StoreError, OSError):
+    record = found[1]
+    if record.get("status") != SUCCESS or not all(fp in store for fp in referenced(record)):
         return None
-    if (
-        record.get("call") != call_fp
-        or record.get("status") != SUCCESS
-        or not all(fp in store for fp in referenced(record))
-    ):
-        return None
-    return recorded[0], record
+    return found
 
 
 def hit(
@@ -188,7 +216,8 @@ def digest(store: FileStore, result: dict[str, Any], path: str | None) -> str:
 
 
 def latest(store: FileStore, text: str) -> tuple[str, dict[str, Any]]:
-    """Return the newest result of a call, or the result named directly by *text*.
+    """Return the newest trusted result of a call (else its newest result, which is then
+    data only: see :func:`served`), or the result named directly by *text*.
 
     Raises:
         NoResult: the call has not been run (or its result is gone).
@@ -197,12 +226,19 @@ def latest(store: FileStore, text: str) -> tuple[str, dict[str, Any]]:
     if store.kind(fp) == "result":
         return fp, load_result(store, fp)
     call_fp = resolve_call(store, fp)
-    result_fp = newest(store, call_fp)
+    found = trusted_newest(store, call_fp)
+    if found is not None:
+        return found
+    result_fp = newest(store, call_fp, trusted=False)
     if result_fp is None:
         raise NoResult(f"call {call_fp} has no recorded result (run it with 'scalems-call exec')")
     return result_fp, load_result(store, result_fp)
 
 
-def newest(store: FileStore, call_fp: str) -> str | None:
-    """The call's newest recorded result still in the store, or None."""
+def newest(store: FileStore, call_fp: str, *, trusted: bool = True) -> str | None:
+    """The call's newest recorded result still in the store that may be served (with
+    *trusted* False: of any signer, or none), or None."""
+    if trusted:
+        found = trusted_newest(store, call_fp)
+        return None if found is None else found[0]
     return next((fp for fp in results(store, call_fp) if fp in store), None)

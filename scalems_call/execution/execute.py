@@ -20,6 +20,7 @@ import os
 import pickle
 import platform
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from scalems_call.identity.records import OUTPUTS, parse_call
 from scalems_call.identity.upstream import INPUTS_DIR
 from scalems_store import FileStore
 from scalems_store.core import layout
+from scalems_store.core.errors import StoreError
 from scalems_store.core.fsutil import remove_tree
 from scalems_store.core.layout import canonical
 from scalems_store.store.lease import Lease, lease_dir, scratch_for
@@ -316,6 +318,7 @@ def _record(
         record["consumed"] = consumed
     result_fp = store.add_bytes(canonical(record), kind="result")
     if publish:
+        _sign(store, result_fp, call_fp)  # before the ref: a result is never served unsigned
         store.update_ref(
             cache.CALLS,
             call_fp,
@@ -357,6 +360,25 @@ def _listed(
     if status == "error" and others and cache.current(store, call_fp) is not None:
         return [others[0], result_fp, *others[1:]]
     return [result_fp, *others]
+
+
+def _sign(store: FileStore, result_fp: str, call_fp: str) -> None:
+    """Sign the result with the user's key (made on first use). Without a key (a home that
+    cannot be written) the result is recorded unsigned, which this store will not serve:
+    say so, once a process."""
+    from scalems_store.trust import policy
+
+    try:
+        policy.sign(store, result_fp, call_fp)
+    except StoreError as exc:
+        if not _UNSIGNED_WARNED:
+            _UNSIGNED_WARNED.append(True)
+            print(
+                f"warning: result recorded unsigned (it will not be served): {exc}", file=sys.stderr
+            )
+
+
+_UNSIGNED_WARNED: list[bool] = []
 
 
 def _iso(stamp: float) -> str:

@@ -13,6 +13,7 @@ from scalems_store.cli import maint as cli_maint
 from scalems_store.cli import objects as cli_objects
 from scalems_store.cli import remotes as cli_remotes
 from scalems_store.cli import trees as cli_trees
+from scalems_store.cli import trust as cli_trust
 from scalems_store.cli.shared import ErrorGroup, run_main, store_option
 
 
@@ -47,6 +48,8 @@ cli.add_command(cli_remotes.push)
 cli.add_command(cli_remotes.pull)
 cli.add_command(cli_remotes.fetch)
 cli.add_command(cli_remotes.serve)
+cli.add_command(cli_trust.key_command)
+cli.add_command(cli_trust.trust_group)
 
 
 def main() -> None:

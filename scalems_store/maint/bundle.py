@@ -2,7 +2,8 @@
 
 A bundle is an uncompressed tar: first ``bundle.json`` (the manifest: each
 object's fingerprint, kind, references and size, the refs to recreate and,
-exported with ``labels=True``, the labels naming its objects), then
+exported with ``labels=True``, the labels naming its objects, and the signatures of
+its results, which live beside them outside every fingerprint), then
 one member ``objects/<fingerprint>`` per object, each after everything it
 references. The closure of an object is the object, everything its bytes
 reference (recursively) and, for a call, the results recorded for it and
@@ -45,6 +46,7 @@ from scalems_store.objects.claims import check_tree
 from scalems_store.objects.writer import Staged
 from scalems_store.store.filestore import FileStore
 from scalems_store.store.refs import Ref, valid_label, valid_namespace
+from scalems_store.store.signatures import Signature, is_hex
 from scalems_store.tar.tarstream import MemberData, read_members
 
 FORMAT = {"format": "scalems-bundle", "version": 1}
@@ -169,6 +171,7 @@ def write(
             {"fingerprint": e.fingerprint, "kind": e.kind, "refs": list(e.refs)} for e in entries
         ],
         "refs": [{"namespace": r.namespace, "key": r.key, "values": r.values} for r in refs],
+        "signatures": _signatures_of(store, entries),
     }
     if labels:
         inside = {e.fingerprint for e in entries}
@@ -182,6 +185,17 @@ def write(
                 checked = _Checked(stream, entry.fingerprint, progress)
                 _add(tar, _PREFIX + entry.fingerprint, size, checked)
                 checked.finish()
+
+
+def _signatures_of(store: FileStore, entries: list[Entry]) -> list[dict[str, str]]:
+    """The signatures recorded beside the results in *entries*, as the manifest lists them
+    (each is checked by whoever trusts its key; a bundle vouches for nothing itself)."""
+    return [
+        {"result": entry.fingerprint, "key": sig.key, "signature": sig.signature}
+        for entry in entries
+        if entry.kind == content.RESULT
+        for sig in sorted(store.signatures(entry.fingerprint))
+    ]
 
 
 class _Checked:
@@ -259,7 +273,7 @@ def import_objects(store: FileStore, stream: IO[bytes], *, labels: bool = True) 
         try:
             try:
                 with store.batch():  # made durable together, published after the checks
-                    entries, refs, named, staged = _read(store, stream, staging)
+                    entries, refs, named, signatures, staged = _read(store, stream, staging)
                     present = _check(store, entries, refs, staged)
                     for entry in entries:  # dependencies first: a cut-short import leaves closures
                         known = entry.fingerprint in present
@@ -269,6 +283,7 @@ def import_objects(store: FileStore, stream: IO[bytes], *, labels: bool = True) 
                     remove_tree(staging)
         finally:
             os.close(lock)
+        _record_signatures(store, entries, signatures, present)
         for ref in refs:
             store.update_ref(ref.namespace, ref.key, merger(store, ref))
         set_labels, kept = _label(store, named) if labels else ({}, {})
@@ -287,40 +302,48 @@ def _label(store: FileStore, named: dict[str, str]) -> tuple[dict[str, str], dic
     return {n: fp for n, fp in named.items() if n not in kept}, kept
 
 
+def _record_signatures(
+    store: FileStore,
+    entries: list[Entry],
+    signatures: dict[str, list[Signature]],
+    present: set[str],
+) -> None:
+    """Keep the bundle's signatures beside its results (before any ref names them), and
+    mark each result the store did not have as imported: data, until a trusted key's
+    signature holds (``trust sign-existing`` never vouches for it)."""
+    for entry in entries:
+        if entry.kind == content.RESULT:
+            new = entry.fingerprint not in present
+            found = signatures.get(entry.fingerprint, [])
+            if new or found:
+                store.add_signatures(entry.fingerprint, found, imported=new)
+
+
 def merger(store: FileStore, ref: Ref) -> Callable[[list[str]], list[str]]:
     """What a bundle's ref makes of the store's: both sets of values; for the results of a
-    call, newest first by when each ran (an old bundle does not make its results the
-    latest), else the bundle's first."""
+    call, the store's own first, in its own order, then the bundle's new ones. Which
+    result is the latest is the store's order (when it recorded each), never a time a
+    record claims: a bundle cannot make its result the latest by saying it ran in 2099.
+    Elsewhere, the bundle's values first."""
 
     def merge(known: list[str]) -> list[str]:
         if ref.namespace != content.CALLS:
             return [*ref.values, *(v for v in known if v not in ref.values)]
-        values = [*known, *(v for v in ref.values if v not in known)]
-        return sorted(values, key=lambda fp: _ended(store, fp), reverse=True)
+        return [*known, *(v for v in ref.values if v not in known)]
 
     return merge
 
 
-def _ended(store: FileStore, fp: str) -> str:
-    """When result *fp* ended (ISO time, as recorded), or "" if that cannot be read."""
-    try:
-        provenance = content.decode(store.read_bytes(fp, verify=False), content.RESULT).get(
-            "provenance"
-        )
-    except (StoreError, KeyError):
-        return ""
-    end = provenance.get("end") if isinstance(provenance, dict) else None
-    return end if isinstance(end, str) else ""
-
-
 def _read(
     store: FileStore, stream: IO[bytes], staging: str
-) -> tuple[list[Entry], list[Ref], dict[str, str], dict[str, Staged]]:
+) -> tuple[list[Entry], list[Ref], dict[str, str], dict[str, list[Signature]], dict[str, Staged]]:
     members = read_members(stream)
     first = next(members, None)
     if first is None or first[0].name != MANIFEST or first[0].size > _MAX_MANIFEST:
         raise ArchiveError("not a scalems bundle: it does not start with bundle.json")
-    entries, refs, named = parse_bundle_manifest(first[1].read())
+    head = first[1].read()
+    entries, refs, named = parse_bundle_manifest(head)
+    signatures = parse_signatures(head)
     wanted = {entry.fingerprint for entry in entries}
     staged: dict[str, Staged] = {}
     for member, data in members:
@@ -337,7 +360,11 @@ def _read(
         raise ArchiveError(
             f"bundle lists {len(missing)} objects it does not contain, e.g. {missing[0]}"
         )
-    return entries, refs, named, staged
+    results = {e.fingerprint for e in entries if e.kind == content.RESULT}
+    stray = sorted(set(signatures) - results)
+    if stray:
+        raise ArchiveError(f"bundle signs {stray[0]}, which is not one of its results")
+    return entries, refs, named, signatures, staged
 
 
 def _chunks(data: MemberData) -> Iterable[bytes]:
@@ -384,6 +411,38 @@ def _labels(value: Any, inside: set[str]) -> dict[str, str]:
         if _fingerprint(fp) not in inside:
             raise ValueError(f"label {name!r} names {fp}, which the bundle does not hold")
     return dict(value)
+
+
+def parse_signatures(data: bytes) -> dict[str, list[Signature]]:
+    """The signatures a bundle manifest lists, by result (none in a manifest written before
+    signatures existed).
+
+    Raises:
+        ArchiveError: an entry is not ``{"result", "key", "signature"}`` of hex.
+    """
+    signatures: dict[str, list[Signature]] = {}
+    try:
+        manifest = json.loads(data)
+        listed = manifest.get("signatures", []) if isinstance(manifest, dict) else []
+        if not isinstance(listed, list):
+            raise ValueError("'signatures' must be a list")
+        for item in listed:
+            result, sig = _signature(item)
+            signatures.setdefault(result, []).append(sig)
+    except (ValueError, RecursionError, TypeError) as exc:
+        raise ArchiveError(f"not a scalems bundle: bad manifest ({exc})") from None
+    return signatures
+
+
+def _signature(item: Any) -> tuple[str, Signature]:
+    if not isinstance(item, dict):
+        raise ValueError("a signature entry is not a JSON object")
+    key, signature = item.get("key"), item.get("signature")
+    if not isinstance(key, str) or not is_hex(key, 64):
+        raise ValueError(f"bad signature key {str(key)[:70]!r} (64 lowercase hex)")
+    if not isinstance(signature, str) or not is_hex(signature, 128):
+        raise ValueError(f"bad signature {str(signature)[:70]!r} (128 lowercase hex)")
+    return _fingerprint(item.get("result")), Signature(key, signature)
 
 
 def _list(manifest: dict[str, Any], key: str) -> list[Any]:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from scalems_store.store.index import Index, Values
     from scalems_store.store.reference import FileReference
     from scalems_store.store.refs import Damage, Ref, RefDir
+    from scalems_store.store.signatures import SigDir, Signature
     from scalems_store.tar import archive
 
 KINDS = content.KINDS
@@ -87,6 +88,13 @@ class FileStore:
         from scalems_store.store.refs import RefDir
 
         return RefDir(self.root, self.tmp, durable=self.durable)
+
+    @functools.cached_property
+    def sigs(self) -> SigDir:
+        """The signatures beside results (``sigs/``), made on first use."""
+        from scalems_store.store.signatures import SigDir
+
+        return SigDir(self.root, self.tmp, durable=self.durable)
 
     @functools.cached_property
     def writer(self) -> Writer:
@@ -492,6 +500,21 @@ class FileStore:
         """Yield ``(namespace, key, values)`` for every readable ref (but labels)."""
         damage: builtins.list[Damage] = []
         return self.refs.scan(damage, namespace)
+
+    # -- signatures --------------------------------------------------------
+
+    def signatures(self, result_fp: str) -> builtins.list[Signature]:
+        """The signatures recorded beside result *result_fp* (full fingerprint), unchecked:
+        :mod:`scalems_store.trust` decides which of them to believe."""
+        return self.sigs.read(result_fp).signatures
+
+    def add_signatures(
+        self, result_fp: str, signatures: Iterable[Signature], *, imported: bool = False
+    ) -> None:
+        """Record *signatures* beside result *result_fp* (kept with those already there);
+        *imported*: the result came by import (or pull), so no ``trust sign-existing``
+        vouches for it."""
+        self.sigs.add(result_fp, signatures, imported=imported)
 
     # -- the index ---------------------------------------------------------
 

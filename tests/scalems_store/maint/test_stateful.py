@@ -37,6 +37,7 @@ from scalems_store.core.fsutil import remove_tree
 from scalems_store.maint import reach
 from scalems_store.maint.bundle import export, import_bundle
 from tests.conftest import entry_point
+from tests.recordutil import result_record
 from tests.scalems_call import funcs
 
 WRITER = """
@@ -70,6 +71,8 @@ class StorePromise(RuleBasedStateMachine):
         """label -> the bytes it was last set to (by this machine)."""
         self.ran: dict[str, str] = {}
         """call -> a result recorded for it."""
+        self.forged: set[str] = set()
+        """Results put beside calls that nobody the store trusts signed."""
 
     def teardown(self) -> None:
         self.store.close()
@@ -162,6 +165,23 @@ class StorePromise(RuleBasedStateMachine):
         assert runner.returncode == 0, err.decode()
         self.ran[call] = out.decode().strip()
 
+    # -- forgeries ----------------------------------------------------------------
+
+    @rule(call=calls, how=st.sampled_from(["unsigned", "stranger", "planted"]), n=st.integers(0, 9))
+    def forge_a_result(self, call: str, how: str, n: int) -> None:
+        if call not in self.store:
+            return
+        value = f"80044b{n:02x}2e"  # pickle protocol 4 of the int n
+        data = result_record(call, return_value=value, provenance={"end": "2099-01-01T00:00:00"})
+        fp = hash_bytes(data)
+        self.forged.add(fp)
+        if how == "planted":  # written into the refs, as another user of the store could
+            self.store.add_bytes(data, kind="result")
+            self.store.update_ref("calls", call, lambda known: [fp, *known])
+            return
+        signatures = [] if how == "unsigned" else [_stranger_signs(fp, call)]
+        import_bundle(self.store, io.BytesIO(_bundle_of(call, data, signatures)))
+
     # -- crashes ------------------------------------------------------------------
 
     @rule(call=calls, after=st.floats(0.0, 0.4))
@@ -202,6 +222,54 @@ class StorePromise(RuleBasedStateMachine):
             assert result in call_cache.results(self.store, call)
         report = verify(self.store)
         assert report.ok, report.problems
+
+    @invariant()
+    def only_what_the_store_signed_or_trusts_is_served(self) -> None:
+        for ref in self.store.iter_refs("calls"):
+            found = call_cache.hit(self.store, ref.key)
+            if found is not None:
+                assert found[0] not in self.forged, f"forged {found[0]} served for {ref.key}"
+                assert call_cache.verdict(self.store, found[0], ref.key).state == "trusted"
+
+
+def _stranger_signs(result: str, call: str) -> dict[str, str]:
+    """A valid signature of *result* by a key the store does not trust."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from scalems_store.store.signatures import message
+
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return {
+        "result": result,
+        "key": public.hex(),
+        "signature": key.sign(message(result, call)).hex(),
+    }
+
+
+def _bundle_of(call: str, data: bytes, signatures: list[dict[str, str]]) -> bytes:
+    """A bundle written by hand: one result record of *call*, the ref naming it, signatures."""
+    import json
+    import tarfile
+
+    fp = hash_bytes(data)
+    manifest = {
+        "format": "scalems-bundle",
+        "version": 1,
+        "objects": [{"fingerprint": fp, "kind": "result", "refs": [call]}],
+        "refs": [{"namespace": "calls", "key": call, "values": [fp]}],
+        "signatures": signatures,
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, body in [("bundle.json", json.dumps(manifest).encode()), (f"objects/{fp}", data)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
 
 
 TestStorePromise = StorePromise.TestCase

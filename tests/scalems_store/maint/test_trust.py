@@ -499,8 +499,9 @@ def _record_many(root: str, key: str, worker: int) -> None:
 def test_an_old_bundle_does_not_make_its_result_the_latest(
     make_store: MakeStore, tmp_path: Path
 ) -> None:
-    """Results merged by import are ordered by when they ran: importing an older run of a
-    call keeps the newer one the latest; importing a newer one makes it the latest."""
+    """Results merged by import keep the store's own order: importing an older run of a
+    call keeps the newer one the latest; a store that has a result keeps it the latest
+    when a newer run of the same call comes in (the store's order, not a claimed time)."""
     store = make_store("here")
     call, old = ran_call(store, tmp_path)
     old_bundle = io.BytesIO()
@@ -514,7 +515,8 @@ def test_an_old_bundle_does_not_make_its_result_the_latest(
     new_bundle = io.BytesIO()
     export(store, [call], new_bundle)
     import_bundle(elsewhere, io.BytesIO(new_bundle.getvalue()))
-    assert call_cache.latest(elsewhere, call)[0] == new
+    assert call_cache.latest(elsewhere, call)[0] == old
+    assert call_cache.results(elsewhere, call) == [old, new]
 
 
 def test_gc_puts_back_only_what_is_the_object_it_is_named_after(store: FileStore) -> None:
