@@ -45,8 +45,7 @@ from scalems_store.objects import content
 from scalems_store.objects.claims import check_tree
 from scalems_store.objects.writer import Staged
 from scalems_store.store.filestore import FileStore
-from scalems_store.store.refs import Ref, valid_label, valid_namespace
-from scalems_store.store.signatures import Signature, is_hex
+from scalems_store.store.refs import Ref, Signature, is_hex, valid_label, valid_namespace
 from scalems_store.tar.tarstream import MemberData, read_members
 
 FORMAT = {"format": "scalems-bundle", "version": 1}

@@ -28,8 +28,7 @@ if TYPE_CHECKING:
     from scalems_store.objects.writer import Refs, Writer
     from scalems_store.store.index import Index, Values
     from scalems_store.store.reference import FileReference
-    from scalems_store.store.refs import Damage, Ref, RefDir
-    from scalems_store.store.signatures import SigDir, Signature
+    from scalems_store.store.refs import Damage, Ref, RefDir, SigDir, Signature
     from scalems_store.tar import archive
 
 KINDS = content.KINDS
@@ -92,7 +91,7 @@ class FileStore:
     @functools.cached_property
     def sigs(self) -> SigDir:
         """The signatures beside results (``sigs/``), made on first use."""
-        from scalems_store.store.signatures import SigDir
+        from scalems_store.store.refs import SigDir
 
         return SigDir(self.root, self.tmp, durable=self.durable)
 

@@ -2,7 +2,7 @@
 
 Each user has an Ed25519 key pair, made on first use and kept outside every
 store (:mod:`.keys`). A runner signs each result it records; the signature
-lies beside the result (:mod:`scalems_store.store.signatures`). A store serves
+lies beside the result (:mod:`scalems_store.store.refs`). A store serves
 a result (a cache hit, a decoded return value, a graph input) only when a key
 it trusts signed it (:mod:`.policy`): your own key and the keys listed in the
 store's settings. A signature checked once is remembered in your cache

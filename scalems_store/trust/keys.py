@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from scalems_store.core.errors import BadSetting, StoreError
 from scalems_store.core.fsutil import fsync_dir, new_temp, replace_atomic, write_all
-from scalems_store.store.signatures import ED25519, is_hex
+from scalems_store.store.refs import ED25519, is_hex
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

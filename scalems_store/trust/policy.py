@@ -28,7 +28,7 @@ from typing import NamedTuple
 from scalems_store.core.errors import BadSetting
 from scalems_store.store.config import Config, section_name
 from scalems_store.store.filestore import FileStore
-from scalems_store.store.signatures import Signature, is_hex, message
+from scalems_store.store.refs import Signature, is_hex, message
 from scalems_store.trust import keys, verified
 
 TRUST = "trust"

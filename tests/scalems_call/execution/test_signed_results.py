@@ -23,7 +23,7 @@ from scalems_call.engines.graph import plan, states
 from scalems_call.execution import cache
 from scalems_store import FileStore
 from scalems_store.maint.bundle import export, import_bundle
-from scalems_store.store.signatures import Signature, message
+from scalems_store.store.refs import Signature, message
 from scalems_store.trust import keys, policy
 from tests.conftest import MakeStore, RunCli
 from tests.recordutil import result_record

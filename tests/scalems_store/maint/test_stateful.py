@@ -237,7 +237,7 @@ def _stranger_signs(result: str, call: str) -> dict[str, str]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from scalems_store.store.signatures import message
+    from scalems_store.store.refs import message
 
     key = Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scalems_store import FileStore
-from scalems_store.store.signatures import DOMAIN, Signature, message, parse
+from scalems_store.store.refs import DOMAIN, Signature, message, parse
 from scalems_store.trust import keys, policy, verified
 from tests.conftest import RunCli
 
