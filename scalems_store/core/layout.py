@@ -20,6 +20,10 @@ REFS = "refs"
 LABELS = os.path.join(REFS, "labels")
 TMP = "tmp"
 INDEX = "index.sqlite"
+CONFIG = "config"
+"""The settings file (:mod:`scalems_store.store.config`)."""
+SIGS = "sigs"
+"""Signatures beside results (:class:`scalems_store.store.refs.SigDir`)."""
 
 
 def is_fingerprint(text: str) -> bool:

@@ -24,12 +24,12 @@ import os
 import re
 from collections.abc import Iterator
 
-from scalems_store.core import fsutil
+from scalems_store.core import fsutil, layout
 from scalems_store.core.errors import BadSetting
 from scalems_store.core.layout import TMP
 from scalems_store.store import refs
 
-CONFIG = "config"
+CONFIG = layout.CONFIG
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 

@@ -407,7 +407,7 @@ def _split(data: bytes) -> list[str]:
 # Anyone who can write the file can add a line; nobody can add a signature that checks
 # without the private key.
 
-SIGS = "sigs"
+SIGS = layout.SIGS
 ED25519 = "ed25519"
 IMPORTED = "imported"
 DOMAIN = b"scalems-store result signature v1\n"

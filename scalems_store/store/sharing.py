@@ -21,7 +21,12 @@ directories:
 - ``tmp/leases`` is group-writable without the sticky bit: a member may take over
   the lease of another's runner that died (a lease decides only who runs a call
   now, never what is served);
-- each run directory is its runner's alone (mode 0700).
+- each run directory is its runner's alone (mode 0700);
+- the settings file ``config`` (trusted keys, remotes) is the owner's, made by
+  ``init --shared`` (mode 0644) so that no member can make it first, write it or
+  rename another over it: a member cannot add a key of his own to the keys the
+  store trusts. ``sigs/`` fans out as ``refs/calls/`` does: each member writes the
+  signatures of the results he records, and removes none of another's.
 
 A store is shared when its root directory has the sticky bit.
 """
@@ -40,7 +45,7 @@ SHARED_DIR = 0o3775
 LEASES_DIR = 0o2775
 """``tmp/leases``: setgid and group-writable, not sticky."""
 _FANOUT = [f"{n:02x}" for n in range(256)]
-_FANNED = (layout.OBJECTS, layout.META, os.path.join(layout.REFS, "calls"))
+_FANNED = (layout.OBJECTS, layout.META, os.path.join(layout.REFS, "calls"), layout.SIGS)
 
 
 def is_shared(root: str) -> bool:
@@ -81,6 +86,9 @@ def share(root: str, gid: int) -> int:
         for rel in wanted:
             _set(os.path.join(root, rel), gid, SHARED_DIR, directory=True)
         _set(os.path.join(root, layout.TMP, "leases"), gid, LEASES_DIR, directory=True)
+        settings = os.path.join(root, layout.CONFIG)
+        if not os.path.lexists(settings):
+            os.close(os.open(settings, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         for top, _, files in os.walk(root):
             for name in files:
                 _readable(os.path.join(top, name), gid)

@@ -267,3 +267,23 @@ class _Evil:
 
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (os.system, (f"touch {self.path}",))
+
+
+def test_a_member_cannot_make_the_store_trust_his_key(group: Group) -> None:
+    """The settings file (the trusted keys) is the owner's from ``init --shared`` on: a
+    member can neither add his key to it, nor write, replace or make it first; his own
+    results are still signed, beside the owner's, in the shared ``sigs/``."""
+    owner, member = group.owner, group.member
+    ok(group.store(owner, "init", "--shared", group_name(group)))
+    settings = group.root / "config"
+    assert settings.stat().st_uid == owner.uid and stat.S_IMODE(settings.stat().st_mode) == 0o644
+    key = ok(group.store(member, "key")).strip()
+    refused(group.store(member, "trust", "add", key))
+    (group.work / "evil").write_text(f'[trust "{key.split(":")[-1]}"]\nname = evil\n')
+    refused(group.sh(member, f"mv {group.work / 'evil'} {settings}"))
+    refused(group.sh(member, f"printf x >> {settings}"))
+    assert key not in ok(group.store(owner, "trust", "list"))
+    call = ok(group.call(owner, "pack", "tests.scalems_call.funcs:add", "--args-json", "[2, 3]"))
+    ok(group.call(member, "exec", call))
+    sigs = list((group.root / "sigs").rglob("*"))
+    assert [p for p in sigs if p.is_file() and p.stat().st_uid == member.uid]
