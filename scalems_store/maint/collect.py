@@ -119,6 +119,9 @@ def gc(
             report.freed += gone.st_size
     if not dry_run:
         store.index.remove(report.removed)
+        for fp in report.removed:  # a removed result's signatures go with it
+            with contextlib.suppress(OSError):  # none (not a result), or another member's
+                os.unlink(store.sigs.path(fp))
     report.temp_removed = _sweep_temp(store, temp, roots.leases, cutoff, dry_run)
     return report
 

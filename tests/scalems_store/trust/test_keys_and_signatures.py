@@ -166,3 +166,20 @@ def test_trust_of_a_store_sees_its_settings(store: FileStore) -> None:
     assert trust.unsigned()
     policy.set_unsigned(store, False)
     assert not trust.unsigned()
+
+
+def test_gc_removes_the_signatures_of_the_results_it_removes(
+    store: FileStore, run_cli: RunCli
+) -> None:
+    """A result gc removes takes its signature file with it; a kept result keeps its own."""
+    from scalems_call import pack, run
+    from tests.scalems_call import funcs
+
+    gone = pack(funcs.add, (1, 2), store=store)
+    kept = pack(funcs.add, (3, 4), store=store)
+    dropped, held = run(gone, store=store).fingerprint, run(kept, store=store).fingerprint
+    assert os.path.exists(store.sigs.path(dropped)) and os.path.exists(store.sigs.path(held))
+    run_cli("scalems-call", "--store", store.root, "forget", gone)
+    run_cli("scalems-store", "--store", store.root, "gc", "--grace", "0")
+    assert dropped not in store and not os.path.exists(store.sigs.path(dropped))
+    assert held in store and os.path.exists(store.sigs.path(held))
