@@ -27,6 +27,7 @@ from scalems_store import FileStore, hash_bytes
 from scalems_store.core import layout
 from scalems_store.core.errors import StoreError
 from scalems_store.objects import content
+from scalems_store.trust import policy
 
 NAMESPACE = content.CONTENT_KEYED[0]
 
@@ -93,6 +94,9 @@ def reuse(
         provenance["reused"] = {"call": earlier["call"], "result": earlier_fp}
         record = {**earlier, "call": call_fp, "consumed": consumed, "provenance": provenance}
         result_fp = store.add_bytes(layout.canonical(record), kind="result")
+        # signed as the runner signs what it records, before any ref names it: what is
+        # reused was served (trusted) here, so this store vouches for the copy
+        policy.sign(store, result_fp, call_fp)
         store.update_ref(cache.CALLS, call_fp, functools.partial(_first, result_fp))
         return result_fp, record
     return None
@@ -113,6 +117,7 @@ def _standing(store: FileStore, fp: str, call_fp: str) -> dict[str, Any] | None:
         record.get("status") != SUCCESS
         or record.get("call") == call_fp
         or not all(ref in store for ref in cache.referenced(record))
+        or not cache.served(store, fp, record)  # never launder a result no trusted key signed
     ):
         return None
     return record

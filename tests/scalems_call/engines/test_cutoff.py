@@ -46,3 +46,22 @@ def test_a_changed_input_with_the_same_output_runs_only_the_simulation(
     assert all(c["note"] is None for c in described["calls"])
     verified = run_cli("scalems-store", "--store", str(store.root), "verify")
     assert verified.returncode == 0, verified.stdout  # cutoff keys are not objects
+
+
+def test_a_result_no_trusted_key_signed_is_never_reused(store: FileStore, tmp_path: Path) -> None:
+    """Early cutoff serves only an earlier result the store trusts, and signs what it
+    serves: an earlier analysis whose signature is gone (as one imported unsigned would
+    be) is not copied under the new call's name; the analysis runs again."""
+    ledger = str(tmp_path / "ledger")
+    sim1 = pack(funcs.settle, (1, ledger), store=store)
+    ana1 = pack(funcs.analyze, ([output(sim1, "state.txt")], ledger), store=store)
+    first = run(ana1, store=store)
+    Path(store.sigs.path(first.fingerprint)).unlink()  # no longer vouched for
+    sim3 = pack(funcs.settle, (3, ledger), store=store)
+    ana3 = pack(funcs.analyze, ([output(sim3, "state.txt")], ledger), store=store)
+    result = run(ana3, store=store)
+    assert Path(ledger).read_text().splitlines() == ["settle 1", "analyze", "settle 3", "analyze"]
+    assert result.status == "success" and "reused" not in json.loads(
+        store.read_bytes(result.fingerprint)
+    ).get("provenance", {})
+    assert store.signatures(result.fingerprint)
