@@ -55,13 +55,14 @@ def test_a_result_no_trusted_key_signed_is_never_reused(store: FileStore, tmp_pa
     ledger = str(tmp_path / "ledger")
     sim1 = pack(funcs.settle, (1, ledger), store=store)
     ana1 = pack(funcs.analyze, ([output(sim1, "state.txt")], ledger), store=store)
-    first = run(ana1, store=store)
-    Path(store.sigs.path(first.fingerprint)).unlink()  # no longer vouched for
+    first = run(ana1, store=store).fingerprint
+    assert first is not None
+    Path(store.sigs.path(first)).unlink()  # no longer vouched for
     sim3 = pack(funcs.settle, (3, ledger), store=store)
     ana3 = pack(funcs.analyze, ([output(sim3, "state.txt")], ledger), store=store)
     result = run(ana3, store=store)
     assert Path(ledger).read_text().splitlines() == ["settle 1", "analyze", "settle 3", "analyze"]
-    assert result.status == "success" and "reused" not in json.loads(
-        store.read_bytes(result.fingerprint)
-    ).get("provenance", {})
+    assert result.status == "success" and result.fingerprint is not None
+    record = json.loads(store.read_bytes(result.fingerprint))
+    assert "reused" not in record.get("provenance", {})
     assert store.signatures(result.fingerprint)

@@ -178,6 +178,7 @@ def test_gc_removes_the_signatures_of_the_results_it_removes(
     gone = pack(funcs.add, (1, 2), store=store)
     kept = pack(funcs.add, (3, 4), store=store)
     dropped, held = run(gone, store=store).fingerprint, run(kept, store=store).fingerprint
+    assert dropped is not None and held is not None
     assert os.path.exists(store.sigs.path(dropped)) and os.path.exists(store.sigs.path(held))
     run_cli("scalems-call", "--store", store.root, "forget", gone)
     run_cli("scalems-store", "--store", store.root, "gc", "--grace", "0")
