@@ -8,7 +8,8 @@ upstream call to the calls taking its outputs (labelled with the path, or
 ``value``), a call to its outputs. SVG is drawn by Graphviz's ``dot``; HTML is
 one self-contained file: the picture (when ``dot`` is installed), a legend,
 and every call with its arguments, state, why, times and outputs, a group's
-calls folded until its box is clicked.
+calls folded until its box is clicked, and a timeline of the calls' latest runs
+(a bar each on one time axis, with wall time, CPU time and peak memory).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import html
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from scalems_call.engines import picture
@@ -25,6 +28,8 @@ from scalems_call.engines.graph import Plan, Standing
 from scalems_call.engines.picture import COLOURS, MEANINGS
 from scalems_call.identity.describe import function_name, short_arguments
 from scalems_store.core import layout
+from scalems_store.core.humane import duration as humane_duration
+from scalems_store.core.humane import size
 
 if TYPE_CHECKING:
     from scalems_store import FileStore
@@ -228,6 +233,7 @@ def page(plan: Plan, standing: dict[str, Standing], store: FileStore | None = No
         ),
         svg=shown,
         sections="\n".join(sections),
+        timeline=timeline_section(plan, standing, COLOURS),
     )
 
 
@@ -310,6 +316,7 @@ details.group summary {{ cursor: pointer; font-weight: bold; }}
 </ul>
 <div id="picture">{svg}</div>
 {sections}
+{timeline}
 <script>
 (function () {{
   var rows = document.querySelectorAll("tr.call");
@@ -337,3 +344,101 @@ details.group summary {{ cursor: pointer; font-weight: bold; }}
 </script>
 </body></html>
 """
+
+
+# -- the timeline of the runs on the HTML page (Nextflow's timeline as the model): one row
+# a call with a result, in the order the runs started, a bar from its start to its end on
+# one time axis, coloured by state, with its wall time, CPU time and peak memory. Plain
+# HTML and CSS: no script, readable at thousands of rows.
+
+_TIMELINE_STYLE = """
+.timeline {{ margin-top: 1em; font-size: 0.85em; }}
+.timeline .row {{ display: flex; align-items: center; height: 1.3em;
+  content-visibility: auto; contain-intrinsic-size: auto 1.3em; }}
+.timeline .name {{ width: 28em; overflow: hidden; white-space: nowrap;
+  text-overflow: ellipsis; }}
+.timeline .axis {{ position: relative; flex: 1; height: 1em; border-left: 1px solid #ccc; }}
+.timeline .bar {{ position: absolute; top: 0; height: 1em; min-width: 2px; }}
+.timeline .cost {{ width: 16em; white-space: nowrap; padding-left: 0.6em; color: #444; }}
+{colours}
+"""
+
+
+def timeline_runs(plan: Plan, standing: Mapping[str, Standing]) -> list[dict[str, Any]]:
+    """Each call of *plan* with a result whose start and end are recorded, by start: its
+    ``call``, ``state``, ``label``, ``start`` and ``end`` (seconds since the epoch),
+    ``cpu_seconds`` and ``max_rss_bytes`` (None where not recorded)."""
+    found = []
+    for fp in plan.order:
+        state = standing[fp]
+        prov = (state.record or {}).get("provenance") or {}
+        start, end = _timeline_epoch(prov.get("start")), _timeline_epoch(prov.get("end"))
+        if start is None or end is None:
+            continue
+        record = plan.nodes[fp].record
+        found.append(
+            {
+                "call": fp,
+                "state": state.state,
+                "label": f"{function_name(record)}({short_arguments(record, 60)})",
+                "start": start,
+                "end": max(end, start),
+                "cpu_seconds": prov.get("cpu_seconds"),
+                "max_rss_bytes": prov.get("max_rss_bytes"),
+            }
+        )
+    found.sort(key=lambda run: (run["start"], run["call"]))
+    return found
+
+
+def timeline_section(
+    plan: Plan, standing: Mapping[str, Standing], colours: Mapping[str, str]
+) -> str:
+    """The timeline as a ``<section>`` of HTML with its own style (empty when no call of
+    the graph has run)."""
+    found = timeline_runs(plan, standing)
+    if not found:
+        return ""
+    first = found[0]["start"]
+    span = max(max(run["end"] for run in found) - first, 1e-3)
+    rows = [_timeline_row(run, first, span) for run in found]
+    began = datetime.fromtimestamp(first).astimezone().isoformat(timespec="seconds")
+    shades = "\n".join(
+        f".timeline .bar.{state} {{ background: {colour}; }}" for state, colour in colours.items()
+    )
+    return (
+        f"<style>{_TIMELINE_STYLE.format(colours=shades)}</style>\n"
+        f'<section class="timeline" data-runs="{len(found)}"><h2>Timeline</h2>\n'
+        f"<p>{len(found)} runs from {html.escape(began)} over {humane_duration(span)} "
+        "(each call's latest run: wall time, CPU time, peak memory)</p>\n"
+        + "\n".join(rows)
+        + "\n</section>"
+    )
+
+
+def _timeline_row(run: dict[str, Any], first: float, span: float) -> str:
+    left = 100 * (run["start"] - first) / span
+    width = 100 * (run["end"] - run["start"]) / span
+    took = humane_duration(run["end"] - run["start"])
+    cost = [took]
+    if isinstance(run["cpu_seconds"], int | float):
+        cost.append(f"cpu {humane_duration(run['cpu_seconds'])}")
+    if isinstance(run["max_rss_bytes"], int):
+        cost.append(size(run["max_rss_bytes"]))
+    label = html.escape(run["label"])
+    return (
+        f'<div class="row" id="run_{run["call"]}"><div class="name" title="{label}">'
+        f"<code>{run['call'][:12]}</code> {label}</div>"
+        f'<div class="axis"><div class="bar {html.escape(run["state"])}" '
+        f'style="left: {left:.3f}%; width: {width:.3f}%"></div></div>'
+        f'<div class="cost">{html.escape(", ".join(cost))}</div></div>'
+    )
+
+
+def _timeline_epoch(iso: Any) -> float | None:
+    if not isinstance(iso, str):
+        return None
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None

@@ -314,18 +314,30 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def mermaid(drawing: Picture) -> str:
-    """The picture as a Mermaid flowchart."""
+def mermaid(drawing: Picture, *, legend: bool = True) -> str:
+    """The picture as a Mermaid flowchart, with a legend (a subgraph of one box a state,
+    a group and a tree, as :func:`dot` draws it) unless *legend* is false."""
     out = ["flowchart LR"]
     for state, colour in COLOURS.items():
         out.append(f"  classDef {state.replace('-', '_')} fill:{colour}")
+    if legend:
+        out.append('  subgraph legend["legend"]')
+        for state in COLOURS:
+            name = state.replace("-", "_")
+            out.append(f'    legend_{name}["{state}"]')
+            out.append(f"    class legend_{name} {name}")
+        group = f"N {TIMES} module:function<br>a group of calls of one shape"
+        out.append(f'    legend_group[["{group}"]]')
+        out.append('    legend_tree[/"input or output files"/]')
+        out.append("  end")
     ids = {box_id: f"n{number}" for number, box_id in enumerate(drawing.boxes)}
     for box in drawing.boxes.values():
         text = "<br>".join(line.replace('"', "#quot;") for line in box.lines)
         if box.kind in ("input", "output"):
             out.append(f'  {ids[box.id]}[/"{text}"/]')
             continue
-        out.append(f'  {ids[box.id]}["{text}"]')
+        shape = '[["{}"]]' if box.kind == "group" else '["{}"]'  # a double border
+        out.append(f"  {ids[box.id]}{shape.format(text)}")
         worst = next((s for s in reversed(COLOURS) if box.states[s]), "missing")
         out.append(f"  class {ids[box.id]} {worst.replace('-', '_')}")
     for source, target, label in drawing.arrows:

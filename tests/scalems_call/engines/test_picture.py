@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from scalems_call import output, pack
@@ -68,3 +69,19 @@ def test_every_box_says_what_it_is(store: FileStore, tmp_path: Path) -> None:
     assert f'"call_{first}" -> "call_{fp}" [label="value"]' in source
     flow = graphview.mermaid(graph, standing, store)
     assert flow.startswith("flowchart LR") and "produce(3)" in flow and "conf/, input.txt" in flow
+
+
+def test_mermaid_has_a_legend_and_draws_groups_as_groups(store: FileStore) -> None:
+    """The Mermaid flowchart carries the legend the dot picture has (each state in its
+    colour, a group, a folder of files), and a group of calls is drawn with the double
+    border the legend gives it."""
+    fps = [pack(funcs.add, (n, 1), store=store) for n in range(5)]
+    graph = plan(store, fps)
+    flow = graphview.mermaid(graph, states(store, graph), store)
+    legend = flow[flow.index('subgraph legend["legend"]') : flow.index("\n  end\n")]
+    for state in picture.COLOURS:
+        name = state.replace("-", "_")
+        assert f'legend_{name}["{state}"]' in legend
+        assert f"class legend_{name} {name}" in legend
+    assert "legend_group[[" in legend and 'legend_tree[/"input or output files"/]' in legend
+    assert re.search(r'\n  n\d+\[\["5 \u00d7 [^"]*add', flow), flow
