@@ -101,8 +101,8 @@ class Lease:
         self.path = path
         self.ttl = default_ttl() if ttl is None else ttl
         self.scratch = scratch
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
+        self.period = max(self.ttl / 4, 0.05)
+        """Seconds between heartbeats."""
 
     def try_acquire(self) -> bool:
         """Take the lease if it is free or stale; return whether we hold it."""
@@ -154,25 +154,12 @@ class Lease:
             holder["scratch"] = self.scratch
         os.write(fd, json.dumps(holder).encode())
         os.close(fd)
-        self._start_heartbeat()
+        HEARTBEATS.add(self)
         return True
-
-    def _start_heartbeat(self) -> None:
-        self._stop.clear()
-        self._beat = threading.Thread(target=self._heartbeat, name="scalems-lease", daemon=True)
-        self._beat.start()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(max(self.ttl / 4, 0.05)):
-            with contextlib.suppress(FileNotFoundError):
-                os.utime(self.path)
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lease."""
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join()
-            self._beat = None
+        HEARTBEATS.remove(self)  # no heartbeat touches the file once this returns
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
@@ -185,6 +172,63 @@ class Lease:
             except FileNotFoundError:
                 return
             time.sleep(poll)
+
+
+class Heartbeats:
+    """One thread per process that keeps every lease the process holds fresh, each
+    every :attr:`Lease.period` seconds.
+
+    A thread per lease, started as it is taken and joined as it is released, cost a
+    short call some 20 ms on a busy machine (the scheduler's waits, not CPU). This
+    thread is started with the first lease and then sleeps while the process holds none.
+    A forked child starts with no leases and no thread: it does not keep its parent's
+    leases alive (a child that outlived a dead parent would keep them from being taken
+    over).
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._changed = threading.Condition()
+        self._due: dict[Lease, float] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, lease: Lease) -> None:
+        """Keep *lease* fresh from now on, a first heartbeat one period from now."""
+        with self._changed:
+            self._due[lease] = time.monotonic() + lease.period
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="scalems-lease", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def remove(self, lease: Lease) -> None:
+        """Stop touching *lease*; once this returns, its file is never touched again."""
+        with self._changed:  # the thread touches files holding this lock
+            self._due.pop(lease, None)
+
+    def held(self) -> int:
+        """How many leases are kept fresh."""
+        with self._changed:
+            return len(self._due)
+
+    def _run(self) -> None:
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                for lease, due in self._due.items():
+                    if due <= now:
+                        with contextlib.suppress(OSError):  # gone (taken over): nothing to keep
+                            os.utime(lease.path)
+                        self._due[lease] = now + lease.period
+                soonest = min(self._due.values(), default=None)
+                self._changed.wait(None if soonest is None else soonest - now)
+
+
+HEARTBEATS = Heartbeats()
+"""The heartbeat thread of this process."""
 
 
 def stale(path: str, ttl: float | None = None) -> os.stat_result | None:

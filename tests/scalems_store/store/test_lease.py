@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,81 @@ def test_a_dead_holders_scratch_is_removed_only_if_it_is_its_run_directory(
     write_holder(lease_path, **here(dead_pid()), scratch=str(own))
     assert Lease(str(lease_path)).try_acquire()
     assert not own.exists()
+
+
+def touched(path: Path, timeout: float = 10.0) -> bool:
+    """Whether a heartbeat touches *path* (its mtime set to 0 here) within *timeout*."""
+    os.utime(path, (0, 0))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.stat().st_mtime > 0:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def lease_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "scalems-lease"]
+
+
+def test_one_thread_keeps_every_lease_of_a_process_fresh(tmp_path: Path) -> None:
+    """Leases held at once are all kept fresh, by one heartbeat thread (not one each)."""
+    leases = [Lease(str(tmp_path / name), ttl=0.2) for name in "abc"]
+    assert all(lease.try_acquire() for lease in leases)
+    try:
+        assert all(touched(tmp_path / name) for name in "abc")
+        assert len(lease_threads()) == 1
+    finally:
+        for lease in leases:
+            lease.release()
+    again = Lease(str(tmp_path / "a"), ttl=0.2)
+    assert again.try_acquire()  # a lease taken after all were released is kept fresh too
+    try:
+        assert touched(tmp_path / "a")
+        assert len(lease_threads()) == 1
+    finally:
+        again.release()
+
+
+def test_a_released_lease_is_never_touched_again(tmp_path: Path) -> None:
+    """Once release returns, the heartbeat leaves the path alone: a file another holder
+    puts there is not kept fresh by us, while our other leases still are."""
+    ours, other = Lease(str(tmp_path / "ours"), ttl=0.2), Lease(str(tmp_path / "other"), ttl=0.2)
+    assert ours.try_acquire() and other.try_acquire()
+    try:
+        ours.release()
+        write_holder(tmp_path / "ours", **here(os.getppid()))
+        assert touched(tmp_path / "other")
+        os.utime(tmp_path / "ours", (0, 0))
+        assert touched(tmp_path / "other")  # several heartbeats later
+        assert (tmp_path / "ours").stat().st_mtime == 0
+    finally:
+        other.release()
+
+
+def test_a_forked_child_does_not_keep_its_parents_leases_alive(tmp_path: Path) -> None:
+    """A child forked while a lease is held has no heartbeat for it (if the parent dies,
+    its lease goes stale), and keeps a lease of its own fresh."""
+    script = f"""
+import os, sys, time
+from scalems_store.store.lease import HEARTBEATS, Lease
+parent = Lease({str(tmp_path / "parent")!r}, ttl=0.2)
+assert parent.try_acquire()
+pid = os.fork()
+if pid == 0:
+    held = HEARTBEATS.held()
+    own = Lease({str(tmp_path / "child")!r}, ttl=0.2)
+    own.try_acquire()
+    os.utime(own.path, (0, 0))
+    deadline = time.monotonic() + 10
+    while os.stat(own.path).st_mtime == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    fresh = os.stat(own.path).st_mtime > 0
+    own.release()
+    os._exit(0 if (held, fresh) == (0, True) else 1)
+_, status = os.waitpid(pid, 0)
+parent.release()
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
