@@ -8,32 +8,21 @@ The cache-hit path of ``exec`` imports neither dill nor subprocess nor tarfile.
 
 from __future__ import annotations
 
-import click
-
 from scalems_call.cmdline import cmd_exec, cmd_graph, cmd_run, cmd_show
 from scalems_call.identity.errors import CallError
-from scalems_store.cli.shared import ErrorGroup, run_main, store_option
+from scalems_store.cli.shared import run_main, tool_group
 from scalems_store.core.errors import StoreError
 
-
-class _CallGroup(ErrorGroup):
-    error_roots = (StoreError, CallError)
-
-
-@click.group(cls=_CallGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@store_option
-@click.version_option(package_name="scalems-store", prog_name="scalems-call")
-@click.pass_context
-def cli(ctx: click.Context, store_path: str | None) -> None:
+cli = tool_group(
+    "scalems-call",
     """Pack Python function calls into a store and run them by fingerprint.
 
     The same call (function, its code, arguments, skeleton directory,
     environment overrides, requirements) always has the same fingerprint;
     running it again serves the recorded result.
-    """
-    ctx.obj = store_path
-
-
+    """,
+    error_roots=(StoreError, CallError),
+)
 cli.add_command(cmd_run.pack_command)
 cli.add_command(cmd_exec.exec_command)
 cli.add_command(cmd_run.rerun_command)

@@ -7,29 +7,21 @@ The commands live in :mod:`.cli_objects` and :mod:`.cli_maint`.
 
 from __future__ import annotations
 
-import click
-
 from scalems_store.cli import maint as cli_maint
 from scalems_store.cli import objects as cli_objects
 from scalems_store.cli import remotes as cli_remotes
 from scalems_store.cli import trees as cli_trees
 from scalems_store.cli import trust as cli_trust
-from scalems_store.cli.shared import ErrorGroup, run_main, store_option
+from scalems_store.cli.shared import run_main, tool_group
 
-
-@click.group(cls=ErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@store_option
-@click.version_option(package_name="scalems-store", prog_name="scalems-store")
-@click.pass_context
-def cli(ctx: click.Context, store_path: str | None) -> None:
+cli = tool_group(
+    "scalems-store",
     """A content-addressed store: files and directories named by their BLAKE3.
 
     Fingerprints may be given in full, as blake3:<hex>, or as a unique prefix
     of at least 4 hex digits.
-    """
-    ctx.obj = store_path
-
-
+    """,
+)
 cli.add_command(cli_objects.init)
 cli.add_command(cli_objects.add)
 cli.add_command(cli_objects.get)

@@ -54,6 +54,29 @@ class ErrorGroup(click.Group):
         super().add_command(equip(cmd), name)
 
 
+def tool_group(
+    prog_name: str, help_text: str, error_roots: tuple[type[Exception], ...] = (StoreError,)
+) -> ErrorGroup:
+    """The top group of a command-line tool: ``-h``/``--help``, ``--store`` before the
+    command (kept in ``ctx.obj``), ``--version``, and *error_roots* turned into one line
+    and exit 1 (see :class:`ErrorGroup`)."""
+
+    @click.pass_context
+    def keep_store(ctx: click.Context, store_path: str | None) -> None:
+        ctx.obj = store_path
+
+    group = ErrorGroup(
+        name=prog_name,
+        callback=keep_store,
+        help=help_text,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    group.error_roots = error_roots
+    store_option(group)
+    click.version_option(package_name="scalems-store", prog_name=prog_name)(group)
+    return group
+
+
 def run_main(group: click.Group, prog_name: str) -> None:
     """Run a CLI group: usage errors are one line and exit 2, as other errors are exit 1."""
     catch_sigterm()
