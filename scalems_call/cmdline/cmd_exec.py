@@ -14,6 +14,7 @@ from scalems_store.cli.shared import open_store, parse_duration
 
 if TYPE_CHECKING:
     from scalems_call.engines.schedule import Engine, Outcome, Ran, Submit
+    from scalems_call.execution.remote import Where
     from scalems_store import FileStore
 
 
@@ -142,23 +143,28 @@ def exec_command(
 
         os.environ[STRICT_ENV] = "1"
     store = open_store(ctx, create=remote_name is not None)
-    peer = None
+    if jobs is None and dask_address is None and parsl_config is None:
+        jobs = schedule.default_jobs(store)
+    # with workers (a pool, Dask, Parsl) and a remote, each worker runs its calls from a
+    # store of its own and the remote, never from this store
+    on_workers = remote_name is not None and (jobs is None or jobs > 1)
+    session = None
     if remote_name is not None:
         from scalems_call.cmdline import remote_exec
 
-        peer, fingerprints = remote_exec.serve_hits(store, remote_name, fingerprints, force)
-        ctx.call_on_close(peer.close)
+        session = remote_exec.serve_hits(store, remote_name, fingerprints, force, on_workers)
+        ctx.call_on_close(session.peer.close)
+        fingerprints = session.misses
         if not fingerprints:
             sys.exit(0)
-    if jobs is None and dask_address is None and parsl_config is None:
-        jobs = schedule.default_jobs(store)
     named = [cache.resolve_call(store, fp) for fp in fingerprints]
     if stop_file is not None:  # one call of a run on Parsl, as a bash app
         _exec_one_of_a_run(store, named, force, timeout, stop_file)
         return
-    stop = schedule.stop_file(store)
+    where = session.where if session is not None and on_workers else None
+    stop = schedule.stop_file(store) if session is None else remote_exec.stop_file(session)
     engine, submit = _engine(
-        store, jobs, dask_address, parsl_config, timeout, keep_workdir, retries, stop
+        store, jobs, dask_address, parsl_config, timeout, keep_workdir, retries, stop, where
     )
     with progress.live(sys.stderr) as report:
         outcomes = schedule.run_graph(
@@ -171,13 +177,15 @@ def exec_command(
             report=report,
             log=lambda line: click.echo(line, err=True),
             stop=stop,
+            served=None if session is None else session.served,
+            leases=where is None,
         )
     failed = False
     for call_fp in named:
         failed = _print(outcomes[call_fp], as_json) or failed
     _tell_what_was_left_out(outcomes)
-    if peer is not None:
-        remote_exec.push_back(store, peer, named)
+    if session is not None and where is None:
+        remote_exec.push_back(store, session.peer, named)
     sys.exit(1 if failed else 0)
 
 
@@ -228,9 +236,11 @@ def _engine(
     keep_workdir: bool,
     retries: int,
     stop: str,
+    where: Where | None = None,
 ) -> tuple[Engine, Submit]:
     """Where calls run, made only when one must: here, a pool, Dask or Parsl (nothing of
-    them is imported before)."""
+    them is imported before). With *where*, workers run calls against that remote, from
+    stores of their own."""
     from scalems_call.engines.schedule import InlineExecutor, here
 
     if parsl_config is not None:
@@ -243,12 +253,16 @@ def _engine(
             note = (lambda line: click.echo(line, err=True)) if retries else None
             return executors.parsl_engine(store, config, note)()
 
-        return parsl_loaded, _submit("parsl", store, timeout, stop)
+        return parsl_loaded, _submit("parsl", store, timeout, stop, where)
     if dask_address is not None:
         address = dask_address
-        return lambda: _executors().dask_executor(address), _submit("pool", store, timeout, stop)
+        return lambda: _executors().dask_executor(address), _submit(
+            "pool", store, timeout, stop, where
+        )
     if jobs is not None and jobs > 1:
-        return lambda: _executors().default_executor(jobs), _submit("pool", store, timeout, stop)
+        return lambda: _executors().default_executor(jobs), _submit(
+            "pool", store, timeout, stop, where
+        )
     return InlineExecutor, here(store, timeout, keep_workdir)
 
 
@@ -258,13 +272,17 @@ def _executors() -> Any:
     return executors
 
 
-def _submit(how: str, store: FileStore, timeout: float | None, stop: str) -> Submit:
+def _submit(
+    how: str, store: FileStore, timeout: float | None, stop: str, where: Where | None
+) -> Submit:
     """The engine's way of submitting one call (made when the first call is submitted)."""
 
     def submit(executor: Executor, call_fp: str, force: bool) -> Future[Ran]:
         executors = _executors()
-        if how == "parsl":
-            made: Submit = executors.parsl_submit(timeout, stop)
+        if where is not None:
+            made: Submit = executors.remote_submit(how, store, where, timeout, stop)
+        elif how == "parsl":
+            made = executors.parsl_submit(timeout, stop)
         else:
             made = executors.pool_submit(store, timeout, stop)
         return made(executor, call_fp, force)

@@ -1,79 +1,105 @@
 """``scalems-call exec --remote NAME``: a remote store as the cache, as Bazel's remote cache.
 
-For each call named: a successful result the remote records is a hit, and only
-its result record (one small object) comes here, never its outputs; the call's
-line is printed from it. Otherwise the call's closure (record, code, skeleton,
-the calls it takes from and their results and outputs) is pulled, the call
-runs here as ``exec`` runs it, and its closure (now with the new result) is
-pushed back. What the coordinator pulls and pushes, its store holds: engines'
-workers still reach that store as without ``--remote``.
+One exchange asks the remote for the closure of every call named. A call whose
+newest result there succeeded, signed by a key this store trusts, is a hit:
+only its result record (one small object) comes here, never its outputs, and
+its line is printed from it (:func:`scalems_call.execution.remote.remote_hits`).
+
+The others run one of two ways:
+
+- here (``exec`` without an engine of workers): their closures (record, code,
+  skeleton, the calls they take from with their results and outputs) are pulled
+  into this store, they run here, and their closures, now with the new results,
+  are pushed back (:func:`push_back`);
+- on workers (``--jobs N``, ``--dask``, ``--parsl-config``): only the call records
+  of the graph come here (to plan it), and the hits of the calls below are found
+  on the remote too; each call to run goes to a worker, which fetches what it
+  needs from the remote into a store of its own and pushes the result back
+  (:mod:`scalems_call.execution.remote`). This store never holds their outputs:
+  ``scalems-store pull`` brings them, and ``scalems-store get`` or
+  ``scalems-call result -o`` fetch what they need of them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from scalems_store.maint.bundle import Entry
 from scalems_store.objects import content
 
 if TYPE_CHECKING:
+    from scalems_call.execution.remote import Where
     from scalems_store import FileStore
     from scalems_store.remote.peer import Peer
 
 
-class Hit(NamedTuple):
-    """A result the remote records for a call: served without its outputs."""
+@dataclass
+class Session:
+    """An ``exec --remote``: the connection, and what is left to run."""
 
-    call: str
-    result: str
-    status: str
+    peer: Peer
+    where: Where
+    misses: tuple[str, ...]
+    """The calls named that were no hit (full fingerprints)."""
+    hits: list[tuple[str, str]] = field(default_factory=list)
+    """``(call, result)`` of each call named (in order) that was a hit."""
+    served: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """On workers: the hits on the remote of the calls below those named."""
 
 
 def serve_hits(
-    store: FileStore, remote_name: str, names: tuple[str, ...], force: bool
-) -> tuple[Peer, tuple[str, ...]]:
+    store: FileStore, remote_name: str, names: tuple[str, ...], force: bool, on_workers: bool
+) -> Session:
     """Connect to the remote; print the result of each call it has a hit for (a line on
-    stdout, a note on stderr); pull the closures of the others. Return the connection
-    and the calls left to run here."""
+    stdout, a note on stderr); make ready what the others need here (their closures, or,
+    *on_workers*, only their graphs' call records)."""
     import click
 
+    from scalems_call.execution import remote as remote_calls
     from scalems_store.remote import settings, sync
 
     remote = settings.find(store.root, remote_name)
     peer = sync.open_peer(remote, create=True)
     try:
-        hits, misses = remote_hits(store, peer, list(names), force)
+        session = _prepare(store, peer, list(names), force, on_workers)
+        session.where = remote_calls.where_for(store, remote)
     except BaseException:
         peer.close()
         raise
-    for hit in hits:
-        click.echo(hit.result)
-        click.echo(f"call {hit.call[:12]}: cached on {remote.name}", err=True)
-    return peer, tuple(misses)
+    for call, result in session.hits:
+        click.echo(result)
+        click.echo(f"call {call[:12]}: cached on {remote.name}", err=True)
+    return session
 
 
-def remote_hits(
-    store: FileStore, peer: Peer, names: list[str], force: bool = False
-) -> tuple[list[Hit], list[str]]:
-    """Split *names* into remote hits and the calls to run (full fingerprints), the latter
-    with their closures pulled here. One exchange with the remote per call asks for its
-    closure; a hit then brings only its result record (*force*: no hits)."""
+def _prepare(
+    store: FileStore, peer: Peer, names: list[str], force: bool, on_workers: bool
+) -> Session:
+    from scalems_call.execution import cache
+    from scalems_call.execution.remote import remote_hits
     from scalems_store.remote import sync
 
-    hits: list[Hit] = []
-    misses: list[str] = []
-    for name in names:
-        closure = peer.closure([name], True)  # with labels: says if *name* is one
-        call = _named(closure.entries, closure.labels, name)
-        results = next((r.values for r in closure.refs if r.key == call), [])
-        hit = None if force else _first_success(store, peer, results, closure.entries)
-        if hit is not None:
-            hits.append(Hit(call, *hit))
-            continue
-        plan = sync.plan_pull(store, peer, [call], False)
-        sync.pull(store, peer, plan)
-        misses.append(call)
-    return hits, misses
+    closure = peer.closure(list(dict.fromkeys(names)), True)  # with labels: says if one is
+    calls = {name: _named(closure.entries, closure.labels, name) for name in names}
+    hits = {} if force else remote_hits(store, peer, closure, list(dict.fromkeys(calls.values())))
+    misses = tuple(dict.fromkeys(c for c in calls.values() if c not in hits))
+    session = Session(peer, None, misses)  # type: ignore[arg-type]  # where: set by the caller
+    session.hits = [(calls[n], hits[calls[n]]) for n in names if calls[n] in hits]
+    if not misses:
+        return session
+    if not on_workers:
+        sync.pull(store, peer, sync.plan_pull(store, peer, list(misses), False))
+        return session
+    graph = [e for e in closure.entries if e.kind == content.CALL]
+    absent = [e for e in graph if e.fingerprint not in store]
+    if absent:
+        peer.receive(store, absent, None)
+    below = [e.fingerprint for e in graph if e.fingerprint not in misses]
+    found = {} if not below else remote_hits(store, peer, closure, below)
+    session.served.update({c: (fp, cache.load_result(store, fp)) for c, fp in found.items()})
+    return session
 
 
 def _named(entries: list[Entry], labels: dict[str, str], name: str) -> str:
@@ -94,19 +120,16 @@ def _named(entries: list[Entry], labels: dict[str, str], name: str) -> str:
     return found[0].fingerprint
 
 
-def _first_success(
-    store: FileStore, peer: Peer, results: list[str], entries: list[Entry]
-) -> tuple[str, str] | None:
-    """The newest result that succeeded, ``(fingerprint, status)``: its record is brought
-    here (verified) to read its status; its outputs are not."""
-    kinds = {e.fingerprint: e for e in entries}
-    for fp in results:
-        if fp not in store:
-            peer.receive(store, [kinds.get(fp) or Entry(fp, content.RESULT, ())], None)
-        record = content.decode(store.read_bytes(fp), content.RESULT)
-        if record.get("status") == "success":
-            return fp, "success"
-    return None
+def stop_file(session: Session) -> str:
+    """The stop file of a run on workers with stores of their own: in the remote store's
+    ``tmp/`` for a path remote (every worker sees it), else in this machine's temporary
+    directory (seen by workers on this machine only: elsewhere a stopped run's calls end
+    when the engine shuts down, as Parsl cancelling its blocks does)."""
+    import tempfile
+
+    remote = session.where.remote
+    where = os.path.join(remote.url, "tmp") if remote.scheme == "file" else tempfile.gettempdir()
+    return os.path.join(where, f"scalems-stop-{os.getpid()}-{os.urandom(6).hex()}")
 
 
 def push_back(store: FileStore, peer: Peer, calls: list[str]) -> None:

@@ -26,6 +26,7 @@ from scalems_store.core import layout
 
 if TYPE_CHECKING:
     from scalems_call.engines.pool import WorkerPool
+    from scalems_call.execution.remote import Where
 
 Progress = Callable[[int, int], None]
 
@@ -162,6 +163,54 @@ def pool_submit(store: FileStore, timeout: float | None, stop: str | None = None
         return executor.submit(exec_for_coordinator, store.root, call_fp, force, timeout, stop)
 
     return submit
+
+
+def remote_submit(
+    how: str, store: FileStore, where: Where, timeout: float | None, stop: str | None
+) -> Submit:
+    """Submit one call to a worker that runs it against the remote *where* names, from a
+    store of its own (:func:`scalems_call.execution.remote.run_against`), never *store*:
+    the result record it sends back is kept in *store* (for the outcome), nothing else.
+    *how*: ``pool`` (any ``concurrent.futures`` executor, Dask's) or ``parsl``."""
+    from scalems_call.execution.remote import run_against
+
+    def submit(executor: Executor, call_fp: str, force: bool) -> Future[Ran]:
+        if how == "parsl":
+            assert isinstance(executor, _ParslExecutor)
+            inner = executor.submit_remote(where, call_fp, force, timeout, stop)
+        else:
+            inner = executor.submit(run_against, where, call_fp, force, timeout, stop)
+        return _Recorded(store, inner)
+
+    return submit
+
+
+class _Recorded(Future):
+    """The future of a call run on a worker with its own store: done when the worker's is,
+    with the result record it sent kept in the client's store; cancelled only when the
+    worker's future could be (not started yet)."""
+
+    def __init__(self, store: FileStore, inner: Future[Any]) -> None:
+        super().__init__()
+        self._inner = inner
+        inner.add_done_callback(lambda done: self._settle(store, done))
+
+    def cancel(self) -> bool:
+        return self._inner.cancel() and super().cancel()
+
+    def _settle(self, store: FileStore, done: Future[Any]) -> None:
+        if self.cancelled():
+            return
+        try:
+            fetched = done.result()
+            kept = store.add_bytes(fetched.record, kind="result")
+            if kept != fetched.result:
+                raise LaunchError(f"the worker sent the record of {kept}, not {fetched.result}")
+        except BaseException as exc:  # the worker's error (a lost worker: retried), or ours
+            if not self.done():
+                self.set_exception(exc)
+            return
+        self.set_result((fetched.result, fetched.cached))
 
 
 def dask_executor(address: str) -> Any:
@@ -369,6 +418,7 @@ class _ParslExecutor(Executor):
 
         self._store = store
         self._in_worker = python_app(cache=False)(exec_for_coordinator)
+        self._remote_app: Any = None
 
         @bash_app(cache=False)
         def scalems_exec(
@@ -377,6 +427,28 @@ class _ParslExecutor(Executor):
             return command
 
         self._app = scalems_exec
+
+    def submit_remote(
+        self, where: Where, call_fp: str, force: bool, timeout: float | None, stop: str | None
+    ) -> Future[Any]:
+        """Run one call in a worker against a remote, from the worker's own store.
+
+        Raises:
+            LaunchError: the call asks for ranks (its ``bash_app`` would need a shared store).
+        """
+        if parsl_resources(cache.load_call(self._store, call_fp).get("requirements") or {}):
+            raise LaunchError(
+                f"call {call_fp[:12]} asks for MPI ranks: with --remote, calls with ranks "
+                "do not run on Parsl yet (run them without --remote, on a shared store)"
+            )
+        if self._remote_app is None:
+            from parsl import python_app
+
+            from scalems_call.execution.remote import run_against
+
+            self._remote_app = python_app(cache=False)(run_against)
+        future: Future[Any] = self._remote_app(where, call_fp, force, timeout, stop)
+        return future
 
     def submit_call(
         self, call_fp: str, force: bool, timeout: float | None, stop: str | None = None

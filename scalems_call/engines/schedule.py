@@ -24,7 +24,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -200,6 +200,8 @@ def run_graph(
     report: Callable[[Counts], None] | None = None,
     log: Callable[[str], None] | None = None,
     stop: str | None = None,
+    served: Mapping[str, tuple[str, dict[str, Any]]] | None = None,
+    leases: bool = True,
 ) -> dict[str, Outcome]:
     """Run what is missing of the graph below *roots*; return an outcome for every call.
 
@@ -214,6 +216,10 @@ def run_graph(
         log: Called with a line for each retry.
         stop: The run's stop file, which *submit* names to every runner (see
             :func:`stop_file`): made when the run is stopped, removed at its end.
+        served: Hits found elsewhere (on a remote), ``{call: (result, record)}``: served
+            as cached ones are.
+        leases: The runners take their leases in *store* (False: they run calls from
+            stores of their own, so every call submitted counts as running).
 
     Raises:
         KeyboardInterrupt, SystemExit: the run was stopped (Ctrl-C, SIGTERM): *report*
@@ -222,6 +228,7 @@ def run_graph(
     plan = graph.plan(store, roots)
     runner = _Coordinator(store, plan, engine, submit, set(roots) if force else set())
     runner.retries, runner.report, runner.log, runner.stop = retries, report, log, stop
+    runner.served, runner.leases = dict(served or {}), leases
     return runner.run()
 
 
@@ -251,6 +258,8 @@ class _Coordinator:
         self.counts = Counts(len(plan.nodes))
         self.running: dict[Future[Ran], tuple[str, int, float]] = {}
         self.stop: str | None = None
+        self.served: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.leases = True
         self.ready: collections.deque[str] = collections.deque()
         """Calls whose upstream calls are done, not yet served or submitted."""
         self.submitting: str | None = None
@@ -283,7 +292,9 @@ class _Coordinator:
 
     def _start(self, fp: str) -> list[str]:
         """Serve *fp* from the cache (returning what that makes ready) or submit it."""
-        found = None if fp in self.forced else cache.hit(self.store, fp, self.known, self.calls)
+        found = None
+        if fp not in self.forced:
+            found = self.served.get(fp) or cache.hit(self.store, fp, self.known, self.calls)
         if found is not None:
             return self._done(fp, Outcome(fp, graph.CACHED, found[0], found[1]), cached=True)
         self._submit(fp, 0)
@@ -421,12 +432,16 @@ class _Coordinator:
                 os.close(os.open(self.stop, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
         started = self._leased()
         for future, (fp, _, _) in self.running.items():
-            if fp not in started:  # one started is waited for: it stops, and cleans up
+            # one started is waited for: it stops, and cleans up (without leases to tell,
+            # every one is asked to cancel: the engine cancels only what has not started)
+            if fp not in started or not self.leases:
                 with contextlib.suppress(Exception):  # a Parsl future cannot be cancelled
                     future.cancel()
         going = [future for future in self.running if not future.done()]
         if going:
             wait(going, timeout=STOP_WAIT)
+        if not self.leases:  # those the engine could not cancel had started
+            started = self._leased()
         for future, (fp, _, _) in list(self.running.items()):
             ended = _how_stopped(future, fp in started)
             if ended is None:  # it ended on its own meanwhile

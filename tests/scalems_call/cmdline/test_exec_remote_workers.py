@@ -1,0 +1,148 @@
+"""``exec --remote`` with workers: each worker runs its calls from a store of its own and the
+remote, and never touches the client's store (a guard logs every process that does)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from scalems_call import output, pack
+from scalems_call.cmdline import remote_exec
+from scalems_store import FileStore
+from scalems_store.objects import content
+from tests.conftest import REPO, MakeStore, RunCli, entry_point
+from tests.scalems_call import funcs
+
+GUARD = Path(__file__).resolve().parent.parent / "guard"
+
+
+def graph(client: FileStore, seeds: int = 3) -> tuple[list[str], str]:
+    """Pack *seeds* simulations and an analysis of their trajectories into *client*."""
+    sims = [pack(funcs.simulate, (seed,), store=client) for seed in range(seeds)]
+    ana = pack(funcs.analyze, ([output(s, "traj.csv") for s in sims],), store=client)
+    return sims, ana
+
+
+def guarded(
+    client: FileStore, log: Path, *args: str, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], set[int]]:
+    """Run ``scalems-call *args`` with the client's store guarded; return what it did and the
+    PIDs of the processes other than it that touched the client's store."""
+    full = {
+        **os.environ,
+        **env,
+        "PYTHONPATH": os.pathsep.join([str(GUARD), str(REPO)]),
+        "SCALEMS_GUARD_DIR": client.root,
+        "SCALEMS_GUARD_LOG": str(log),
+    }
+    before = len(log.read_text().splitlines()) if log.exists() else 0
+    proc = subprocess.Popen(
+        [*entry_point("scalems-call"), *args],
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = proc.communicate(timeout=120)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    lines = log.read_text().splitlines()[before:] if log.exists() else []
+    others = {int(line.split()[0]) for line in lines}
+    return done, others - {proc.pid}
+
+
+@pytest.fixture
+def setup(make_store: MakeStore, run_cli: RunCli, tmp_path: Path) -> dict[str, object]:
+    """A client store with a graph pushed to a path remote, and a node's temporary directory."""
+    client = make_store("client")
+    sims, ana = graph(client)
+    remote = tmp_path / "remote"
+    env = {"SCALEMS_STORE": client.root}
+    run_cli("scalems-store", "remote", "add", "r", str(remote), env=env)
+    pushed = run_cli("scalems-store", "push", ana, env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    node = tmp_path / "node"
+    node.mkdir()
+    return {"client": client, "sims": sims, "ana": ana, "remote": remote, "node": node}
+
+
+def test_pool_workers_use_their_own_store_and_the_remote(
+    setup: dict[str, object], run_cli: RunCli, tmp_path: Path
+) -> None:
+    """With --jobs 2 and --remote, the graph runs on workers whose store is under the node's
+    temporary directory (the client's $SCALEMS_STORE, which they inherit, is not theirs):
+    no worker opens the client's store, the remote records every result (signed), the
+    client holds no output until it pulls, and a second exec is served by the remote."""
+    client, remote, node = setup["client"], setup["remote"], setup["node"]
+    assert isinstance(client, FileStore) and isinstance(remote, Path) and isinstance(node, Path)
+    sims, ana = setup["sims"], str(setup["ana"])
+    assert isinstance(sims, list)
+    env = {"SCALEMS_STORE": client.root, "TMPDIR": str(node)}
+    log = tmp_path / "guard.log"
+    done, others = guarded(client, log, "exec", "--remote", "r", "--jobs", "2", ana, env=env)
+    assert done.returncode == 0, done.stderr
+    assert others == set(), log.read_text()
+    result = done.stdout.strip()
+    there = FileStore(remote)
+    for call in [*sims, ana]:
+        (recorded,) = there.get_ref("calls", call)
+        assert there.signatures(recorded), "pushed with its signature"
+    assert there.get_ref("calls", ana) == [result]
+    worker = FileStore(node / f"scalems-{os.getuid()}" / "store")
+    assert worker.get_ref("calls", ana) == [result]
+    # the client has the result record (the outcome), not its output tree, and no ref
+    record = content.references("result", client.read_bytes(result))
+    trees = [fp for fp in record if there.kind(fp) == "tree"]
+    assert trees and not any(fp in client for fp in trees)
+    assert client.get_ref("calls", ana) == []
+
+    again, others = guarded(client, log, "exec", "--remote", "r", "--jobs", "2", ana, env=env)
+    assert again.returncode == 0 and again.stdout.strip() == result, again.stderr
+    assert "cached on r" in again.stderr and others == set()
+
+    pulled = run_cli("scalems-store", "pull", ana, env={"SCALEMS_STORE": client.root})
+    assert pulled.returncode == 0, pulled.stderr
+    shown = run_cli("scalems-call", "result", ana, "--json", env={"SCALEMS_STORE": client.root})
+    assert b'"return_value_repr": "6"' in shown.stdout, shown.stdout
+
+
+def test_the_guard_sees_workers_on_the_clients_store(
+    setup: dict[str, object], tmp_path: Path
+) -> None:
+    """Without --remote, the same exec's workers open the client's store, and the guard
+    names them: the check above can fail."""
+    client, node = setup["client"], setup["node"]
+    assert isinstance(client, FileStore) and isinstance(node, Path)
+    env = {"SCALEMS_STORE": client.root, "TMPDIR": str(node)}
+    done, others = guarded(
+        client, tmp_path / "guard.log", "exec", "--jobs", "2", str(setup["ana"]), env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert others, "the pool's workers opened the client's store"
+
+
+def test_upstream_hits_on_the_remote_are_not_submitted(
+    setup: dict[str, object], run_cli: RunCli, tmp_path: Path
+) -> None:
+    """When the simulations ran already (their results are on the remote), a new analysis of
+    them runs alone: the simulations are served by the remote, not sent to a worker."""
+    client, node, sims = setup["client"], setup["node"], setup["sims"]
+    assert isinstance(client, FileStore) and isinstance(node, Path) and isinstance(sims, list)
+    env = {"SCALEMS_STORE": client.root, "TMPDIR": str(node)}
+    log = tmp_path / "guard.log"
+    first, _ = guarded(client, log, "exec", "--remote", "r", "--jobs", "2", *sims, env=env)
+    assert first.returncode == 0, first.stderr
+    ledger = tmp_path / "ledger"
+    later = pack(funcs.analyze, ([output(s, "traj.csv") for s in sims], str(ledger)), store=client)
+    assert run_cli("scalems-store", "push", later, env=env).returncode == 0
+    session = remote_exec.serve_hits(client, "r", (later,), False, True)
+    session.peer.close()
+    assert session.misses == (later,) and set(session.served) == set(sims)
+    done, others = guarded(
+        client, log, "exec", "--remote", "r", "--jobs", "2", "--json", later, env=env
+    )
+    assert done.returncode == 0 and others == set(), done.stderr
+    assert ledger.read_text() == "analyze\n"
+    assert '"status": "success"' in done.stdout
