@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from scalems_call.identity.errors import CallError
 from scalems_call.identity.records import STATUSES
 from scalems_store.cli.shared import echo_json, open_store, parse_duration
+
+if TYPE_CHECKING:
+    from scalems_store import FileStore
 
 
 @click.command(name="result")
@@ -40,9 +44,12 @@ def result_command(
     or with -o write it (or extract that directory) to DEST. --stdout and
     --stderr print one stream's bytes as captured, so they take neither each
     other nor --json.
+
+    A result that is not here (or whose outputs are not, with PATH or -o) is
+    fetched from the default remote: its newest result of the call, with its
+    outputs (one line on stderr says so).
     """
     from scalems_call.cmdline import display
-    from scalems_call.execution import cache
 
     if path is not None:
         if stdout or stderr or as_json:
@@ -56,7 +63,7 @@ def result_command(
     if as_json and (stdout or stderr):
         raise click.UsageError("--json prints the record: it takes neither --stdout nor --stderr")
     store = open_store(ctx)
-    result_fp, record = cache.latest(store, fingerprint)
+    result_fp, record = _latest(store, fingerprint, needs=output is not None)
     if output is not None:
         if not record.get("directory"):
             raise CallError(f"result {result_fp} recorded no output directory")
@@ -83,11 +90,10 @@ def result_command(
 
 def _write_path(ctx: click.Context, fingerprint: str, path: str, output: str | None) -> None:
     """Write PATH of the output directory of the result FP names (or of a call's newest)."""
-    from scalems_call.execution import cache
     from scalems_store.store.treeview import materialize_spec, write_spec
 
     store = open_store(ctx)
-    result_fp, record = cache.latest(store, fingerprint)
+    result_fp, record = _latest(store, fingerprint, needs=True)
     if not record.get("directory"):
         raise CallError(f"result {result_fp} recorded no output directory")
     spec = f"{result_fp}:{path}"
@@ -96,6 +102,29 @@ def _write_path(ctx: click.Context, fingerprint: str, path: str, output: str | N
         return
     sys.stdout.flush()
     write_spec(store, spec, sys.stdout.buffer)
+
+
+def _latest(store: FileStore, fingerprint: str, *, needs: bool) -> tuple[str, dict[str, Any]]:
+    """The result to show (see :func:`scalems_call.execution.cache.latest`); where this store
+    has none (or, when it *needs* them, not its outputs), the default remote's newest
+    result of the call, fetched with its outputs (one line on stderr says so)."""
+    from scalems_call.execution import cache
+    from scalems_call.identity.errors import NoResult
+    from scalems_store.core import layout
+    from scalems_store.core.errors import ObjectNotFound
+
+    try:
+        found = cache.latest(store, fingerprint)
+        directory = found[1].get("directory")
+        if needs and isinstance(directory, str) and layout.normalize(directory) not in store:
+            raise ObjectNotFound(f"the output directory of result {found[0]} is not here")
+        return found
+    except (NoResult, ObjectNotFound) as exc:
+        from scalems_store.remote.lazy import fetch
+
+        fetched = fetch(store, fingerprint, str(exc))
+        click.echo(fetched.line, err=True)
+        return cache.latest(store, fetched.fingerprint)
 
 
 @click.command(name="diff")

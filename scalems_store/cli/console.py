@@ -117,7 +117,19 @@ def _add(store: FileStore, paths: list[str], output: str | None) -> int:
 
 
 def _get(store: FileStore, args: list[str], output: str | None) -> int:
-    spec = args[0]
+    from scalems_store.core.errors import ObjectNotFound
+
+    try:
+        return _get_here(store, args[0], output)
+    except ObjectNotFound as exc:  # not here: from the default remote, if it has it
+        from scalems_store.remote.lazy import retry_spec
+
+        spec, line = retry_spec(store, args[0], str(exc))
+        print(line, file=sys.stderr)
+        return _get_here(store, spec, output)
+
+
+def _get_here(store: FileStore, spec: str, output: str | None) -> int:
     materialize: Callable[[str, str], object] = store.materialize
     write: Callable[[str, IO[bytes]], int] = store.write_to
     if ":" in spec:  # FP:path (or a blake3: URI) goes through treeview; a plain FP need not load it

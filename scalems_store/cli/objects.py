@@ -172,10 +172,26 @@ def get(ctx: click.Context, fingerprint: str, output: str | None) -> None:
     the same way, or one directory of it, extracted into DEST; FP may also be
     a result (its output directory) or a call (the output directory of its
     newest result): get CALL:traj.csv.
+
+    What is not here is fetched from the default remote (one line on stderr
+    says so): a call's newest result there, with its outputs.
     """
-    from scalems_store.store.treeview import locate, materialize_spec, write_spec
+    from scalems_store.core.errors import ObjectNotFound
 
     store = open_store(ctx)
+    try:
+        _get(store, fingerprint, output)
+    except ObjectNotFound as exc:  # not here: from the default remote, if it has it
+        from scalems_store.remote.lazy import retry_spec
+
+        spec, line = retry_spec(store, fingerprint, str(exc))
+        click.echo(line, err=True)
+        _get(store, spec, output)
+
+
+def _get(store: FileStore, fingerprint: str, output: str | None) -> None:
+    from scalems_store.store.treeview import locate, materialize_spec, write_spec
+
     if output is not None:
         materialize_spec(store, fingerprint, output)
         return
