@@ -129,7 +129,7 @@ def pack_command(
             "--args-json/--kwargs-json",
         )
         calls = [(None, args, kwargs)]
-    from scalems_call.engines.runner import call_record, check_call
+    from scalems_call.engines.runner import Shape, call_record, check_call
     from scalems_call.identity.targets import import_target
 
     func = import_target(target)
@@ -145,13 +145,14 @@ def pack_command(
             err=True,
         )
     store = open_store(ctx, create=True)
-    options: dict[str, Any] = {"environment": environment, "requirements": requirements}
+    base = None
     if skeleton is not None and calls:  # a directory is added once for all the calls
-        options["skeleton"] = store.add_tree(skeleton) if os.path.isdir(skeleton) else skeleton
+        base = store.add_tree(skeleton) if os.path.isdir(skeleton) else skeleton
+    shape = Shape(base, environment, requirements)
     records = []
     for number, args, kwargs in calls:
         with _at_line(number):
-            records.append(call_record(func, args, kwargs, store=store, **options))
+            records.append(call_record(func, args, kwargs, store, shape))
     with store.batch():  # durable together: one sync for the lot
         fingerprints = [store.add_bytes(record, kind="call") for record in records]
     click.echo("".join(f"{fp}\n" for fp in fingerprints), nl=False)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from scalems_call.execution import cache
-from scalems_call.identity.describe import UNKNOWN, function_name, short_arguments
+from scalems_call.identity.describe import UNKNOWN, epoch, function_name, short_arguments
 from scalems_call.identity.errors import CallError
 from scalems_store import FileStore
 from scalems_store.core import layout
@@ -202,7 +202,7 @@ def _row(
     if result_fp is not None:
         result = cache.load_result(store, result_fp)
         prov = result.get("provenance", {})
-        start = _epoch(prov.get("start"))
+        start = epoch(prov.get("start"))
         row.update(
             status=status or result.get("status"),
             result=result_fp,
@@ -230,20 +230,11 @@ def _row(
     return row
 
 
-def _epoch(iso: Any) -> float | None:
-    if not isinstance(iso, str):
-        return None
-    try:
-        return datetime.fromisoformat(iso).timestamp()
-    except ValueError:
-        return None
-
-
 def log_line(row: dict[str, Any], short: bool = True) -> str:
     """One line of ``scalems-call ls``: the call's fingerprint (12 digits when *short*),
     status, start (local time), duration, CPU time, peak memory, ``module:function`` and
     the arguments."""
-    when = _epoch(row["start"])
+    when = epoch(row["start"])
     started = "-" if when is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
     took = duration(row["duration"]) if isinstance(row["duration"], int | float) else "-"
     cpu, memory = _cpu(row["cpu_seconds"], "-"), _memory(row["max_rss_bytes"], "-")

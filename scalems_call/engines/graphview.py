@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from scalems_call.engines import picture
 from scalems_call.engines.graph import Plan, Standing
 from scalems_call.engines.picture import COLOURS, MEANINGS
-from scalems_call.identity.describe import function_name, short_arguments
+from scalems_call.identity.describe import epoch, function_name, short_arguments
 from scalems_store.core import layout
 from scalems_store.core.humane import duration as humane_duration
 from scalems_store.core.humane import size
@@ -372,7 +372,7 @@ def timeline_runs(plan: Plan, standing: Mapping[str, Standing]) -> list[dict[str
     for fp in plan.order:
         state = standing[fp]
         prov = (state.record or {}).get("provenance") or {}
-        start, end = _timeline_epoch(prov.get("start")), _timeline_epoch(prov.get("end"))
+        start, end = epoch(prov.get("start")), epoch(prov.get("end"))
         if start is None or end is None:
             continue
         record = plan.nodes[fp].record
@@ -433,12 +433,3 @@ def _timeline_row(run: dict[str, Any], first: float, span: float) -> str:
         f'style="left: {left:.3f}%; width: {width:.3f}%"></div></div>'
         f'<div class="cost">{html.escape(", ".join(cost))}</div></div>'
     )
-
-
-def _timeline_epoch(iso: Any) -> float | None:
-    if not isinstance(iso, str):
-        return None
-    try:
-        return datetime.fromisoformat(iso).timestamp()
-    except ValueError:
-        return None

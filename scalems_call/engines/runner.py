@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -62,29 +63,27 @@ def pack(
             environment, requirement or output; a reference to something not a call.
     """
     check_call(func, args, kwargs, requirements)
-    record = call_record(
-        func,
-        args,
-        kwargs,
-        store=store,
-        skeleton=skeleton,
-        environment=environment,
-        requirements=requirements,
-        outputs=outputs,
-    )
-    return store.add_bytes(record, kind="call")
+    shape = Shape(skeleton, environment, requirements, outputs)
+    return store.add_bytes(call_record(func, args, kwargs, store, shape), kind="call")
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """What a call record holds beside its function and arguments, as :func:`pack` takes
+    it: the skeleton, environment overrides, requirements and outputs to record."""
+
+    skeleton: Skeleton = None
+    environment: Mapping[str, str] | None = None
+    requirements: Mapping[str, Any] | None = None
+    outputs: Sequence[str] | None = None
 
 
 def call_record(
     func: Callable[..., Any],
-    args: Sequence[Any] = (),
-    kwargs: Mapping[str, Any] | None = None,
-    *,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any] | None,
     store: FileStore,
-    skeleton: Skeleton = None,
-    environment: Mapping[str, str] | None = None,
-    requirements: Mapping[str, Any] | None = None,
-    outputs: Sequence[str] | None = None,
+    shape: Shape | None = None,
 ) -> bytes:
     """The bytes of the call record :func:`pack` stores (its references resolved against
     *store*; a skeleton directory is added as a tree), without storing it. The
@@ -93,17 +92,18 @@ def call_record(
     Raises:
         SerializationError, InvalidCall: as :func:`pack`.
     """
+    shape = shape or Shape()
     resolver = Resolver(store)
-    tree = _skeleton(store, skeleton, resolver)
+    tree = _skeleton(store, shape.skeleton, resolver)
     record: dict[str, Any] = dict(
         build_call(
             func,
             args=args,
             kwargs=kwargs,
-            requirements=requirements,
-            outputs=outputs,
+            requirements=shape.requirements,
+            outputs=shape.outputs,
             skeleton=None if tree is None else layout.to_uri(tree),
-            environment=environment,
+            environment=shape.environment,
             resolve=resolver.argument,
         )
     )

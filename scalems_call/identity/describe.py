@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import pickletools
 import reprlib
+from datetime import datetime
 from typing import Any
 
 from scalems_call.identity.upstream import PERSISTENT_TAG
@@ -46,6 +47,17 @@ def function_name(record: dict[str, Any]) -> str:
 def _function_of(hexed: str) -> str:
     """The ``module:qualname`` of a hex pickle (a graph's calls mostly share a few)."""
     return _function(_load(hexed)) or UNKNOWN
+
+
+def epoch(iso: Any) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time of a result's provenance (``start``,
+    ``end``); None when it is missing or not a time."""
+    if not isinstance(iso, str):
+        return None
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
 
 
 def short_arguments(record: dict[str, Any], width: int = 60) -> str:
