@@ -1,7 +1,13 @@
-"""Minimal valid call and result records, for store tests that need records but no runner."""
+"""Records for tests: minimal valid call and result records (for store tests that need
+records but no runner), and what an attacker forges: a bundle written by hand, a
+signature by a key nobody trusts."""
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+from pathlib import Path
 from typing import Any
 
 from scalems_store import FileStore
@@ -69,3 +75,59 @@ def forge(store: FileStore, data: bytes, kind: str) -> str:
     fp = store.add_bytes(data)
     store.objects.write_meta(fp, Meta(kind, ()), store.tmp, durable=False)
     return fp
+
+
+def stranger_signature(result: str, call: str) -> dict[str, str]:
+    """A valid signature of *result* for *call* by a key nobody here trusts (an
+    attacker's own)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from scalems_store.store.refs import message
+
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return {
+        "result": result,
+        "key": public.hex(),
+        "signature": key.sign(message(result, call)).hex(),
+    }
+
+
+def forged_bundle(call: str, data: bytes, signatures: list[dict[str, str]] | None = None) -> bytes:
+    """A bundle, written by hand, of one result record (*data*) of *call*, the ref naming
+    it, and *signatures* (no ``signatures`` field when None)."""
+    from scalems_store import hash_bytes
+
+    fp = hash_bytes(data)
+    manifest = {
+        "format": "scalems-bundle",
+        "version": 1,
+        "objects": [{"fingerprint": fp, "kind": "result", "refs": [call]}],
+        "refs": [{"namespace": "calls", "key": call, "values": [fp]}],
+        **({"signatures": signatures} if signatures is not None else {}),
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, body in [("bundle.json", json.dumps(manifest).encode()), (f"objects/{fp}", data)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
+
+
+def ran_call(store: FileStore, where: Path) -> tuple[str, str]:
+    """Pack and run a call with a skeleton (made under *where*) in *store*: ``(call,
+    result)``."""
+    from scalems_call import pack, run
+    from tests.scalems_call import funcs
+
+    skeleton = where / "skel"
+    skeleton.mkdir(exist_ok=True)
+    (skeleton / "input.txt").write_text("input\n")
+    call = pack(funcs.use_skeleton, store=store, skeleton=skeleton)
+    result = run(call, store=store)
+    assert result.status == "success" and result.fingerprint is not None
+    return call, result.fingerprint

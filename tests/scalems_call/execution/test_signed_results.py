@@ -26,7 +26,7 @@ from scalems_store.maint.bundle import export, import_bundle
 from scalems_store.store.refs import Signature, message
 from scalems_store.trust import keys, policy
 from tests.conftest import MakeStore, RunCli
-from tests.recordutil import result_record
+from tests.recordutil import forged_bundle, result_record, stranger_signature
 from tests.scalems_call import funcs
 
 
@@ -59,45 +59,10 @@ def forged_result(store: FileStore, call: str, marker: Path, **fields: Any) -> b
     return result_record(call, **record)
 
 
-def forged_bundle(call: str, data: bytes, signatures: list[dict[str, str]] | None = None) -> bytes:
-    """A bundle, written by hand, of one result record of *call* and the ref naming it."""
-    fp = _fp(data)
-    manifest = {
-        "format": "scalems-bundle",
-        "version": 1,
-        "objects": [{"fingerprint": fp, "kind": "result", "refs": [call]}],
-        "refs": [{"namespace": "calls", "key": call, "values": [fp]}],
-        **({"signatures": signatures} if signatures is not None else {}),
-    }
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, body in [("bundle.json", json.dumps(manifest).encode()), (f"objects/{fp}", data)]:
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    return buffer.getvalue()
-
-
 def _fp(data: bytes) -> str:
     from scalems_store import hash_bytes
 
     return hash_bytes(data)
-
-
-def other_key_signature(result: str, call: str) -> dict[str, str]:
-    """A valid signature of *result* by a key nobody here trusts (an attacker's own)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return {
-        "result": result,
-        "key": public.hex(),
-        "signature": key.sign(message(result, call)).hex(),
-    }
 
 
 def test_case1_a_bundle_claiming_a_later_run_is_not_served(
@@ -151,7 +116,7 @@ def test_case1_a_result_signed_by_a_stranger_is_untrusted(
     call = pack(funcs.add, (6, 7), store=store)
     data = forged_result(store, call, tmp_path / "ran")
     forged = _fp(data)
-    signature = other_key_signature(forged, call)
+    signature = stranger_signature(forged, call)
     import_bundle(store, io.BytesIO(forged_bundle(call, data, [signature])))
     assert store.signatures(forged) == [Signature(signature["key"], signature["signature"])]
     verdict = cache.verdict(store, forged, call)

@@ -37,7 +37,7 @@ from scalems_store.core.fsutil import remove_tree
 from scalems_store.maint import reach
 from scalems_store.maint.bundle import export, import_bundle
 from tests.conftest import entry_point
-from tests.recordutil import result_record
+from tests.recordutil import forged_bundle, result_record, stranger_signature
 from tests.scalems_call import funcs
 
 WRITER = """
@@ -179,8 +179,8 @@ class StorePromise(RuleBasedStateMachine):
             self.store.add_bytes(data, kind="result")
             self.store.update_ref("calls", call, lambda known: [fp, *known])
             return
-        signatures = [] if how == "unsigned" else [_stranger_signs(fp, call)]
-        import_bundle(self.store, io.BytesIO(_bundle_of(call, data, signatures)))
+        signatures = [] if how == "unsigned" else [stranger_signature(fp, call)]
+        import_bundle(self.store, io.BytesIO(forged_bundle(call, data, signatures)))
 
     # -- crashes ------------------------------------------------------------------
 
@@ -230,46 +230,6 @@ class StorePromise(RuleBasedStateMachine):
             if found is not None:
                 assert found[0] not in self.forged, f"forged {found[0]} served for {ref.key}"
                 assert call_cache.verdict(self.store, found[0], ref.key).state == "trusted"
-
-
-def _stranger_signs(result: str, call: str) -> dict[str, str]:
-    """A valid signature of *result* by a key the store does not trust."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from scalems_store.store.refs import message
-
-    key = Ed25519PrivateKey.generate()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return {
-        "result": result,
-        "key": public.hex(),
-        "signature": key.sign(message(result, call)).hex(),
-    }
-
-
-def _bundle_of(call: str, data: bytes, signatures: list[dict[str, str]]) -> bytes:
-    """A bundle written by hand: one result record of *call*, the ref naming it, signatures."""
-    import json
-    import tarfile
-
-    fp = hash_bytes(data)
-    manifest = {
-        "format": "scalems-bundle",
-        "version": 1,
-        "objects": [{"fingerprint": fp, "kind": "result", "refs": [call]}],
-        "refs": [{"namespace": "calls", "key": call, "values": [fp]}],
-        "signatures": signatures,
-    }
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, body in [("bundle.json", json.dumps(manifest).encode()), (f"objects/{fp}", data)]:
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    return buffer.getvalue()
 
 
 TestStorePromise = StorePromise.TestCase

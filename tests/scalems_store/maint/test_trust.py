@@ -33,19 +33,8 @@ from scalems_store.core.fingerprint import MMAP_THRESHOLD
 from scalems_store.maint.bundle import export, import_bundle
 from scalems_store.objects import content
 from tests.conftest import MakeStore
-from tests.recordutil import call_record, result_record
+from tests.recordutil import call_record, ran_call, result_record
 from tests.scalems_call import funcs
-
-
-def ran_call(store: FileStore, tmp_path: Path) -> tuple[str, str]:
-    """A call with a skeleton that ran: ``(call, result)``."""
-    skeleton = tmp_path / "skel"
-    skeleton.mkdir(exist_ok=True)
-    (skeleton / "input.txt").write_text("input\n")
-    call = pack(funcs.use_skeleton, store=store, skeleton=skeleton)
-    result = run(call, store=store)
-    assert result.status == "success" and result.fingerprint is not None
-    return call, result.fingerprint
 
 
 def outputs(store: FileStore, result: str) -> set[str]:

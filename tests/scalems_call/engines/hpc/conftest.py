@@ -84,6 +84,22 @@ def _idle_node(request: pytest.FixtureRequest) -> Iterator[None]:
 SCALEMS_CALL = os.path.join(os.path.dirname(sys.executable), "scalems-call")
 
 
+def worker_init() -> str:
+    """What a block runs before its workers: the venv first on PATH, the repository importable,
+    and the index left alone (as docs/scale.md says for workers)."""
+    venv_bin = os.path.dirname(sys.executable)
+    return (
+        f"export PATH={venv_bin}:$PATH; export PYTHONPATH={REPO}; "
+        "export SCALEMS_STORE_INDEX=off; export SCALEMS_STORE_FSYNC=0"
+    )
+
+
+def parsl_exec(store: Path, calls: list[str], config: Path, *, json: bool = True) -> list[str]:
+    """The arguments of ``scalems-call --store STORE exec CALLS --parsl-config CONFIG [--json]``."""
+    found = ["--store", str(store), "exec", *calls, "--parsl-config", str(config)]
+    return [*found, "--json"] if json else found
+
+
 def scalems_call(
     slurm: LocalSlurm, *args: str, cwd: Path, check: bool = True, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:

@@ -9,9 +9,15 @@ import pytest
 
 from scalems_call.execution import launch
 from tests.conftest import require
-from tests.scalems_call.engines.hpc.conftest import exec_json, pack, result_json, scalems_call
+from tests.scalems_call.engines.hpc.conftest import (
+    exec_json,
+    pack,
+    parsl_exec,
+    result_json,
+    scalems_call,
+    worker_init,
+)
 from tests.scalems_call.engines.hpc.localslurm import LocalSlurm, write_mpi_config
-from tests.scalems_call.engines.hpc.test_parsl_slurm import worker_init
 
 pytest.importorskip("parsl")
 
@@ -44,13 +50,7 @@ def run_two_ranks(
     )
     proc = scalems_call(
         slurm,
-        "--store",
-        str(store),
-        "exec",
-        call,
-        "--parsl-config",
-        str(config),
-        "--json",
+        *parsl_exec(store, [call], config),
         cwd=tmp_path,
         check=False,
     )

@@ -5,35 +5,25 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.scalems_call.engines.hpc.conftest import (
     exec_json,
     lines,
     pack,
+    parsl_exec,
     result_json,
     scalems_call,
     scalems_call_background,
     wait_for,
+    worker_init,
 )
 from tests.scalems_call.engines.hpc.localslurm import LocalSlurm, write_parsl_config
 
 pytest.importorskip("parsl")
-
-
-def worker_init() -> str:
-    """What a block runs before its workers: the venv first on PATH, the repository importable,
-    and the index left alone (as docs/scale.md says for workers)."""
-    venv_bin = os.path.dirname(sys.executable)
-    return (
-        f"export PATH={venv_bin}:$PATH; export PYTHONPATH={REPO}; "
-        "export SCALEMS_STORE_INDEX=off; export SCALEMS_STORE_FSYNC=0"
-    )
 
 
 def test_exec_with_parsl_config_runs_calls_as_one_slurm_job(
@@ -57,13 +47,7 @@ def test_exec_with_parsl_config_runs_calls_as_one_slurm_job(
 
     first = scalems_call(
         slurm,
-        "--store",
-        str(store),
-        "exec",
-        *fps,
-        "--parsl-config",
-        str(config),
-        "--json",
+        *parsl_exec(store, fps, config),
         cwd=tmp_path,
     )
     records = exec_json(first)
@@ -94,13 +78,7 @@ def test_exec_with_parsl_config_runs_calls_as_one_slurm_job(
 
     again = scalems_call(
         slurm,
-        "--store",
-        str(store),
-        "exec",
-        *fps,
-        "--parsl-config",
-        str(config),
-        "--json",
+        *parsl_exec(store, fps, config),
         cwd=tmp_path,
     )
     hits = exec_json(again)
@@ -132,12 +110,7 @@ def test_ctrl_c_stops_exec_and_its_block(slurm: LocalSlurm, tmp_path: Path) -> N
     )
     running = scalems_call_background(
         slurm,
-        "--store",
-        str(store),
-        "exec",
-        call,
-        "--parsl-config",
-        str(config),
+        *parsl_exec(store, [call], config, json=False),
         cwd=tmp_path,
         session=True,
     )

@@ -15,13 +15,14 @@ from tests.scalems_call.engines.hpc.conftest import (
     exec_json,
     lines,
     pack,
+    parsl_exec,
     result_json,
     run_directories,
     scalems_call_background,
     wait_for,
+    worker_init,
 )
 from tests.scalems_call.engines.hpc.localslurm import LocalSlurm, write_parsl_config
-from tests.scalems_call.engines.hpc.test_parsl_slurm import worker_init
 
 pytest.importorskip("parsl")
 
@@ -54,13 +55,7 @@ def test_calls_of_a_cancelled_block_end_with_results_in_the_same_exec(
     logged_before = len(slurm.jobs_completed())
     running = scalems_call_background(
         slurm,
-        "--store",
-        str(store),
-        "exec",
-        *fps,
-        "--parsl-config",
-        str(config),
-        "--json",
+        *parsl_exec(store, fps, config),
         cwd=tmp_path,
     )
     try:
@@ -143,14 +138,7 @@ def test_a_killed_worker_is_retried_and_a_call_that_raises_is_not(
     logged_before = len(slurm.jobs_completed())
     running = scalems_call_background(
         slurm,
-        "--store",
-        str(store),
-        "exec",
-        waits,
-        fails,
-        "--parsl-config",
-        str(config),
-        "--json",
+        *parsl_exec(store, [waits, fails], config),
         cwd=tmp_path,
     )
     try:
