@@ -9,13 +9,19 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
+from pathlib import Path
 
 import pytest
 
 from scalems_call import pack
-from scalems_call.engines.executors import default_executor, pool_submit
+from scalems_call.engines.executors import (
+    default_executor,
+    parsl_engine,
+    parsl_submit,
+    pool_submit,
+)
 from scalems_call.engines.pool import WorkerLost, WorkerPool
-from scalems_call.engines.schedule import Outcome, run_graph
+from scalems_call.engines.schedule import Engine, Outcome, Submit, run_graph
 from scalems_store import FileStore
 from scalems_store.store.lease import lease_dir, read_holder
 from tests.conftest import loopback_cluster
@@ -36,14 +42,16 @@ def first_runner(store: FileStore, fps: list[str], skip: set[int]) -> tuple[str,
 
 
 def run_in_thread(
-    store: FileStore, fps: list[str], executor: Executor
+    store: FileStore, fps: list[str], executor: Executor | Engine, submit: Submit | None = None
 ) -> tuple[threading.Thread, dict[str, Outcome], list[str]]:
-    """Run *fps* on *executor* (left open) in a thread; the outcomes and the retries logged."""
+    """Run *fps* on *executor* (left open; or an engine, which makes one) in a thread; the
+    outcomes and the retries logged."""
     outcomes: dict[str, Outcome] = {}
     retries: list[str] = []
 
     @contextlib.contextmanager
-    def engine() -> Iterator[Executor]:
+    def given() -> Iterator[Executor]:
+        assert isinstance(executor, Executor)
         yield executor
 
     def go() -> None:
@@ -51,8 +59,8 @@ def run_in_thread(
             run_graph(
                 store,
                 fps,
-                engine=engine,
-                submit=pool_submit(store, None),
+                engine=given if isinstance(executor, Executor) else executor,
+                submit=submit or pool_submit(store, None),
                 retries=2,
                 log=retries.append,
             )
@@ -144,6 +152,41 @@ def test_dask_worker_killed_costs_at_most_its_call(store: FileStore) -> None:
         assert {fp: outcomes[fp].state for fp in fps} == dict.fromkeys(fps, "success")
         assert len(retries) <= 1 and all(victim[:12] in line for line in retries)
         client.wait_for_workers(2, timeout=60)
+
+
+def test_parsl_worker_lost_costs_only_its_call(store: FileStore, tmp_path: Path) -> None:
+    """Parsl (a HighThroughputExecutor, one local block of 2 workers): a worker killed by
+    its lease's PID fails only its call, with Parsl's WorkerLost; that call is retried
+    once, the queued calls keep their retries, and every call succeeds."""
+    pytest.importorskip("parsl")
+    from parsl.config import Config
+    from parsl.executors import HighThroughputExecutor
+    from parsl.providers import LocalProvider
+
+    config = Config(
+        executors=[
+            HighThroughputExecutor(
+                label="htex",
+                address="127.0.0.1",
+                loopback_address="127.0.0.1",
+                max_workers_per_node=2,
+                heartbeat_period=1,  # the block's watchdog looks for dead workers this often
+                provider=LocalProvider(init_blocks=1, max_blocks=1),
+            )
+        ],
+        run_dir=str(tmp_path / "runinfo"),
+        initialize_logging=False,  # Parsl leaves its log file open otherwise
+    )
+    fps = [pack(funcs.sleep, (0.5 + i / 1000,), store=store) for i in range(6)]
+    engine = parsl_engine(store, config)
+    thread, outcomes, retries = run_in_thread(store, fps, engine, parsl_submit(None))
+    victim, pid = first_runner(store, fps, {os.getpid()})
+    os.kill(pid, signal.SIGKILL)
+    thread.join(180)
+    assert not thread.is_alive()
+    assert {fp: outcomes[fp].state for fp in fps} == dict.fromkeys(fps, "success")
+    assert len(retries) == 1, retries
+    assert victim[:12] in retries[0] and "WorkerLost" in retries[0]
 
 
 def test_a_broken_process_pool_is_made_again_once(store: FileStore) -> None:
