@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from scalems_store.core.fsutil import Temp, fsync_path, new_locked_dir, not_writable, remove_tree
@@ -129,5 +128,7 @@ class Group:
                 # a write error is reported once: only "not here" may try another way
                 if exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
                     raise
+        from concurrent.futures import ThreadPoolExecutor  # here: ~5 ms to import, seldom used
+
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(fsync_path, paths))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import stat
 import threading
 import time
@@ -301,7 +300,7 @@ def _identity(seen: os.stat_result) -> tuple[int, int, int, int]:
 
 def _whoami() -> dict[str, str]:
     """Where a lease holder runs: its pid means something on this host and PID namespace only."""
-    where = {"host": socket.gethostname()}
+    where = {"host": os.uname().nodename}  # gethostname()'s answer, without importing socket
     with contextlib.suppress(OSError):
         where["pidns"] = os.readlink("/proc/self/ns/pid")
     return where
