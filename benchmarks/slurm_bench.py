@@ -2,6 +2,7 @@
 on a local process pool and against plain Parsl apps on the same Slurm.
 
     python benchmarks/slurm_bench.py [--calls 200] [--repeat 3] [--workdir /dev/shm/...]
+        [--modes ABCD] [--before BIN]
 
 Each call sleeps 50 ms. Four whole processes, each timed from start to exit, alternated
 (ABCD ABCD ...) with medians reported:
@@ -15,6 +16,10 @@ Each call sleeps 50 ms. Four whole processes, each timed from start to exit, alt
   D. as C, but each call a plain Parsl ``bash_app`` that starts a fresh Python to sleep: the
      floor for any path that runs a call in an interpreter of its own.
 
+  E. with ``--before BIN`` (the ``bin`` directory of another installation, an older
+     checkout's venv): mode A with that installation, in the same rounds (its calls packed
+     by its own Python, its Parsl workers started from its venv).
+
 (A - C) / calls is the per-call overhead our path adds over plain Parsl; (D - C) / calls the
 cost of one fresh interpreter per call, which our path no longer pays (the worker's fork
 server starts each call's process). Slurm is started and stopped here (needs root,
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import runpy
 import shlex
@@ -97,6 +103,22 @@ def pack_calls(root: Path, calls: int) -> list[str]:
         return [pack(importable, (i,), store=store) for i in range(calls)]
 
 
+def pack_with(python: str, root: Path, calls: int) -> list[str]:
+    """As :func:`pack_calls`, by another installation's *python*."""
+    code = (
+        "import json, shutil, sys; sys.path.insert(0, sys.argv[2]); "
+        "from scalems_call import pack; from scalems_store import FileStore; "
+        "from slurm_bench import sleeper; shutil.rmtree(sys.argv[1], ignore_errors=True); "
+        "store = FileStore(sys.argv[1], durable=False); "
+        f"print(json.dumps([pack(sleeper, (i,), store=store) for i in range({calls})]))"
+    )
+    done = subprocess.run(
+        [python, "-c", code, str(root), str(HERE)], capture_output=True, text=True, check=True
+    )
+    fps: list[str] = json.loads(done.stdout)
+    return fps
+
+
 def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     start = time.perf_counter()
     proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
@@ -120,6 +142,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--modes", default="ABCD", help="which of the modes A, B, C, D to run (default all)"
+    )
+    parser.add_argument(
+        "--before", metavar="BIN", help="bin directory of an installation to compare (mode E)"
     )
     parser.add_argument("--plain-parsl", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--bash", action="store_true", help=argparse.SUPPRESS)
@@ -151,6 +176,19 @@ def main() -> None:
                 ),
                 cluster=not options.quick_poll,
             )
+            before_config = work / "slurm_config_before.py"
+            if options.before:
+                localslurm.write_parsl_config(
+                    before_config,
+                    run_dir=work / "runinfo-before",
+                    workers=slurm.cpus,
+                    worker_init=(
+                        f"export PATH={options.before}:$PATH; export PYTHONPATH={HERE}; "
+                        "export SCALEMS_STORE_INDEX=off; export SCALEMS_STORE_FSYNC=0"
+                    ),
+                    cluster=not options.quick_poll,
+                )
+                options.modes += "E"
             n = options.calls
 
             def commands(fps: list[str], store: Path) -> dict[str, list[str]]:
@@ -183,6 +221,15 @@ def main() -> None:
                         str(n),
                         "--bash",
                     ],
+                    "E the same as A, before (Slurm)": [
+                        os.path.join(options.before or "", "scalems-call"),
+                        "--store",
+                        str(store),
+                        "exec",
+                        *fps,
+                        "--parsl-config",
+                        str(before_config),
+                    ],
                 }
 
             modes = [name for name in commands([], work) if name[0] in options.modes]
@@ -190,9 +237,15 @@ def main() -> None:
             for round_ in range(options.repeat):
                 for name in modes:
                     store = work / "store"
-                    fps = pack_calls(store, n)  # untimed: a fresh store, every call a miss
+                    before = name.startswith("E")
+                    # untimed: a fresh store, every call a miss
+                    if before:
+                        fps = pack_with(os.path.join(options.before, "python"), store, n)
+                    else:
+                        fps = pack_calls(store, n)
                     slurm.wait_idle(timeout=60)
-                    times[name].append(timed(commands(fps, store)[name], env, work))
+                    run_env = {**env, "PYTHONPATH": str(HERE)} if before else env
+                    times[name].append(timed(commands(fps, store)[name], run_env, work))
                     print(f"  round {round_ + 1}: {name}: {times[name][-1]:.2f} s", flush=True)
             median = {name: statistics.median(values) for name, values in times.items()}
             print(f"\n{n} calls of a {SLEEP * 1000:.0f} ms sleep, medians of {options.repeat}:")
@@ -207,7 +260,16 @@ def main() -> None:
                 print(
                     f"  A - C per call, round by round: {', '.join(f'{p:+.1f}' for p in pairs)} ms"
                 )
-            if len(modes) < 4:
+            if {"E", "C"} <= by_mode.keys():
+                pairs = [
+                    (e - c) / n * 1000
+                    for e, c in zip(times[by_mode["E"]], times[by_mode["C"]], strict=True)
+                ]
+                print(
+                    f"  E - C per call (before), round by round: "
+                    f"{', '.join(f'{p:+.1f}' for p in pairs)} ms"
+                )
+            if len(modes) != 4 or "E" in by_mode:
                 return
             ours, local, plain, bash = (median[name] for name in modes)
             workers = slurm.cpus
