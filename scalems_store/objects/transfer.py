@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 Progress = Callable[[int], None]
 """Called with the number of bytes (or objects) done so far."""
 
-COPY_STEP = 64 << 20
-"""Bytes per ``copy_file_range`` call: small enough to report progress and stop early."""
+COPY_STEP = 16 << 20
+"""Bytes per ``copy_file_range`` call (and per step of a hash beside it): small enough
+to report progress, stop early, and share the last steps of a copy between two threads."""
 
 COPY_CHUNK = 16 << 20
 """Bytes per step of a copy that hashes as it goes: the writer stays close behind the hash."""
@@ -38,33 +39,60 @@ def read_chunks(stream: IO[bytes], progress: Progress | None) -> Iterator[bytes]
         yield chunk
 
 
-def copy_fd(
-    src: int,
-    dst: int,
-    size: int,
-    stop: threading.Event | None = None,
-    progress: Progress | None = None,
-) -> None:
-    """Copy *size* bytes from *src* to *dst*, in the kernel where it can."""
-    done = 0
+def copy_span(src: int, dst: int, start: int, end: int) -> None:
+    """Copy bytes ``[start, end)`` of *src* to the same place in *dst*, in the kernel where
+    it can (as ``cp``), else by reading and writing them."""
+    done = start
     kernel = True
-    while done < size and not (stop is not None and stop.is_set()):
-        step = min(COPY_STEP, size - done)
+    while done < end:
         if kernel:
             try:
-                copied = os.copy_file_range(src, dst, step, done, done)
+                copied = os.copy_file_range(src, dst, end - done, done, done)
             except OSError:
                 kernel = False  # not supported here (another filesystem, an old kernel)
                 continue
         else:
-            chunk = os.pread(src, min(step, CHUNK), done)
+            chunk = os.pread(src, min(end - done, CHUNK), done)
             copied = len(chunk)
             os.pwrite(dst, chunk, done)
         if copied == 0:
             raise InvalidPath("file shrank while being added; try again")
         done += copied
-        if progress is not None:
-            progress(done)
+
+
+class Spans:
+    """The steps of a copy of *size* bytes, :data:`COPY_STEP` each, taken from the front by
+    one thread and from the back by another (no step twice), and the bytes copied so far."""
+
+    def __init__(self, size: int) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._front, self._back = 0, -(-size // COPY_STEP)
+        self.size = size
+        self.copied = 0
+
+    def first(self) -> tuple[int, int] | None:
+        with self._lock:
+            if self._front >= self._back:
+                return None
+            self._front += 1
+            return self._span(self._front - 1)
+
+    def last(self) -> tuple[int, int] | None:
+        with self._lock:
+            if self._front >= self._back:
+                return None
+            self._back -= 1
+            return self._span(self._back)
+
+    def _span(self, step: int) -> tuple[int, int]:
+        return step * COPY_STEP, min(self.size, (step + 1) * COPY_STEP)
+
+    def done(self, span: tuple[int, int]) -> int:
+        with self._lock:
+            self.copied += span[1] - span[0]
+            return self.copied
 
 
 FICLONE = 0x40049409
@@ -99,8 +127,10 @@ def copy_and_hash(
     - a reflink where the filesystem shares blocks (btrfs, XFS): no copy at all,
       and the source is hashed on all cores;
     - elsewhere the kernel's ``copy_file_range`` (as ``cp`` copies; on NFS, SMB or
-      Ceph the server copies without sending the data) while BLAKE3's own threads
-      hash *src* beside it, on every core: the copy and the hash overlap, and
+      Ceph the server copies without sending the data) while BLAKE3 hashes *src*
+      beside it on the other cores (the copy keeps one for itself: on two cores,
+      a hash on both made the copy wait for a core), and the hashing thread, once
+      done, copies the last steps from the back: the copy and the hash overlap, and
       neither waits for the other.
 
     Returns:
@@ -121,7 +151,8 @@ def copy_and_hash(
         fp = hash_fd(src, size, new_hasher(size))
         assert fp is not None  # never cancelled
         return fp, True
-    return _copy_beside_hash(src, dst, size, new_hasher(size), enough, progress)
+    hasher = new_hasher(size, leave_cores=1)
+    return _copy_beside_hash(src, dst, size, hasher, enough, progress)
 
 
 def copy_hashing(
@@ -208,30 +239,51 @@ def _copy_beside_hash(
     enough: Callable[[str], bool] | None,
     progress: Progress | None,
 ) -> tuple[str, bool]:
-    """Copy in the kernel while a thread hashes *src* (with *hasher*'s threads); stop
-    copying once *enough*. A copy that fails stops the hash at its next step."""
+    """Copy in the kernel from the front while a second thread hashes *src* (with
+    *hasher*'s threads) and then copies from the back, until the two meet; stop copying
+    once *enough*. An error on either side stops the other at its next step."""
     import threading
 
+    spans = Spans(size)
     stop = threading.Event()  # the hash says: no need to copy further
-    cancel = threading.Event()  # the copy failed: no need to hash further
+    cancel = threading.Event()  # a copy failed: no need to hash or copy further
 
-    def hash_all() -> str | None:
-        fp = hash_fd(src, size, hasher, cancel)
-        if fp is not None and enough is not None and enough(fp):
-            stop.set()
-        return fp
+    def hash_then_copy() -> str | None:
+        try:
+            fp = hash_fd(src, size, hasher, cancel)
+            if fp is None:
+                return None
+            if enough is not None and enough(fp):
+                stop.set()
+                return fp
+            while not cancel.is_set() and (span := spans.last()) is not None:
+                copy_span(src, dst, *span)
+                spans.done(span)
+            return fp
+        except BaseException:
+            cancel.set()
+            raise
 
-    hashing = Beside(hash_all, "scalems-hash")
+    hashing = Beside(hash_then_copy, "scalems-hash")
+    reported = 0
     try:
-        copy_fd(src, dst, size, stop, progress)
+        while not (stop.is_set() or cancel.is_set()) and (span := spans.first()) is not None:
+            copy_span(src, dst, *span)
+            reported = spans.done(span)
+            if progress is not None:
+                progress(reported)
     except BaseException:
         cancel.set()
         raise
     finally:
         hashing.wait()
-    fp = hashing.result()
-    assert fp is not None  # only a cancelled hash has none, and then the copy raised
-    return fp, not stop.is_set()
+    fp = hashing.result()  # its copy's error, if it had one
+    assert fp is not None  # only a cancelled hash has none, and then a copy raised
+    if stop.is_set():
+        return fp, False
+    if progress is not None and spans.copied > reported:
+        progress(spans.copied)  # the steps the hashing thread copied last
+    return fp, True
 
 
 def hash_fd(

@@ -126,7 +126,91 @@ def test_large_files_are_copied_by_the_kernel_beside_the_hash(
     assert copy_file(path, tmp_path / "dst", progress=done.append) == (hash_bytes(data), True)
     assert (tmp_path / "dst").read_bytes() == data
     assert done[-1] == len(data)
-    assert threads == [0]  # no core kept back: the hash and the kernel's copy share them
+    assert threads == [1]  # one core kept for the copy: the hash on all made it wait
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(min_size=0, max_size=20_000), step=st.sampled_from([1, 4096, 5000, 1 << 20]))
+def test_property_copy_beside_hash_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, step: int
+) -> None:
+    """The kernel copy from the front and the hashing thread's from the back meet exactly:
+    every byte is copied once, in its place, whatever the step."""
+    where = tmp_path_factory.mktemp("beside")
+    (where / "src").write_bytes(data)
+    src, dst = open_pair(where / "src", where / "dst")
+    saved = transfer.COPY_STEP
+    transfer.COPY_STEP = step
+    try:
+        got = transfer._copy_beside_hash(src, dst, len(data), blake3(), None, None)
+    finally:
+        transfer.COPY_STEP = saved
+        os.close(src)
+        os.close(dst)
+    assert got == (hash_bytes(data), True)
+    assert (where / "dst").read_bytes() == data
+
+
+def test_the_hashing_thread_copies_the_last_steps(
+    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the hash is done, its thread copies from the back while the caller copies
+    from the front: each step once, the file exact, progress ending at its size."""
+    path, data = big
+    monkeypatch.setattr(transfer, "COPY_STEP", 1 << 20)
+    monkeypatch.setattr(transfer, "clone", lambda src, dst: False)
+    real = transfer.copy_span
+    copied: list[tuple[str, int, int]] = []
+    helped = threading.Event()
+
+    def recorded(src: int, dst: int, start: int, end: int) -> None:
+        real(src, dst, start, end)
+        copied.append((threading.current_thread().name, start, end))
+        if threading.current_thread().name == "scalems-hash":
+            helped.set()
+
+    monkeypatch.setattr(transfer, "copy_span", recorded)
+    done: list[int] = []
+
+    def slow_progress(count: int) -> None:
+        done.append(count)
+        helped.wait(10)  # the caller waits after its first step: the hashing thread helps
+
+    assert copy_file(path, tmp_path / "dst", progress=slow_progress) == (hash_bytes(data), True)
+    assert (tmp_path / "dst").read_bytes() == data
+    assert sorted((start, end) for _, start, end in copied) == [
+        (at, min(at + (1 << 20), len(data))) for at in range(0, len(data), 1 << 20)
+    ]
+    helper = [start for name, start, _ in copied if name == "scalems-hash"]
+    assert helper and max(helper) == max(start for _, start, _ in copied)  # from the back
+    assert done[-1] == len(data)
+
+
+def test_a_copy_error_in_the_hashing_thread_is_raised(
+    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write error in the steps the hashing thread copies is raised to the caller, whose
+    own copy stops; no thread is left behind."""
+    path, _ = big
+    monkeypatch.setattr(transfer, "COPY_STEP", 1 << 20)
+    monkeypatch.setattr(transfer, "clone", lambda src, dst: False)
+    real = transfer.copy_span
+    started = threading.Event()
+
+    def failing(src: int, dst: int, start: int, end: int) -> None:
+        if threading.current_thread().name == "scalems-hash":
+            started.set()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        started.wait(10)  # the caller's first step waits for the hashing thread's failure
+        real(src, dst, start, end)
+
+    monkeypatch.setattr(transfer, "copy_span", failing)
+    threads = threading.active_count()
+    with pytest.raises(OSError, match="No space left"):
+        copy_file(path, tmp_path / "dst")
+    assert threading.active_count() == threads
 
 
 def test_reflink_route_where_the_filesystem_has_one(
