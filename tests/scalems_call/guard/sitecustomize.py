@@ -3,9 +3,10 @@
 Put this directory first on ``PYTHONPATH``: every Python process started with it
 then runs this at start-up. With ``$SCALEMS_GUARD_DIR`` set (a directory, the
 client's store), each opening, listing, making, renaming, linking, removing or
-connecting (sqlite) of a path inside it is appended, as ``PID EVENT PATH``, to
-the file ``$SCALEMS_GUARD_LOG``; where ``$SCALEMS_GUARD_ROLE`` is ``worker``, it
-also fails with ``PermissionError``, as an unreachable path would.
+connecting (sqlite) of a path inside it is appended, as ``PID ROLE JOB EVENT PATH``
+(``ROLE``: ``$SCALEMS_GUARD_ROLE``, ``JOB``: ``$SLURM_JOB_ID``, ``-`` where unset),
+to the file ``$SCALEMS_GUARD_LOG``; where the role is ``worker``, it also fails
+with ``PermissionError``, as an unreachable path would.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def _install() -> None:
     if not guarded or not log:
         return
     inside = os.path.realpath(guarded) + os.sep
-    deny = os.environ.get("SCALEMS_GUARD_ROLE") == "worker"
+    role = os.environ.get("SCALEMS_GUARD_ROLE") or "-"
+    job = os.environ.get("SLURM_JOB_ID") or "-"
+    deny = role == "worker"
     busy: list[bool] = []
 
     def hook(event: str, args: tuple[object, ...]) -> None:
@@ -58,7 +61,7 @@ def _install() -> None:
             busy.append(True)
             try:
                 with open(log, "a") as out:
-                    out.write(f"{os.getpid()} {event} {path}\n")
+                    out.write(f"{os.getpid()} {role} {job} {event} {path}\n")
             finally:
                 busy.pop()
             if deny:
