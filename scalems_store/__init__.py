@@ -46,7 +46,7 @@ __all__ = [
 
 _WHERE = {
     "FileReference": "store.reference",
-    "get_file_reference": "store.reference",
+    "get_file_reference": "store.filestore",
     "FileStore": "store.filestore",
     "FileStoreManager": "store.manager",
     "GcReport": "maint.collect",
@@ -83,9 +83,9 @@ if TYPE_CHECKING:
     from scalems_store.maint.collect import GcReport, gc
     from scalems_store.query.info import ObjectInfo
     from scalems_store.store.creation import default_root
-    from scalems_store.store.filestore import FileStore
+    from scalems_store.store.filestore import FileStore, get_file_reference
     from scalems_store.store.manager import FileStoreManager
-    from scalems_store.store.reference import FileReference, get_file_reference
+    from scalems_store.store.reference import FileReference
 
 
 def __getattr__(name: str) -> Any:

@@ -229,8 +229,6 @@ class FileStore:
             TypeError: *obj* is of another type.
             InvalidPath, InvalidFingerprint, ObjectNotFound, AmbiguousPrefix.
         """
-        from scalems_store.store.reference import get_file_reference
-
         return await get_file_reference(obj, self, mode)
 
     def file_reference(self, obj: Any, *, mode: str = "rb") -> FileReference:
@@ -534,3 +532,32 @@ __all__ = ["KINDS", "FileStore", "default_root"]
 def _has_path(text: str) -> bool:
     """Whether *text* is ``FP:path`` (a ``blake3:`` URI alone is not)."""
     return ":" in text.removeprefix(layout.URI_SCHEME)
+
+
+@functools.singledispatch
+async def get_file_reference(
+    obj: Any, filestore: FileStore | None = None, mode: str = "rb"
+) -> FileReference:
+    """Get a reference to a stored file, adding it to the store if it is a path.
+
+    As in SCALE-MS, a dispatcher (``@get_file_reference.register`` adds a type, for
+    :meth:`FileStore.get_file_reference` too): a path is added; a ``str`` (fingerprint,
+    prefix or label) or 32 ``bytes`` is looked up; a ``str`` ``FP:path`` is one file of
+    a tree, result or call's output. See :func:`.reference.reference`.
+
+    Args:
+        obj: What to reference.
+        filestore: The store; the default store (``$SCALEMS_STORE`` or ``./.scalems``) if None.
+        mode: Kept for SCALE-MS compatibility; only ``"rb"`` is meaningful.
+
+    Raises:
+        TypeError: *obj* is of another type.
+        InvalidPath, InvalidFingerprint, ObjectNotFound, AmbiguousPrefix.
+    """
+    import asyncio
+
+    from scalems_store.store.reference import reference
+
+    store = FileStore() if filestore is None else filestore
+    # a path is copied and hashed, a name looked up on disk: off the event loop either way
+    return await asyncio.to_thread(reference, obj, store, mode)

@@ -3,25 +3,31 @@
 One implementation, :func:`reference`, serves all three ways of asking:
 ``FileStore.file_reference(obj)`` (synchronous), ``await
 FileStore.get_file_reference(obj)`` and ``await get_file_reference(obj,
-filestore=store)`` (as in SCALE-MS). It lives beside :class:`FileStore`, not in
-the query folder, because a path is added to the store.
+filestore=store)`` (as in SCALE-MS; it lives in :mod:`.filestore`, since it opens
+the default store when given none). It lives beside :class:`FileStore`, not in
+the query folder, because a path is added to the store; it takes the store as a
+:class:`ReferenceStore` and does not import :mod:`.filestore`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import pathlib
-from typing import TYPE_CHECKING, Any
+from typing import IO, Any, BinaryIO, Protocol
 
 from scalems_store.core.errors import InvalidFingerprint, InvalidPath
 from scalems_store.core.fingerprint import hash_bytes
 from scalems_store.objects import reading
-from scalems_store.store.treeview import has_path
+from scalems_store.store.treeview import TreeStore, has_path
 
-if TYPE_CHECKING:
-    from scalems_store.store.filestore import FileStore
+
+class ReferenceStore(TreeStore, Protocol):
+    """What a reference needs of its store (:class:`~.filestore.FileStore` has it)."""
+
+    def add_file(self, path: str | os.PathLike[str]) -> str: ...
+    def add_stream(self, stream: IO[bytes]) -> str: ...
+    def open(self, fingerprint: str) -> BinaryIO: ...
 
 
 class FileReference(os.PathLike[str]):
@@ -30,7 +36,7 @@ class FileReference(os.PathLike[str]):
     It is ``os.PathLike``: ``open(ref, "rb")`` reads the (read-only) object.
     """
 
-    def __init__(self, filestore: FileStore, fingerprint: str, mode: str = "rb") -> None:
+    def __init__(self, filestore: ReferenceStore, fingerprint: str, mode: str = "rb") -> None:
         self._store = filestore
         self._fingerprint = fingerprint
         self._mode = mode
@@ -69,7 +75,7 @@ class FileReference(os.PathLike[str]):
             raise InvalidPath(f"object {self._fingerprint} is not in {self._store.root!r}")
         return self
 
-    def filestore(self) -> FileStore:
+    def filestore(self) -> ReferenceStore:
         """The store holding the object."""
         return self._store
 
@@ -84,7 +90,7 @@ class FileReference(os.PathLike[str]):
 
 
 @functools.singledispatch
-def reference(obj: Any, store: FileStore, mode: str = "rb") -> FileReference:
+def reference(obj: Any, store: ReferenceStore, mode: str = "rb") -> FileReference:
     """Return a reference to what *obj* names in *store*, adding it first if it is a path.
 
     * ``pathlib.Path`` or any ``os.PathLike``: the file is added (one read, one hash;
@@ -104,7 +110,7 @@ def reference(obj: Any, store: FileStore, mode: str = "rb") -> FileReference:
 
 
 @reference.register(str)
-def _(obj: str, store: FileStore, mode: str = "rb") -> FileReference:
+def _(obj: str, store: ReferenceStore, mode: str = "rb") -> FileReference:
     if has_path(obj):
         with store.open(obj) as stream:  # FP:path: that file, stored as a blob of its own
             return FileReference(store, store.add_stream(stream), mode)
@@ -112,35 +118,7 @@ def _(obj: str, store: FileStore, mode: str = "rb") -> FileReference:
 
 
 @reference.register(bytes)
-def _(obj: bytes, store: FileStore, mode: str = "rb") -> FileReference:
+def _(obj: bytes, store: ReferenceStore, mode: str = "rb") -> FileReference:
     if len(obj) != 32:
         raise InvalidFingerprint(f"a raw digest is 32 bytes, got {len(obj)}")
     return FileReference(store, store.resolve(obj.hex()), mode)
-
-
-@functools.singledispatch
-async def get_file_reference(
-    obj: Any, filestore: FileStore | None = None, mode: str = "rb"
-) -> FileReference:
-    """Get a reference to a stored file, adding it to the store if it is a path.
-
-    As in SCALE-MS, a dispatcher (``@get_file_reference.register`` adds a type):
-    a path is added; a ``str`` (fingerprint, prefix or label) or 32 ``bytes`` is
-    looked up; a ``str`` ``FP:path`` is one file of a tree, result or call's output.
-    See :func:`reference`.
-
-    Args:
-        obj: What to reference.
-        filestore: The store; the default store (``$SCALEMS_STORE`` or ``./.scalems``) if None.
-        mode: Kept for SCALE-MS compatibility; only ``"rb"`` is meaningful.
-
-    Raises:
-        TypeError: *obj* is of another type.
-        InvalidPath, InvalidFingerprint, ObjectNotFound, AmbiguousPrefix.
-    """
-    if filestore is None:
-        from scalems_store.store.filestore import FileStore
-
-        filestore = FileStore()
-    # a path is copied and hashed, a name looked up on disk: off the event loop either way
-    return await asyncio.to_thread(reference, obj, filestore, mode)

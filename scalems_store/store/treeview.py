@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol
 
 from scalems_store.core import layout
 from scalems_store.core.errors import InvalidContent, InvalidPath, ObjectNotFound, StoreError
@@ -34,7 +34,26 @@ from scalems_store.tar.treeread import Entry, iter_entries, mapped
 if TYPE_CHECKING:
     import mmap
 
-    from scalems_store.store.filestore import FileStore
+    from scalems_store.objects.files import ObjectDir
+
+
+class TreeStore(Protocol):
+    """What this module needs of a store: :class:`~scalems_store.store.filestore.FileStore`
+    has it, and this module does not import it (FileStore's ``open`` and ``read_bytes``
+    of ``FP:path`` come here: the arrow points one way)."""
+
+    root: str
+    objects: ObjectDir
+
+    def __contains__(self, fingerprint: object) -> bool: ...
+    def resolve(self, text: str) -> str: ...
+    def kind(self, fingerprint: str) -> str: ...
+    def object_path(self, fingerprint: str) -> str: ...
+    def get_ref(self, namespace: str, key: str) -> list[str]: ...
+    def read_bytes(self, fingerprint: str, *, verify: bool = True) -> bytes: ...
+    def write_to(self, fingerprint: str, out: IO[bytes]) -> int: ...
+    def materialize(self, fingerprint: str, dest: str | os.PathLike[str]) -> str: ...
+
 
 MAX_LINKS = 40
 """Symlinks followed in one lookup before it is refused as a loop (as Linux's ELOOP)."""
@@ -52,7 +71,7 @@ class TreeView:
         ArchiveError, UnsafeArchive: it cannot be parsed safely.
     """
 
-    def __init__(self, store: FileStore, name: str) -> None:
+    def __init__(self, store: TreeStore, name: str) -> None:
         from scalems_store.objects.reading import matches
 
         self.fingerprint = store.resolve(name)
@@ -177,7 +196,7 @@ class TreeView:
         return extract(self._file, dest, checked=True, member=member or None)
 
 
-def open_tree(store: FileStore, name: str) -> TreeView:
+def open_tree(store: TreeStore, name: str) -> TreeView:
     """Open the tree *name* names (a fingerprint, prefix or label), checked: see
     :class:`TreeView`."""
     return TreeView(store, name)
@@ -242,7 +261,7 @@ def has_path(text: str) -> bool:
     return split_spec(text)[1] is not None
 
 
-def locate(store: FileStore, spec: str) -> Spot:
+def locate(store: TreeStore, spec: str) -> Spot:
     """Resolve ``FP`` or ``FP:path``: the object, and the tree its path is in.
 
     Raises:
@@ -255,7 +274,7 @@ def locate(store: FileStore, spec: str) -> Spot:
     return Spot(fp, None if path is None else directory_of(store, fp, name), path)
 
 
-def directory_of(store: FileStore, fp: str, name: str | None = None) -> str:
+def directory_of(store: TreeStore, fp: str, name: str | None = None) -> str:
     """The tree object *fp* (typed as *name*) stands for: a tree itself, a result's output
     directory, or the output directory of a call's newest recorded result.
 
@@ -276,7 +295,7 @@ def directory_of(store: FileStore, fp: str, name: str | None = None) -> str:
     raise InvalidPath(f"{shown!r} is a {kind}, not a tree (nor a result or call): it has no paths")
 
 
-def newest_result(store: FileStore, call: str) -> str:
+def newest_result(store: TreeStore, call: str) -> str:
     """The newest result recorded for *call* that is present and really its result.
 
     Raises:
@@ -291,20 +310,20 @@ def newest_result(store: FileStore, call: str) -> str:
     raise ObjectNotFound(f"call {call} has no recorded result in {store.root!r}")
 
 
-def _record(store: FileStore, fp: str, kind: str) -> dict[str, object]:
+def _record(store: TreeStore, fp: str, kind: str) -> dict[str, object]:
     try:
         return content.decode(store.read_bytes(fp), kind)
     except InvalidContent as exc:
         raise InvalidContent(f"{fp}: {exc}") from None
 
 
-def open_tree_at(store: FileStore, spot: Spot) -> TreeView:
+def open_tree_at(store: TreeStore, spot: Spot) -> TreeView:
     """Open (checked) the tree *spot*'s path is in; a spot without a path must name a
     tree, a result or a call. Close the view when done."""
     return open_tree(store, spot.tree or directory_of(store, spot.fingerprint))
 
 
-def file_bytes(store: FileStore, spec: str) -> bytes:
+def file_bytes(store: TreeStore, spec: str) -> bytes:
     """The bytes of the file ``FP:path`` names, checked (the tree is, as it is opened).
 
     Raises:
@@ -315,7 +334,7 @@ def file_bytes(store: FileStore, spec: str) -> bytes:
         return view.read(spot.path or "")
 
 
-def open_file(store: FileStore, spec: str) -> BinaryIO:
+def open_file(store: TreeStore, spec: str) -> BinaryIO:
     """A binary stream of the file ``FP:path`` names: its bytes in the tree object, read
     in place (the tree is checked against its fingerprint first).
 
@@ -368,7 +387,7 @@ class _Window(io.RawIOBase):
         super().close()
 
 
-def file_fingerprint(store: FileStore, spec: str) -> tuple[str, str, str]:
+def file_fingerprint(store: TreeStore, spec: str) -> tuple[str, str, str]:
     """What ``FP:path`` holds: ``(fingerprint, tree, path)``, the BLAKE3 of a file's
     bytes (the tree's own fingerprint for its top), the tree it is in and its path
     there with the tree's symlinks followed. Other directories are refused: they are
@@ -394,7 +413,7 @@ def file_fingerprint(store: FileStore, spec: str) -> tuple[str, str, str]:
         return hasher.hexdigest(), view.fingerprint, path
 
 
-def write_spec(store: FileStore, spec: str, out: IO[bytes]) -> int:
+def write_spec(store: TreeStore, spec: str, out: IO[bytes]) -> int:
     """Write ``FP`` (a blob, or a tree's archive) or ``FP:path`` (one file of a tree) to
     a binary stream; return the number of bytes. ``FP:`` is the whole tree.
 
@@ -414,7 +433,7 @@ def write_spec(store: FileStore, spec: str, out: IO[bytes]) -> int:
         return view.write_to(spot.path, out)
 
 
-def materialize_spec(store: FileStore, spec: str, dest: str | os.PathLike[str]) -> str:
+def materialize_spec(store: TreeStore, spec: str, dest: str | os.PathLike[str]) -> str:
     """Write ``FP`` or ``FP:path`` out to *dest*, checked first (see
     :meth:`FileStore.materialize` and :meth:`TreeView.extract`); return the fingerprint
     of the tree it came from (or of the object, without a path)."""
