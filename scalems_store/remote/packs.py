@@ -19,7 +19,9 @@ from typing import IO, cast
 
 from scalems_store.maint import bundle
 from scalems_store.maint.bundle import Entry
+from scalems_store.objects import content
 from scalems_store.store.filestore import FileStore
+from scalems_store.store.refs import Signature
 
 PACK_OBJECTS = 2000
 PACK_BYTES = 64 << 20
@@ -60,12 +62,26 @@ def write_from(
     chunks: Callable[[str], Iterable[bytes]],
     sizes: dict[str, int],
     out: IO[bytes],
+    signatures: dict[str, list[Signature]] | None = None,
 ) -> None:
     """Write the pack of *entries* to *out*, each object's bytes from ``chunks(fp)``
-    (*sizes* long): for a transport whose far side is not a store (S3). Nothing is
-    checked here: the receiver checks every byte."""
+    (*sizes* long), with the *signatures* of its results: for a transport whose far
+    side is not a store (S3, HTTP). Nothing is checked here: the receiver checks every
+    byte (and the trust every signature, when a result is served)."""
+    inside = {e.fingerprint for e in entries if e.kind == content.RESULT}
+    signed = [
+        {"result": fp, "key": sig.key, "signature": sig.signature}
+        for fp, sigs in sorted((signatures or {}).items())
+        if fp in inside
+        for sig in sorted(set(sigs))
+    ]
     manifest = json.dumps(
-        {**bundle.FORMAT, "objects": [_entry(e) for e in entries], "refs": []},
+        {
+            **bundle.FORMAT,
+            "objects": [_entry(e) for e in entries],
+            "refs": [],
+            "signatures": signed,
+        },
         sort_keys=True,
     ).encode()
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:

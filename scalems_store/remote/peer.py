@@ -23,7 +23,7 @@ from scalems_store.maint.bundle import Entry
 from scalems_store.objects import content
 from scalems_store.remote import packs
 from scalems_store.store.filestore import FileStore
-from scalems_store.store.refs import Ref
+from scalems_store.store.refs import Ref, Signature
 
 T = TypeVar("T")
 
@@ -36,12 +36,14 @@ _LIST_ABOVE = 4096
 
 class Closure(NamedTuple):
     """What a transfer of some names moves: objects (each after what it references),
-    the refs keyed by them, each object's size, and the labels that travel."""
+    the refs keyed by them, each object's size, the labels that travel, and the
+    signatures of its results (where the transport carries them apart from packs)."""
 
     entries: list[Entry]
     refs: list[Ref]
     sizes: dict[str, int]
     labels: dict[str, str]
+    signatures: dict[str, list[Signature]] = {}  # noqa: RUF012 (never changed in place)
 
 
 class Peer:
@@ -73,6 +75,44 @@ class Peer:
         """Send the pack of *entries* (which the peer holds) to *read*, as a stream."""
         raise NotImplementedError
 
+    def settled(self, refs: list[Ref], labels: dict[str, str]) -> tuple[set[int], set[str]]:
+        """Which of *refs* (their positions) the peer holds with at least these values,
+        and which of *labels* it has set alike. A ref or label is set only once its
+        closure is all there, so what is settled needs no walk. Default: none."""
+        return set(), set()
+
+    def send_all(
+        self,
+        store: FileStore,
+        entries: list[Entry],
+        sizes: dict[str, int],
+        progress: Progress | None,
+    ) -> None:
+        """Send *entries* of *store* (dependencies first): a pack at a time by default."""
+        for pack in packs.split(entries, sizes):
+            self.send(store, pack, progress)
+
+    def receive_all(
+        self,
+        store: FileStore,
+        entries: list[Entry],
+        sizes: dict[str, int],
+        progress: Progress | None,
+    ) -> None:
+        """Bring *entries* into *store*, a pack at a time by default, each pack verified
+        whole before it is published.
+
+        Raises:
+            RemoteError: the peer did not send an object of a pack.
+        """
+        for pack in packs.split(entries, sizes):
+            self.receive(store, pack, progress)
+            missing = [entry.fingerprint for entry in pack if entry.fingerprint not in store]
+            if missing:
+                raise RemoteError(
+                    f"{self.where} did not send {len(missing)} objects, e.g. {missing[0]}"
+                )
+
     def send(self, store: FileStore, entries: list[Entry], progress: Progress | None) -> None:
         """Send the objects *entries* of *store* (one pack), reporting bytes to *progress*."""
         self.put(lambda out: packs.write(store, entries, out, progress))
@@ -82,9 +122,15 @@ class Peer:
         is published."""
         self.get(entries, lambda stream: packs.receive(store, stream, progress))
 
-    def update(self, refs: list[Ref], labels: dict[str, str]) -> None:
+    def update(
+        self,
+        refs: list[Ref],
+        labels: dict[str, str],
+        signatures: dict[str, list[Signature]] | None = None,
+    ) -> None:
         """Merge *refs* into the peer's and set *labels*, once every object they name
-        is there (else nothing changes: :func:`apply` says why)."""
+        is there (else nothing changes: :func:`apply` says why); keep *signatures*
+        beside the results they sign."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -116,8 +162,16 @@ class LocalPeer(Peer):
     def get(self, entries: list[Entry], read: Callable[[IO[bytes]], object]) -> None:
         piped(lambda out: packs.write(self.store, entries, out), read)
 
-    def update(self, refs: list[Ref], labels: dict[str, str]) -> None:
-        apply(self.store, refs, labels)
+    def settled(self, refs: list[Ref], labels: dict[str, str]) -> tuple[set[int], set[str]]:
+        return settled(self.store, refs, labels)
+
+    def update(
+        self,
+        refs: list[Ref],
+        labels: dict[str, str],
+        signatures: dict[str, list[Signature]] | None = None,
+    ) -> None:
+        apply(self.store, refs, labels, signatures)
 
     def close(self) -> None:
         self.store.close()
@@ -141,7 +195,7 @@ def closure(store: FileStore, names: list[str] | None, labels: bool) -> Closure:
         travel = {n: fp for n, fp in zip(names, targets, strict=True) if known.get(n) == fp}
         travel = travel if labels else {}
     entries, refs = bundle.closure(store, targets)
-    sizes = {e.fingerprint: _size(store, e.fingerprint) for e in entries}
+    sizes = {e.fingerprint: size_of(store, e.fingerprint) for e in entries}
     return Closure(entries, refs, sizes, travel)
 
 
@@ -155,17 +209,36 @@ def order(entries: dict[str, Entry]) -> list[Entry]:
     return [entries[fp] for fp in ordered]
 
 
-def _size(store: FileStore, fp: str) -> int:
+def size_of(store: FileStore, fp: str) -> int:
+    """The size of object *fp* of *store* (0 if it is not there)."""
     try:
         return os.stat(store.object_path(fp)).st_size
     except OSError:
         return 0
 
 
-def apply(store: FileStore, refs: list[Ref], labels: dict[str, str]) -> None:
+def settled(store: FileStore, refs: list[Ref], labels: dict[str, str]) -> tuple[set[int], set[str]]:
+    """:meth:`Peer.settled` on *store*."""
+    same = set()
+    for i, ref in enumerate(refs):
+        there = store.get_ref(ref.namespace, ref.key)
+        if there and set(ref.values).issubset(there) and ref.key in store:
+            same.add(i)
+    known = store.labels()
+    return same, {name for name, fp in labels.items() if known.get(name) == fp}
+
+
+def apply(
+    store: FileStore,
+    refs: list[Ref],
+    labels: dict[str, str],
+    signatures: dict[str, list[Signature]] | None = None,
+) -> None:
     """Merge *refs* into *store*'s (union; a call's results newest first) and set
     *labels*, checked first, all of them: every object they name must be there, and
-    a call's ref may name only results of that call.
+    a call's ref may name only results of that call. *signatures* are kept beside the
+    results they sign (before any ref names them); whether to believe them is the
+    trust's question, each time a result is served.
 
     Raises:
         RemoteError: an object a ref or label names is missing (nothing changes).
@@ -184,6 +257,9 @@ def apply(store: FileStore, refs: list[Ref], labels: dict[str, str]) -> None:
     for name, fp in labels.items():
         if fp not in store:
             raise RemoteError(f"refusing label {name!r}: {fp} is not in {store.root}")
+    for fp, sigs in sorted((signatures or {}).items()):
+        if sigs and fp in store and store.kind(fp) == content.RESULT:
+            store.add_signatures(fp, sigs)
     for ref in refs:
         store.update_ref(ref.namespace, ref.key, bundle.merger(store, ref))
     for name, fp in sorted(labels.items()):

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from scalems_store.core.errors import StoreError
 from scalems_store.remote import packs, wire
+from scalems_store.remote.bucket import read_signatures
 from scalems_store.remote.peer import LocalPeer
 
 WHERE = "client"
@@ -78,9 +79,19 @@ def _simple(peer: LocalPeer, op: Any, request: dict[str, Any]) -> dict[str, Any]
             "sizes": closure.sizes,
             "labels": closure.labels,
         }
+    if op == "settled":
+        refs, digests = wire.read_ref_summaries(request["refs"])
+        labels = wire.read_labels(request["labels"])
+        same, named = peer.settled(refs, labels)
+        same |= wire.settled_digests(peer.store, digests)
+        return {"refs": sorted(same), "labels": sorted(named)}
     if op == "update":
         _, refs = wire.read_manifest(request["manifest"])
-        peer.update(refs, wire.read_labels(request["labels"]))
+        try:
+            signatures = read_signatures(request.get("signatures", []))
+        except ValueError as exc:
+            return {"error": f"bad signatures in a request: {exc}", "type": "RemoteError"}
+        peer.update(refs, wire.read_labels(request["labels"]), signatures)
         return {"done": True}
     return {"error": f"unknown request {str(op)[:40]!r}", "type": "RemoteError"}
 

@@ -30,9 +30,10 @@ from scalems_store.core import errors
 from scalems_store.core.errors import BadSetting, RemoteError, StoreError
 from scalems_store.maint.bundle import Entry
 from scalems_store.remote import wire
+from scalems_store.remote.bucket import write_signatures
 from scalems_store.remote.peer import Closure, Peer
 from scalems_store.remote.settings import Remote
-from scalems_store.store.refs import Ref
+from scalems_store.store.refs import Ref, Signature
 
 COMMAND = "scalems-store"
 _INSTALL = (
@@ -190,8 +191,30 @@ class SshPeer(Peer):
         if failure is not None:
             raise failure
 
-    def update(self, refs: list[Ref], labels: dict[str, str]) -> None:
-        request = {"op": "update", "manifest": wire.manifest([], refs), "labels": labels}
+    def settled(self, refs: list[Ref], labels: dict[str, str]) -> tuple[set[int], set[str]]:
+        request = {"op": "settled", "refs": wire.ref_summaries(refs), "labels": labels}
+        reply = self._ask(request, "while comparing refs")
+        same = reply.get("refs")
+        names = reply.get("labels")
+        if not (isinstance(same, list) and isinstance(names, list)):
+            raise RemoteError(f"{self.remote.name}: bad reply to 'settled'")
+        return (
+            {i for i in same if isinstance(i, int) and 0 <= i < len(refs)},
+            {n for n in names if isinstance(n, str) and n in labels},
+        )
+
+    def update(
+        self,
+        refs: list[Ref],
+        labels: dict[str, str],
+        signatures: dict[str, list[Signature]] | None = None,
+    ) -> None:
+        request = {
+            "op": "update",
+            "manifest": wire.manifest([], refs),
+            "labels": labels,
+            "signatures": write_signatures(signatures or {}),
+        }
         self._ask(request, "while updating refs")
 
     def close(self) -> None:

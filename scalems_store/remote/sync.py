@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-from scalems_store.core.errors import BadSetting, RemoteError
+from scalems_store.core.errors import BadSetting
 from scalems_store.maint.bundle import Entry
-from scalems_store.remote import packs
 from scalems_store.remote.peer import Closure, LocalPeer, Peer
 from scalems_store.remote.peer import closure as local_closure
 from scalems_store.remote.settings import Remote
+from scalems_store.store.refs import Signature
 
 if TYPE_CHECKING:
     from scalems_store.store.filestore import FileStore
@@ -83,25 +83,65 @@ def open_peer(remote: Remote, *, create: bool = False) -> Peer:
             raise BadSetting(
                 f"remote {remote.name!r} is read-only (HTTP): push to a path, SSH or S3 remote"
             )
-        from scalems_store.remote.http import HttpPeer
+        from scalems_store.remote.http import open_http
 
-        return HttpPeer(remote)
+        return open_http(remote)
     raise BadSetting(f"remote {remote.name!r}: no transport for {remote.scheme}:// yet")
 
 
 def plan_push(store: FileStore, peer: Peer, names: list[str] | None, labels: bool) -> Plan:
-    """What pushing *names* (None: everything labels and refs reach) would send."""
-    closure = local_closure(store, names, labels)
-    there = peer.have([entry.fingerprint for entry in closure.entries])
+    """What pushing *names* (None: everything labels and refs reach) would send.
+
+    With no names, the refs and labels the peer holds already (at least these values,
+    the same object) are not walked at all: each is set there only once its closure
+    arrived, and every other ref is a root of its own here, so what they reach that
+    the peer lacks is found from it. A push with nothing new is then one question.
+    """
+    closure = _unsettled_closure(store, peer, labels) if names is None else None
+    if closure is None:
+        closure = local_closure(store, names, labels)
+    wanted = [entry.fingerprint for entry in closure.entries]
+    there = peer.have(wanted) if wanted else set()
     return Plan(closure, [e for e in closure.entries if e.fingerprint not in there])
 
 
+def _unsettled_closure(store: FileStore, peer: Peer, labels: bool) -> Closure:
+    from scalems_store.maint import bundle
+    from scalems_store.remote.peer import size_of
+
+    known = store.labels()
+    refs = list(store.iter_refs())
+    same_refs, same_labels = peer.settled(refs, known)
+    targets = [fp for name, fp in known.items() if name not in same_labels]
+    targets += [ref.key for i, ref in enumerate(refs) if i not in same_refs]
+    entries, walked = bundle.closure(store, targets) if targets else ([], [])
+    keep = {(ref.namespace, ref.key) for i, ref in enumerate(refs) if i not in same_refs}
+    walked = [ref for ref in walked if (ref.namespace, ref.key) in keep]
+    travel = {n: fp for n, fp in known.items() if n not in same_labels} if labels else {}
+    sizes = {e.fingerprint: size_of(store, e.fingerprint) for e in entries}
+    return Closure(entries, walked, sizes, travel)
+
+
 def push(store: FileStore, peer: Peer, plan: Plan, progress: Progress | None = None) -> None:
-    """Send what *plan* says is missing, in packs, then the refs and labels."""
-    for pack in packs.split(plan.missing, plan.closure.sizes):
-        peer.send(store, pack, progress)
+    """Send what *plan* says is missing, in packs, then the refs and labels (with the
+    signatures of the results the refs name)."""
+    peer.send_all(store, plan.missing, plan.closure.sizes, progress)
     if plan.closure.refs or plan.closure.labels:
-        peer.update(plan.closure.refs, plan.closure.labels)
+        peer.update(plan.closure.refs, plan.closure.labels, _signatures(store, plan.closure))
+
+
+def _signatures(store: FileStore, closure: Closure) -> dict[str, list[Signature]]:
+    """The signatures recorded here of the results *closure*'s refs of calls name."""
+    from scalems_store.objects import content
+
+    found = {}
+    for ref in closure.refs:
+        if ref.namespace == content.CALLS:
+            for fp in ref.values:
+                sigs = store.signatures(fp)
+                if sigs:
+                    found[fp] = sigs
+    return found
 
 
 def plan_pull(store: FileStore, peer: Peer, names: list[str], labels: bool) -> Plan:
@@ -120,14 +160,6 @@ def pull(
     (``fetch`` is a pull without them)."""
     from scalems_store.remote.peer import apply
 
-    for pack in packs.split(plan.missing, plan.closure.sizes):
-        peer.receive(store, pack, progress)
-        _check_arrived(store, pack, peer)
+    peer.receive_all(store, plan.missing, plan.closure.sizes, progress)
     if refs:
-        apply(store, plan.closure.refs, plan.closure.labels)
-
-
-def _check_arrived(store: FileStore, pack: list[Entry], peer: Peer) -> None:
-    missing = [entry.fingerprint for entry in pack if entry.fingerprint not in store]
-    if missing:
-        raise RemoteError(f"{peer.where} did not send {len(missing)} objects, e.g. {missing[0]}")
+        apply(store, plan.closure.refs, plan.closure.labels, plan.closure.signatures)

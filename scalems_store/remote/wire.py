@@ -10,8 +10,10 @@ Then the client sends a request and reads its reply, one at a time::
      "labels": bool}                          -> {"entries": [...], "refs": [...], ...}
     {"op": "put"} + pack stream               -> {"count": n}
     {"op": "get", "entries": [...]}           -> pack stream + {"done": true}
-    {"op": "update", "refs": [...],
-     "labels": {...}}                         -> {"done": true}
+    {"op": "settled", "refs": [[ns, key,
+     values | digest], ...], "labels": {...}}  -> {"refs": [i, ...], "labels": [...]}
+    {"op": "update", "manifest": {...},
+     "labels": {...}, "signatures": [...]}    -> {"done": true}
 
 Any reply may be ``{"error": "...", "type": "ObjectNotFound"}`` instead; after a
 stream, the sender always ends it, so the two sides stay in step.
@@ -24,9 +26,10 @@ import struct
 from typing import IO, Any
 
 from scalems_store.core.errors import RemoteError
+from scalems_store.core.fingerprint import hash_bytes
 from scalems_store.core.layout import is_fingerprint
 from scalems_store.maint.bundle import FORMAT, Entry, parse_manifest
-from scalems_store.store.refs import Ref, valid_label
+from scalems_store.store.refs import Ref, is_hex, valid_label, valid_namespace
 
 HELLO = {"protocol": "scalems-remote", "version": 1}
 MAX_FRAME = 16 << 20
@@ -177,6 +180,67 @@ def read_manifest(value: Any) -> tuple[list[Entry], list[Ref]]:
         ArchiveError: it is not a valid manifest.
     """
     return parse_manifest(json.dumps(value).encode())
+
+
+_SUMMARY_ABOVE = 64
+"""A ref with more values than this is asked about by the digest of its values."""
+
+
+def values_digest(values: list[str]) -> str:
+    """The digest of a ref's values, as :func:`ref_summaries` sends it."""
+    return hash_bytes("\n".join(sorted(set(values))).encode())
+
+
+def ref_summaries(refs: list[Ref]) -> list[list[Any]]:
+    """*refs* as a ``settled`` request asks about them: the values of a small ref, the
+    digest of a large one's (a store of many results sends a line each, not them all)."""
+    return [
+        [
+            r.namespace,
+            r.key,
+            list(r.values) if len(r.values) <= _SUMMARY_ABOVE else values_digest(r.values),
+        ]
+        for r in refs
+    ]
+
+
+def read_ref_summaries(value: Any) -> tuple[list[Ref], dict[int, tuple[str, str, str]]]:
+    """The refs of a ``settled`` request, in place (a summarised one with no values),
+    and the summarised ones by position: ``(namespace, key, digest)``.
+
+    Raises:
+        RemoteError: not a list of ``[namespace, key, values | digest]``.
+    """
+    refs: list[Ref] = []
+    digests: dict[int, tuple[str, str, str]] = {}
+    if not isinstance(value, list):
+        raise RemoteError("bad refs in a 'settled' request")
+    for i, item in enumerate(value):
+        ok = isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+        ok = ok and valid_namespace(item[0]) and isinstance(item[1], str)
+        ok = ok and is_fingerprint(item[1])
+        if ok and isinstance(item[2], str) and is_hex(item[2], 64):
+            digests[i] = (item[0], item[1], item[2])
+            refs.append(Ref(item[0], item[1], []))
+        elif (
+            ok
+            and isinstance(item[2], list)
+            and all(isinstance(v, str) and is_fingerprint(v) for v in item[2])
+        ):
+            refs.append(Ref(item[0], item[1], list(item[2])))
+        else:
+            raise RemoteError(f"bad ref in a 'settled' request: {str(item)[:80]!r}")
+    return refs, digests
+
+
+def settled_digests(store: Any, digests: dict[int, tuple[str, str, str]]) -> set[int]:
+    """Which summarised refs *store* holds with exactly the values summarised."""
+    same = set()
+    for i, (namespace, key, digest) in digests.items():
+        there = store.get_ref(namespace, key)
+        if there and key in store and values_digest(there) == digest:
+            same.add(i)
+    return same
 
 
 def read_labels(value: Any) -> dict[str, str]:

@@ -3,12 +3,7 @@ started and stopped by the tests."""
 
 from __future__ import annotations
 
-import functools
-import http.server
-import os
 import shutil
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,33 +12,11 @@ from scalems_store import BadSetting, ObjectNotFound, RemoteError, verify
 from scalems_store.remote import sync
 from scalems_store.remote.settings import Remote
 from tests.conftest import MakeStore
-from tests.scalems_store.remote.conftest import ran_call
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def list_directory(self, path: str | os.PathLike[str]) -> None:
-        self.send_error(403, "no listings")  # as most static servers: nothing may rely on them
-        return None
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A directory served over HTTP on a free localhost port, without listings."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(_Quiet, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+from tests.scalems_store.remote.conftest import (
+    check_trust_travelled,
+    ran_call,
+    signed_unsigned_stranger,
+)
 
 
 def test_pull_a_call_from_a_static_copy_of_a_store(
@@ -95,3 +68,18 @@ def test_what_http_cannot_do_is_one_clear_error(
         with pytest.raises(Exception, match=r"corrupt|fingerprint"):
             sync.pull(here, peer, sync.plan_pull(here, peer, ["x"], True))
     assert fp not in here and here.labels() == {}
+
+
+def test_signatures_travel_from_a_static_copy_of_a_store(
+    served: tuple[Path, str], make_store: MakeStore, tmp_path: Path
+) -> None:
+    """The sigs/ files of a served store come with its results: yours is a cache hit here,
+    an unsigned one and a stranger's are not (until the stranger's key is trusted)."""
+    www, url = served
+    origin, stranger = signed_unsigned_stranger(make_store, tmp_path)
+    origin.close()
+    shutil.copytree(origin.root, www / "store")
+    here = make_store("here")
+    with sync.open_peer(Remote("web", url + "store")) as peer:
+        sync.pull(here, peer, sync.plan_pull(here, peer, ["mine", "bare", "stranger"], True))
+    check_trust_travelled(here, stranger["key"])

@@ -20,7 +20,7 @@ from scalems_store.maint.bundle import Entry
 from scalems_store.objects import content
 from scalems_store.remote import packs, settings, sync
 from scalems_store.remote.peer import LocalPeer, Peer
-from scalems_store.store.refs import Ref
+from scalems_store.store.refs import Ref, Signature
 from tests.conftest import MakeStore, entry_point
 from tests.scalems_store.remote.conftest import ran_call
 
@@ -122,8 +122,13 @@ class Flaky(Peer):
         self.sent.append(count)
         return count
 
-    def update(self, refs: list[Ref], labels: dict[str, str]) -> None:
-        self.inner.update(refs, labels)
+    def update(
+        self,
+        refs: list[Ref],
+        labels: dict[str, str],
+        signatures: dict[str, list[Signature]] | None = None,
+    ) -> None:
+        self.inner.update(refs, labels, signatures)
 
 
 def test_an_interrupted_push_leaves_no_ref_and_resumes_without_resending(

@@ -13,7 +13,11 @@ from scalems_store import FileStore, ObjectNotFound, RemoteError, StoreNotFound,
 from scalems_store.remote import packs, settings, sync
 from scalems_store.remote.settings import Remote
 from tests.conftest import MakeStore, RunCli, entry_point
-from tests.scalems_store.remote.conftest import ran_call
+from tests.scalems_store.remote.conftest import (
+    check_trust_travelled,
+    ran_call,
+    signed_unsigned_stranger,
+)
 from tests.scalems_store.remote.servers import Sshd, sshd
 
 COMMAND = entry_point("scalems-store")[0]
@@ -134,3 +138,59 @@ def test_sshd_killed_mid_push_leaves_nothing_partial_and_the_next_push_resumes(
             assert {e.fingerprint for e in plan.missing} == set(blobs) - set(present)
             sync.push(local, peer, plan)
     assert all(fp in far for fp in blobs) and verify(far).ok
+
+
+def test_signatures_travel_over_ssh(ssh_env: Sshd, make_store: MakeStore, tmp_path: Path) -> None:
+    """Pushed over ssh and pulled back into an empty store: the result you signed is a
+    cache hit, the unsigned one and a stranger's are not (until trusted)."""
+    origin, stranger = signed_unsigned_stranger(make_store, tmp_path)
+    remote = remote_at(ssh_env, tmp_path / "far")
+    with sync.open_peer(remote, create=True) as peer:
+        sync.push(origin, peer, sync.plan_push(origin, peer, None, True))
+    back = make_store("back")
+    with sync.open_peer(remote) as peer:
+        sync.pull(back, peer, sync.plan_pull(back, peer, ["mine", "bare", "stranger"], True))
+    check_trust_travelled(back, stranger["key"])
+
+
+def test_two_pushers_at_once_over_ssh_lose_nothing(
+    ssh_env: Sshd, make_store: MakeStore, tmp_path: Path
+) -> None:
+    """Two stores push overlapping closures to one far store at once, each a result of the
+    same call and the same label for different objects: both results end in the call's
+    ref (under the far side's lock), the label names one of them, nothing is partial; a
+    no-op push afterwards (of the store whose label won) walks nothing."""
+    import threading
+
+    first, second = make_store("first"), make_store("second")
+    call, one = ran_call(first, tmp_path)
+    _, two = ran_call(second, tmp_path)
+    first.set_label("job", one)
+    second.set_label("job", two)
+    remote = remote_at(ssh_env, tmp_path / "race")
+    FileStore(tmp_path / "race")
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def push(store: FileStore) -> None:
+        try:
+            with sync.open_peer(remote) as peer:
+                plan = sync.plan_push(store, peer, None, True)
+                barrier.wait()
+                sync.push(store, peer, plan)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push, args=(s,)) for s in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    far = FileStore(tmp_path / "race", create=False)
+    assert set(far.get_ref("calls", call)) == {one, two}
+    assert far.labels()["job"] in (one, two) and verify(far).ok
+    winner = first if far.labels()["job"] == one else second
+    with sync.open_peer(remote) as peer:
+        again = sync.plan_push(winner, peer, None, True)
+    assert again.closure.entries == [] and again.missing == [] and again.closure.refs == []
