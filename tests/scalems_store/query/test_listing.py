@@ -84,6 +84,27 @@ def test_verify_hashes_large_objects_in_the_hashing_processes(
     assert corrupt == {fps[7], large[1]}
 
 
+def test_verify_hashes_here_what_a_dead_hashing_process_left(
+    store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hashing process that dies (killed, out of memory) before it reports a shard
+    leaves that shard to the parent: every object is still checked, the corrupt one found."""
+    _, bad = damaged_store(store, tmp_path)
+    real = audit._hash_shards
+
+    def die_after_one(shards: list[tuple[int, int]], todo: int, out: int) -> None:
+        if os.read(todo, 4):  # takes a shard and dies with it
+            os._exit(9)
+        real(shards, todo, out)
+
+    monkeypatch.setattr(audit, "_hash_shards", die_after_one)
+    monkeypatch.setattr(audit, "PARALLEL", 1)
+    monkeypatch.setattr(audit, "READ_BATCH", 16)
+    report = verify(store)
+    assert report.checked == 301
+    assert any(fp == bad and what.startswith("corrupt") for fp, what in report.problems)
+
+
 def test_ls_json_records_are_what_json_writes(
     store: FileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
