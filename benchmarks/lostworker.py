@@ -108,7 +108,11 @@ def main() -> None:
             times[kill].append(wall)
             if kill:
                 retries.append(retried)
-            print(f"{'kill' if kill else 'no kill'}: {wall:.1f} s, {retried} retries", flush=True)
+            print(
+                f"{'kill' if kill else 'no kill'}: {wall:.1f} s, {retried} retries "
+                f"(load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
     plain, killed = statistics.median(times[False]), statistics.median(times[True])
     pairs = [k / p for p, k in zip(times[False], times[True], strict=True)]
     print(

@@ -234,6 +234,7 @@ def main() -> None:
 
             modes = [name for name in commands([], work) if name[0] in options.modes]
             times: dict[str, list[float]] = {name: [] for name in modes}
+            load = os.getloadavg()[0]
             for round_ in range(options.repeat):
                 for name in modes:
                     store = work / "store"
@@ -246,9 +247,17 @@ def main() -> None:
                     slurm.wait_idle(timeout=60)
                     run_env = {**env, "PYTHONPATH": str(HERE)} if before else env
                     times[name].append(timed(commands(fps, store)[name], run_env, work))
-                    print(f"  round {round_ + 1}: {name}: {times[name][-1]:.2f} s", flush=True)
+                    print(
+                        f"  round {round_ + 1}: {name}: {times[name][-1]:.2f} s "
+                        f"(load {os.getloadavg()[0]:.1f})",
+                        flush=True,
+                    )
             median = {name: statistics.median(values) for name, values in times.items()}
-            print(f"\n{n} calls of a {SLEEP * 1000:.0f} ms sleep, medians of {options.repeat}:")
+            print(
+                f"\n{n} calls of a {SLEEP * 1000:.0f} ms sleep, medians of {options.repeat} "
+                f"(1-minute load average at the start {load:.1f}, at the end "
+                f"{os.getloadavg()[0]:.1f}):"
+            )
             for name, value in median.items():
                 print(f"  {name:<45} {value:7.2f} s  ({value / n * 1000:.0f} ms/call)")
             by_mode = {name[0]: name for name in modes}
