@@ -193,15 +193,20 @@ class Heartbeats:
         self._changed = threading.Condition()
         self._due: dict[Lease, float] = {}
         self._thread: threading.Thread | None = None
+        self._wakes: float | None = None
+        """When the thread wakes next (None: when told to)."""
 
     def add(self, lease: Lease) -> None:
         """Keep *lease* fresh from now on, a first heartbeat one period from now."""
         with self._changed:
-            self._due[lease] = time.monotonic() + lease.period
+            due = self._due[lease] = time.monotonic() + lease.period
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="scalems-lease", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            elif self._wakes is None or due < self._wakes:
+                # woken only if it would sleep past this heartbeat: a wake-up per call
+                # cost a busy machine a thread switch and a wait for the lock per call
+                self._changed.notify()
 
     def remove(self, lease: Lease) -> None:
         """Stop touching *lease*; once this returns, its file is never touched again."""
@@ -222,8 +227,8 @@ class Heartbeats:
                         with contextlib.suppress(OSError):  # gone (taken over): nothing to keep
                             os.utime(lease.path)
                         self._due[lease] = now + lease.period
-                soonest = min(self._due.values(), default=None)
-                self._changed.wait(None if soonest is None else soonest - now)
+                self._wakes = min(self._due.values(), default=None)
+                self._changed.wait(None if self._wakes is None else self._wakes - now)
 
 
 HEARTBEATS = Heartbeats()

@@ -215,3 +215,19 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_lease_with_a_shorter_period_is_kept_fresh_at_once(tmp_path: Path) -> None:
+    """The heartbeat thread sleeping until a long-lived lease's next beat is woken for a
+    lease taken later that needs its beats sooner."""
+    slow, quick = Lease(str(tmp_path / "slow"), ttl=3600), Lease(str(tmp_path / "quick"), ttl=0.2)
+    assert slow.try_acquire()
+    try:
+        time.sleep(0.1)  # the thread is asleep until the slow lease's beat, 15 minutes on
+        assert quick.try_acquire()
+        try:
+            assert touched(tmp_path / "quick")
+        finally:
+            quick.release()
+    finally:
+        slow.release()
