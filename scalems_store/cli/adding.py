@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from scalems_store.core.errors import InvalidPath
@@ -71,11 +71,13 @@ def add_paths(
     directories and ``-``. *report* is given the fingerprints, in order, once they are
     stored; if the adding stops midway (an error, Ctrl-C), only those that are stored.
     """
-    from scalems_store.tar.archive import small_files
-
     many = len(paths) > 1  # a lone path shows its own progress, through add_one
     plain = [p for p in paths if p != "-" and p not in directories] if many else []
-    reads = small_files(plain)  # up to archive.SMALL_FILE bytes; larger ones one by one
+    reads: Iterator[tuple[bytes, int] | None] = iter(())
+    if plain:  # (not imported for one path: the tar package is ~3 ms of a start-up)
+        from scalems_store.tar.archive import small_files
+
+        reads = small_files(plain)  # up to archive.SMALL_FILE bytes; larger ones one by one
     added: list[str] = []
     stored = False
     try:
