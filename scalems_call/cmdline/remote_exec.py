@@ -79,9 +79,10 @@ def _prepare(
 ) -> Session:
     from scalems_call.execution import cache
     from scalems_call.execution.remote import remote_hits
-    from scalems_store.remote import sync
+    from scalems_store.remote import lookup, sync
 
-    closure = peer.closure(list(dict.fromkeys(names)), True)  # with labels: says if one is
+    # with labels: says if a name is one; with the named calls' result records (over SSH)
+    closure = lookup.closure_with_records(store, peer, list(dict.fromkeys(names)), True)
     calls = {name: _named(closure.entries, closure.labels, name) for name in names}
     hits = {} if force else remote_hits(store, peer, closure, list(dict.fromkeys(calls.values())))
     misses = tuple(dict.fromkeys(c for c in calls.values() if c not in hits))

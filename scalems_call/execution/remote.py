@@ -101,11 +101,11 @@ def run_against(
         Stopped, LaunchError: as :func:`scalems_call.execution.execute.execute`.
     """
     from scalems_call.execution.execute import execute
-    from scalems_store.remote import sync
+    from scalems_store.remote import lookup, sync
 
     store = _worker_store(where)
     with _connected(where.remote) as peer:
-        closure = peer.closure([call_fp], False)
+        closure = lookup.closure_with_records(store, peer, [call_fp], False)
         if not force and (hit := remote_hit(store, peer, closure, call_fp)) is not None:
             return Fetched(hit, True, store.read_bytes(hit))
         entries, refs = needed(closure, call_fp)

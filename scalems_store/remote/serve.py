@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import IO, Any
 
 from scalems_store.core.errors import StoreError
-from scalems_store.remote import packs, wire
+from scalems_store.remote import lookup, packs, wire
 from scalems_store.remote.bucket import read_signatures
 from scalems_store.remote.peer import LocalPeer
 
@@ -85,6 +85,8 @@ def _simple(peer: LocalPeer, op: Any, request: dict[str, Any]) -> dict[str, Any]
         same, named = peer.settled(refs, labels)
         same |= wire.settled_digests(peer.store, digests)
         return {"refs": sorted(same), "labels": sorted(named)}
+    if op == lookup.OP:  # exec --remote's closure and result records, in one exchange
+        return lookup.answer(peer.store, request)
     if op == "update":
         _, refs = wire.read_manifest(request["manifest"])
         try:
