@@ -198,7 +198,13 @@ class _Recorded(Future):
     def cancel(self) -> bool:
         return self._inner.cancel() and super().cancel()
 
+    def running(self) -> bool:
+        return not self.done() and self._inner.running()
+
     def _settle(self, store: FileStore, done: Future[Any]) -> None:
+        if done.cancelled():  # (called back from within cancel, or the engine cancelled it)
+            Future.cancel(self)
+            return
         if self.cancelled():
             return
         try:

@@ -268,6 +268,8 @@ class _Coordinator:
         self._executor: Executor | None = None
         self._submitted_to: dict[Future[Ran], Executor] = {}
         self._listed: tuple[float, set[str]] = (-RECOUNT, set())
+        self._told = False
+        """The engine has said of a future that it is running (so it says so)."""
 
     def run(self) -> dict[str, Outcome]:
         try:
@@ -471,9 +473,16 @@ class _Coordinator:
     def _leased(self, fresh: bool = True) -> set[str]:
         """The calls submitted whose runner holds their lease now: they have started.
         Unless *fresh*, the leases are listed at most every :data:`RECOUNT` seconds (a
-        run submitting thousands of calls at once lists them once)."""
+        run submitting thousands of calls at once lists them once). Where the runners keep
+        their leases in stores of their own: those the engine says are running, where it
+        says so (a pool does), else every call submitted that it has not cancelled."""
         from scalems_store.store.lease import lease_dir
 
+        if not self.leases:  # the engine's word, where it gives it (a pool does), else all
+            told = {fp for future, (fp, _, _) in self.running.items() if future.running()}
+            self._told |= bool(told)
+            going = {fp for future, (fp, _, _) in self.running.items() if not future.cancelled()}
+            return told if self._told else going
         if fresh or time.monotonic() - self._listed[0] >= RECOUNT:
             try:
                 self._listed = (time.monotonic(), set(os.listdir(lease_dir(self.store.root))))

@@ -13,7 +13,7 @@ from scalems_call import output, pack
 from scalems_call.cmdline import remote_exec
 from scalems_store import FileStore
 from scalems_store.objects import content
-from tests.conftest import REPO, MakeStore, RunCli, entry_point
+from tests.conftest import REPO, MakeStore, RunCli, entry_point, loopback_cluster
 from tests.scalems_call import funcs
 
 GUARD = Path(__file__).resolve().parent.parent / "guard"
@@ -146,3 +146,57 @@ def test_upstream_hits_on_the_remote_are_not_submitted(
     assert done.returncode == 0 and others == set(), done.stderr
     assert ledger.read_text() == "analyze\n"
     assert '"status": "success"' in done.stdout
+
+
+def test_dask_workers_use_their_own_store_and_the_remote(
+    setup: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Dask, the workers (started with the guard, and the client's SCALEMS_STORE in their
+    environment) run the graph from their node's store: none of them opens the client's."""
+    client, node, remote = setup["client"], setup["node"], setup["remote"]
+    assert isinstance(client, FileStore) and isinstance(node, Path) and isinstance(remote, Path)
+    log = tmp_path / "guard.log"
+    for name, value in {
+        "PYTHONPATH": os.pathsep.join([str(GUARD), str(REPO)]),
+        "SCALEMS_GUARD_DIR": client.root,
+        "SCALEMS_GUARD_LOG": str(log),
+        "SCALEMS_STORE": client.root,
+        "TMPDIR": str(node),
+    }.items():
+        monkeypatch.setenv(name, value)
+    with loopback_cluster(2) as cluster:
+        env = {"SCALEMS_STORE": client.root, "TMPDIR": str(node)}
+        argv = ["exec", "--remote", "r", "--dask", cluster.scheduler_address, str(setup["ana"])]
+        done, others = guarded(client, log, *argv, env=env)
+    assert done.returncode == 0, done.stderr
+    assert others == set(), log.read_text()
+    assert FileStore(remote).get_ref("calls", str(setup["ana"])) == [done.stdout.strip()]
+
+
+def test_ctrl_c_stops_the_calls_on_workers(
+    make_store: MakeStore, run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C with --remote and --jobs 2 stops the two calls running on the workers (the stop
+    file is in the path remote's tmp/, which they see), starts no other (the queued ones
+    count as not started), and nothing is recorded on the remote; the stop file is
+    removed. Meanwhile the progress line told running from queued calls."""
+    from tests.scalems_call.engines import test_ctrl_c as ctrl_c
+
+    client = make_store("client")
+    pids = tmp_path / "pids"
+    fps = ctrl_c.pack_batch(client, pids)
+    remote = tmp_path / "remote"
+    env = {"SCALEMS_STORE": client.root}
+    run_cli("scalems-store", "remote", "add", "r", str(remote), env=env)
+    assert run_cli("scalems-store", "push", *fps, env=env).returncode == 0
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    argv = ctrl_c.exec_argv(client, fps, "--remote", "r", "--jobs", str(ctrl_c.RUNNING))
+    status, said = ctrl_c.on_terminal_interrupted(argv, tmp_path, ctrl_c.RUNNING, pids)
+    assert status == 130, said
+    assert f"{ctrl_c.RUNNING} stopped, {ctrl_c.CALLS - ctrl_c.RUNNING} not started" in said, said
+    assert "Traceback" not in said, said
+    assert "2 running, 10 queued" in said, said  # the pool says which have started
+    assert len(ctrl_c.started(pids)) == ctrl_c.RUNNING
+    there = FileStore(remote)
+    assert all(there.get_ref("calls", fp) == [] for fp in fps)
+    assert not [p for p in (remote / "tmp").iterdir() if p.name.startswith("scalems-stop-")]
