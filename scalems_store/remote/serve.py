@@ -82,8 +82,9 @@ def _simple(peer: LocalPeer, op: Any, request: dict[str, Any]) -> dict[str, Any]
     if op == "settled":
         refs, digests = wire.read_ref_summaries(request["refs"])
         labels = wire.read_labels(request["labels"])
-        same, named = peer.settled(refs, labels)
-        same |= wire.settled_digests(peer.store, digests)
+        listed = [i for i in range(len(refs)) if i not in digests]
+        some, named = peer.settled([refs[i] for i in listed], labels)
+        same = {listed[i] for i in some} | wire.settled_digests(peer.store, digests)
         return {"refs": sorted(same), "labels": sorted(named)}
     if op == lookup.OP:  # exec --remote's closure and result records, in one exchange
         return lookup.answer(peer.store, request)

@@ -76,3 +76,28 @@ def test_the_server_refuses_bad_bytes_cleanly(tmp_path: Path, chunks: list[bytes
     out.seek(0)
     assert wire.receive_message(out, "test") == wire.HELLO
     assert verify(store).ok and store.labels() == {"kept": known}
+
+
+def test_settled_says_only_what_the_far_side_holds(tmp_path: Path) -> None:
+    """A 'settled' request: a small ref is settled where the far side holds at least its
+    values; a large one (asked by digest) only where it holds exactly those; a label where
+    it names the same object."""
+    from scalems_store.remote.peer import LocalPeer
+    from scalems_store.remote.serve import answer
+    from scalems_store.store.refs import Ref
+
+    store = FileStore(tmp_path / "s")
+    key = store.add_bytes(b"key")
+    many = [store.add_bytes(b"%d" % i) for i in range(100)]
+    store.set_ref("bench", key, many[:99])
+    store.set_ref("small", key, many[:2])
+    store.set_label("x", key)
+    refs = [
+        Ref("bench", key, many[:99]),  # by digest: the same values
+        Ref("bench", key, many),  # by digest: one more here than there
+        Ref("small", key, many[:1]),  # fewer than there
+        Ref("small", key, many[:3]),  # one more than there
+    ]
+    request = {"op": "settled", "refs": wire.ref_summaries(refs), "labels": {"x": key, "y": key}}
+    reply = answer(LocalPeer(store), request, io.BytesIO(), io.BytesIO())
+    assert reply == {"refs": [0, 2], "labels": ["x"]}
