@@ -78,6 +78,7 @@ def sshd(where: Path) -> Iterator[Sshd]:
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
         "StrictModes no\nPermitRootLogin prohibit-password\nLogLevel ERROR\n"
         "AcceptEnv SCALEMS_*\nSubsystem sftp internal-sftp\n"
+        "MaxSessions 64\nMaxStartups 64\n"  # rclone's 16 transfers: sessions of one connection
     )
     with open(where / "sshd.log", "wb") as log:
         process = subprocess.Popen(
