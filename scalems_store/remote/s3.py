@@ -34,6 +34,7 @@ import contextlib
 import functools
 import json
 import os
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -74,6 +75,8 @@ _FOREIGN = frozenset({"botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "u
 """Where the errors come from that :class:`_translated` turns into one line."""
 _FORMAT = {"format": "scalems-store", "version": 1, "hash": "blake3", "remote": "s3"}
 _MAX_META = 1 << 20
+_PAGE = 1000
+"""Keys a page of a listing (S3's most)."""
 
 
 def filesystem(remote: Remote) -> Any:
@@ -455,7 +458,9 @@ class S3Peer(BucketPeer):
         parts = urllib.parse.urlsplit(remote.url)
         self.root = f"{parts.netloc}/{parts.path.strip('/')}".rstrip("/")
         self.where = remote.url
-        self.fs = filesystem(remote)
+        self.remote = remote
+        self._fs: Any = None
+        self.light = Light.for_remote(remote)
         self._sent: dict[str, int] = {}
         with _translated(self.where, "connecting to"):
             found = self._cat(["store.json"]).get("store.json")
@@ -468,6 +473,26 @@ class S3Peer(BucketPeer):
                 if create and self.layout < bucket.LAYOUT:
                     self._mark()  # layout 1 read as it is; packs and ref logs come next
 
+    @property
+    def fs(self) -> Any:
+        """The s3fs file system (made, and s3fs imported, on first use)."""
+        if self._fs is None:
+            self._fs = filesystem(self.remote)
+        return self._fs
+
+    def _light(self, what: Callable[[Light], Any]) -> Any:
+        """*what* done by the light client, or None where there is none or it failed
+        (then s3fs does it, and everything after)."""
+        if self.light is None:
+            return None
+        try:
+            return what(self.light)
+        except Exception as exc:  # any doubt: the full client, which says what is wrong
+            if os.environ.get("SCALEMS_S3_LIGHT") == "debug":
+                print(f"light S3 client: {type(exc).__name__}: {exc}", file=sys.stderr)
+            self.light = None
+            return None
+
     def _mark(self) -> None:
         data = json.dumps({**_FORMAT, "layout": bucket.LAYOUT}).encode()
         self.fs.pipe_file(self._key("store.json"), data)
@@ -477,9 +502,14 @@ class S3Peer(BucketPeer):
         return "/".join([self.root, *parts])
 
     def _scan(self) -> Scan:
-        with _translated(self.where, "listing"):
-            found = self.fs.find(self.root, detail=True)
         top = self.root + "/"
+        found = self._light(lambda light: light.list(top))
+        if found is None:
+            with _translated(self.where, "listing"):
+                found = {
+                    path: int(info.get("size") or 0)
+                    for path, info in self.fs.find(self.root, detail=True).items()
+                }
         loose: dict[str, int] = {}
         metas: set[str] = set()
         idx: set[str] = set()
@@ -487,14 +517,14 @@ class S3Peer(BucketPeer):
         reflogs: list[str] = []
         old_refs: dict[str, dict[str, list[str]]] = {}
         old_labels: list[str] = []
-        for path, info in found.items():
+        for path, size in found.items():
             parts = path[len(top) :].split("/")
             head = parts[0]
             if head in ("objects", "meta") and len(parts) == 3:
                 fp = parts[1] + parts[2]
                 if len(parts[1]) == 2 and layout.is_fingerprint(fp):
                     if head == "objects":
-                        loose[fp] = int(info.get("size") or 0)
+                        loose[fp] = size
                     else:
                         metas.add(fp)
             elif head == bucket.PACKS and len(parts) == 2:
@@ -516,6 +546,10 @@ class S3Peer(BucketPeer):
         if not keys:
             return {}
         top = self.root + "/"
+        if len(keys) <= 4:
+            light = self._light(lambda light: light.get_many([top + k for k in keys]))
+            if light is not None:
+                return {path[len(top) :]: data for path, data in light.items()}
         with _translated(self.where, "reading"):
             got = self.fs.cat([top + k for k in keys], on_error="return")
         found = {}
@@ -554,6 +588,8 @@ class S3Peer(BucketPeer):
     ) -> None:
         """Upload *entries* from *store*, many at once: small ones in packs (each pack,
         then its index), large ones alone in parts (a meta file first, but for blobs)."""
+        if not entries:
+            return
         small = [e for e in entries if sizes.get(e.fingerprint, 0) < LOOSE]
         large = [e for e in entries if sizes.get(e.fingerprint, 0) >= LOOSE]
         groups = list(_groups(small, sizes))
@@ -660,6 +696,146 @@ class S3Peer(BucketPeer):
 
     def close(self) -> None:
         self._state = self._packed = self._refstate = None
+
+
+class Light:
+    """Signed GETs and LISTs without s3fs (whose import alone takes a few tenths of a
+    second): what a push with nothing new needs, where the credentials are in the
+    environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, perhaps
+    ``AWS_SESSION_TOKEN``). AWS Signature Version 4 with path-style URLs; the region
+    is ``$AWS_REGION`` or ``$AWS_DEFAULT_REGION`` (else ``us-east-1``). Any failure and
+    anything else (a profile, an instance role) is left to s3fs."""
+
+    def __init__(
+        self, endpoint: str, region: str, key_id: str, secret: str, token: str | None
+    ) -> None:
+        self.endpoint, self.region = endpoint.rstrip("/"), region
+        self.key_id, self.secret, self.token = key_id, secret, token
+
+    @classmethod
+    def for_remote(cls, remote: Remote) -> Light | None:
+        """The light client for *remote*, or None where s3fs must find the credentials."""
+        key_id = os.environ.get("AWS_ACCESS_KEY_ID")
+        secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if not key_id or not secret or os.environ.get("SCALEMS_S3_LIGHT") == "0":
+            return None
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        region = region or "us-east-1"
+        endpoint = remote.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3")
+        endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL")
+        endpoint = endpoint or f"https://s3.{region}.amazonaws.com"
+        if urllib.parse.urlsplit(endpoint).scheme not in ("http", "https"):
+            return None
+        return cls(endpoint, region, key_id, secret, os.environ.get("AWS_SESSION_TOKEN"))
+
+    def headers(
+        self, method: str, path: str, query: dict[str, str], now: time.struct_time
+    ) -> dict[str, str]:
+        """The headers that sign the request (Signature Version 4, unsigned payload)."""
+        import hashlib
+        import hmac
+
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", now)
+        day = stamp[:8]
+        host = urllib.parse.urlsplit(self.endpoint).netloc
+        headers = {
+            "host": host,
+            "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+            "x-amz-date": stamp,
+        }
+        if self.token:
+            headers["x-amz-security-token"] = self.token
+        base = urllib.parse.urlsplit(self.endpoint).path.rstrip("/")
+        canonical_uri = urllib.parse.quote(base + path, safe="/-_.~")
+        canonical_query = _query(query)
+        names = sorted(headers)
+        request = "\n".join(
+            [
+                method,
+                canonical_uri,
+                canonical_query,
+                "".join(f"{n}:{headers[n].strip()}\n" for n in names),
+                ";".join(names),
+                "UNSIGNED-PAYLOAD",
+            ]
+        )
+        scope = f"{day}/{self.region}/s3/aws4_request"
+        digest = hashlib.sha256(request.encode()).hexdigest()
+        to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{digest}"
+        key = ("AWS4" + self.secret).encode()
+        for part in (day, self.region, "s3", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={self.key_id}/{scope}, "
+            f"SignedHeaders={';'.join(names)}, Signature={signature}"
+        )
+        del headers["host"]
+        return headers
+
+    def _get(self, path: str, query: dict[str, str]) -> bytes | None:
+        """The body of a signed GET of *path* (``/bucket/key``), None for 404."""
+        import urllib.error
+        import urllib.request
+
+        url = self.endpoint + urllib.parse.quote(path, safe="/-_.~")
+        if query:
+            url += "?" + _query(query)
+        request = urllib.request.Request(
+            url, headers=self.headers("GET", path, query, time.gmtime())
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                exc.close()
+                return None
+            raise
+
+    def get_many(self, paths: list[str]) -> dict[str, bytes]:
+        """The bytes of each of *paths* (``bucket/key``) that is there."""
+        found = {}
+        for path in paths:
+            data = self._get("/" + path, {})
+            if data is not None:
+                found[path] = data
+        return found
+
+    def list(self, top: str) -> dict[str, int]:
+        """Every key under *top* (``bucket/prefix/``) and its size: ListObjectsV2, paged."""
+        import xml.etree.ElementTree as ET
+
+        bucket_name, _, prefix = top.partition("/")
+        found: dict[str, int] = {}
+        token: str | None = None
+        while True:
+            query = {"list-type": "2", "max-keys": str(_PAGE), "prefix": prefix}
+            if token:
+                query["continuation-token"] = token
+            data = self._get(f"/{bucket_name}", query)
+            if data is None:
+                raise RemoteError(f"no bucket {bucket_name}")
+            root = ET.fromstring(data)
+            space = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+            for item in root.iter(f"{space}Contents"):
+                key = item.findtext(f"{space}Key")
+                size = item.findtext(f"{space}Size") or "0"
+                if key is not None:
+                    found[f"{bucket_name}/{key}"] = int(size)
+            if (root.findtext(f"{space}IsTruncated") or "").lower() != "true":
+                return found
+            token = root.findtext(f"{space}NextContinuationToken")
+            if not token:
+                raise RemoteError("a truncated listing without a continuation token")
+
+
+def _query(query: dict[str, str]) -> str:
+    """*query* as Signature Version 4 wants it: sorted, every byte but ``-_.~`` escaped."""
+    return "&".join(
+        f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+        for k, v in sorted(query.items())
+    )
 
 
 def _layout(data: bytes, where: str) -> int:

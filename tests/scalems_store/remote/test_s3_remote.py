@@ -182,8 +182,8 @@ def test_small_objects_travel_in_packs_and_a_look_is_one_listing(
 ) -> None:
     """Layout 2: 600 small objects go in packs (each with its index), a large one alone,
     refs as one ref log, then info.json. A fresh look at the bucket (a no-op push) is one
-    LIST and no GET (the indexes are cached by name); a pull of one object reads a range
-    of its pack, not the pack."""
+    LIST and no GET but store.json's (the indexes and ref logs are cached by name), made
+    without s3fs; a pull of one object reads a range of its pack, not the pack."""
     monkeypatch.setattr(s3, "LOOSE", 256 << 10)
     monkeypatch.setattr(packs, "PACK_OBJECTS", 250)
     local = make_store("local")
@@ -198,10 +198,18 @@ def test_small_objects_travel_in_packs_and_a_look_is_one_listing(
     assert [k for k in keys if k.startswith("objects/")] == [f"objects/{fps[-1][:2]}/{fps[-1][2:]}"]
     assert len([k for k in keys if k.startswith("reflog/")]) == 1 and "info.json" in keys
     assert json.loads(fs.cat_file("bkt/layout/store.json"))["layout"] == 2
+    light: list[str] = []
+    inner = s3.Light._get
+
+    def counted(self: s3.Light, path: str, query: dict[str, str]) -> bytes | None:
+        light.append("list" if query else "get")
+        return inner(self, path, query)
+
+    monkeypatch.setattr(s3.Light, "_get", counted)
     with sync.open_peer(remote) as peer:
-        calls = Calls(peer)
+        assert light == ["get"]  # store.json
         assert sync.plan_push(local, peer, None, True).missing == []
-        assert calls.count("list_objects_v2") == 1 and calls.count("get_object") == 0
+        assert light == ["get", "list"] and peer._fs is None  # type: ignore[attr-defined]  # s3fs: not even made
     back = make_store("back")
     with sync.open_peer(remote) as peer:
         calls = Calls(peer)
@@ -445,3 +453,98 @@ def test_exec_remote_on_s3_serves_a_hit_with_the_result_record_only(
     assert b"cached on b" in hit.stderr
     empty = FileStore(tmp_path / "empty")
     assert set(empty.iter_fingerprints()) <= {call, result} and result in empty
+
+
+def test_the_light_client_signs_as_botocore_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signed GETs of a no-op push (without s3fs) carry the same Signature Version 4
+    botocore computes for the same request, time and credentials."""
+    import datetime
+    import time
+
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.config import Config
+    from botocore.credentials import Credentials
+
+    when = datetime.datetime(2026, 12, 7, 1, 2, 3)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: when)
+    light = s3.Light("https://minio.example.org:9000/base", "eu-west-3", "AKID", "SECRET", "TOK")
+    query = {"list-type": "2", "prefix": "a b/c~d+", "continuation-token": "x/y=="}
+    ours = light.headers("GET", "/bkt", query, time.struct_time(when.timetuple()))
+    request = AWSRequest(
+        method="GET", url="https://minio.example.org:9000/base/bkt?" + s3._query(query)
+    )
+    request.context["client_config"] = Config(s3={"payload_signing_enabled": False})
+    signer = botocore.auth.S3SigV4Auth(Credentials("AKID", "SECRET", "TOK"), "s3", "eu-west-3")
+    signer.add_auth(request)
+    assert ours["Authorization"] == request.headers["Authorization"]
+    assert ours["x-amz-date"] == request.headers["X-Amz-Date"]
+
+
+def test_a_push_with_nothing_new_needs_no_s3fs(
+    moto: S3Server, make_store: MakeStore, tmp_path: Path
+) -> None:
+    """A no-op push from 2,000 objects: two signed GETs (store.json and one LIST page),
+    no s3fs import, nothing walked."""
+    import subprocess
+    import sys
+
+    local = make_store("local")
+    _many(local, 2000)
+    remote = bucket(moto, "noop")
+    with sync.open_peer(remote, create=True) as peer:
+        sync.push(local, peer, sync.plan_push(local, peer, None, True))
+    script = f"""
+import sys
+from scalems_store import FileStore
+from scalems_store.remote import s3, sync
+from scalems_store.remote.settings import Remote
+gets = []
+inner = s3.Light._get
+def counted(self, path, query):
+    gets.append(path)
+    return inner(self, path, query)
+s3.Light._get = counted
+local = FileStore({local.root!r})
+with sync.open_peer(Remote("s3", "s3://bkt/noop", {moto.endpoint!r}), create=True) as peer:
+    plan = sync.plan_push(local, peer, None, True)
+    sync.push(local, peer, plan)
+assert plan.closure.entries == [] and plan.missing == [] and plan.closure.refs == []
+print(len(gets), "s3fs" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    assert done.stdout.split() == [b"2", b"False"], done.stderr
+
+
+def test_the_light_client_pages_listings_and_gives_way_to_s3fs(
+    moto: S3Server, make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A layout 1 bucket is listed a page at a time by the light client; where the light
+    client fails, s3fs does the same work and the result is the same."""
+    monkeypatch.setattr(s3, "_PAGE", 50)
+    local = make_store("local")
+    key, fps = _many(local, 59)
+    _old_layout(local, _fs(moto), "bkt/paged", ["all"])
+    pages: list[dict[str, str]] = []
+    inner = s3.Light._get
+
+    def counted(self: s3.Light, path: str, query: dict[str, str]) -> bytes | None:
+        if query:
+            pages.append(query)
+        return inner(self, path, query)
+
+    monkeypatch.setattr(s3.Light, "_get", counted)
+    with sync.open_peer(bucket(moto, "paged")) as peer:
+        assert set(peer.sizes()) == {key, *fps}  # type: ignore[attr-defined]
+    # 60 objects and 59 keys of the ref (layout 1: a key per value), and the rest
+    assert len(pages) == 3 and all("continuation-token" in page for page in pages[1:])
+
+    def broken(self: s3.Light, path: str, query: dict[str, str]) -> bytes | None:
+        raise OSError("no route")
+
+    monkeypatch.setattr(s3.Light, "_get", broken)
+    back = make_store("back")
+    with sync.open_peer(bucket(moto, "paged")) as peer:
+        sync.pull(back, peer, sync.plan_pull(back, peer, ["all"], True))
+        assert peer.light is None  # type: ignore[attr-defined]
+    assert set(back.get_ref("bench", key)) == set(fps) and verify(back).ok  # layout 1: unordered
