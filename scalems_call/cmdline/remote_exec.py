@@ -26,6 +26,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from scalems_store.core.errors import StoreError
 from scalems_store.maint.bundle import Entry
 from scalems_store.objects import content
 
@@ -79,10 +80,15 @@ def _prepare(
 ) -> Session:
     from scalems_call.execution import cache
     from scalems_call.execution.remote import remote_hits
+    from scalems_store.core.errors import ObjectNotFound
     from scalems_store.remote import lookup, sync
 
     # with labels: says if a name is one; with the named calls' result records (over SSH)
-    closure = lookup.closure_with_records(store, peer, list(dict.fromkeys(names)), True)
+    try:
+        closure = lookup.closure_with_records(store, peer, list(dict.fromkeys(names)), True)
+    except ObjectNotFound as exc:  # a call packed here, not sent yet: send it, ask again
+        names = _send(store, peer, names, exc)
+        closure = lookup.closure_with_records(store, peer, list(dict.fromkeys(names)), True)
     calls = {name: _named(closure.entries, closure.labels, name) for name in names}
     hits = {} if force else remote_hits(store, peer, closure, list(dict.fromkeys(calls.values())))
     misses = tuple(dict.fromkeys(c for c in calls.values() if c not in hits))
@@ -101,6 +107,30 @@ def _prepare(
     found = {} if not below else remote_hits(store, peer, closure, below)
     session.served.update({c: (fp, cache.load_result(store, fp)) for c, fp in found.items()})
     return session
+
+
+def _send(store: FileStore, peer: Peer, names: list[str], failure: StoreError) -> list[str]:
+    """Send the closures of the calls *names* name here that the remote lacks (a line on
+    stderr says so); return their full fingerprints.
+
+    Raises:
+        ObjectNotFound: a name is neither on the remote nor here (the remote's error).
+    """
+    import click
+
+    from scalems_call.execution import cache
+    from scalems_store.remote import sync
+
+    try:
+        calls = [cache.resolve_call(store, name) for name in names]
+    except StoreError:
+        raise failure from None
+    there = peer.have(list(dict.fromkeys(calls)))
+    missing = [fp for fp in dict.fromkeys(calls) if fp not in there]
+    plan = sync.plan_push(store, peer, missing, False)
+    sync.push(store, peer, plan)
+    click.echo(plan.summary("sent", f"to {peer.where}"), err=True)
+    return calls
 
 
 def _named(entries: list[Entry], labels: dict[str, str], name: str) -> str:

@@ -200,3 +200,21 @@ def test_ctrl_c_stops_the_calls_on_workers(
     there = FileStore(remote)
     assert all(there.get_ref("calls", fp) == [] for fp in fps)
     assert not [p for p in (remote / "tmp").iterdir() if p.name.startswith("scalems-stop-")]
+
+
+def test_calls_the_remote_lacks_are_sent_first(
+    make_store: MakeStore, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """exec --remote of a call packed here and never pushed sends its closure (one line on
+    stderr), then runs it on a worker; a name neither here nor there is one line of error."""
+    client = make_store("client")
+    call = pack(funcs.add, (2, 3), store=client)
+    env = {"SCALEMS_STORE": client.root, "TMPDIR": str(tmp_path)}
+    run_cli("scalems-store", "remote", "add", "r", str(tmp_path / "remote"), env=env)
+    done = run_cli("scalems-call", "exec", "--remote", "r", "--jobs", "2", call[:12], env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.decode().startswith("sent "), done.stderr
+    (result,) = FileStore(tmp_path / "remote").get_ref("calls", call)
+    assert done.stdout.decode().strip() == result
+    absent = run_cli("scalems-call", "exec", "--remote", "r", "--jobs", "2", "ab" * 32, env=env)
+    assert absent.returncode == 1 and len(absent.stderr.splitlines()) == 1, absent.stderr

@@ -106,6 +106,7 @@ def test_no_shared_filesystem_walkthrough(slurm: LocalSlurm, tmp_path: Path) -> 
     sims, (ana,) = lines(tmp_path / "work" / "sims.txt"), lines(tmp_path / "work" / "analysis.txt")
     assert len(set(sims)) == 20 and all(FP.match(fp) for fp in [*sims, ana])
     (result,) = out["batch"]
+    assert any(line.startswith("sent ") for line in err["batch"]), err["batch"]  # the calls
     remote = FileStore(tmp_path / "project" / "store")
     for call in [*sims, ana]:
         (recorded,) = remote.get_ref("calls", call)
