@@ -53,7 +53,14 @@ def rerun_deep(
 def _copy(store: FileStore, scratch: FileStore, fp: str) -> None:
     """Put a call record and its skeleton (nothing of its results) in the scratch store."""
     for needed in [*store.references(fp), fp]:
-        scratch.add_file(store.object_path(needed), kind=store.kind(needed))
+        _copy_object(store, scratch, needed)
+
+
+def _copy_object(source: FileStore, dest: FileStore, fp: str) -> None:
+    """Add object *fp* of *source* to *dest* by its whole bytes (a tree stored thin is
+    rebuilt, and stored thin again where it lands)."""
+    with source.open(fp) as stream:
+        dest.add_stream(stream, kind=source.kind(fp), expect=fp)
 
 
 def _compared(
@@ -72,7 +79,7 @@ def _compared(
         return row
     for needed in reach.closure(scratch, [outcome.result]):
         if needed not in store and needed in scratch:
-            store.add_file(scratch.object_path(needed), kind=scratch.kind(needed))
+            _copy_object(scratch, store, needed)
     if recorded is None:
         row["differences"] = ["nothing recorded to compare with"]
         return row

@@ -223,7 +223,7 @@ class Names:
         from scalems_store.tar.treeread import iter_entries, mapped
 
         try:
-            with mapped(self.store.object_path(fp)) as data:
+            with self.store.tree_file(fp) as path, mapped(path) as data:
                 entries = list(iter_entries(data))
         except Exception:  # absent or damaged: shown by fingerprint (verify tells more)
             return None

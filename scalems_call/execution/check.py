@@ -24,7 +24,8 @@ def tree_summary(store: FileStore, uri: str | None) -> dict[str, FileSummary]:
     entries = store.tree_entries(fp)
     summary: dict[str, FileSummary] = {}
     with (
-        open(store.object_path(fp), "rb") as stream,
+        store.tree_file(fp) as path,
+        open(path, "rb") as stream,
         mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data,
     ):
         for entry in entries:

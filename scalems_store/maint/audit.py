@@ -18,7 +18,13 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from scalems_store.core import layout
-from scalems_store.core.errors import ArchiveError, InvalidContent, ObjectNotFound, StoreError
+from scalems_store.core.errors import (
+    ArchiveError,
+    CorruptObject,
+    InvalidContent,
+    ObjectNotFound,
+    StoreError,
+)
 from scalems_store.core.fingerprint import MMAP_THRESHOLD, hash_bytes, hash_file, usable_cores
 from scalems_store.core.fsutil import is_odd, read_regular
 from scalems_store.maint import reach
@@ -167,7 +173,33 @@ def _mismatches(
         report.checked += 1
         if progress is not None:
             progress(report.checked)
+    for fp in [fp for fp, what in found.items() if what.startswith("corrupt")]:
+        _check_thin(store, fp, found)
     return found
+
+
+def _check_thin(store: FileStore, fp: str, found: dict[str, str]) -> None:
+    """Judge again object *fp*, whose file does not hash to its name: a tree stored thin
+    (:mod:`scalems_store.objects.thin`) is sound when its pieces rebuild its archive."""
+    from scalems_store.objects import thin
+
+    try:
+        got = thin.expanded_hash(store.objects, fp, careful=True)
+    except ObjectNotFound:
+        found.pop(fp)  # removed since it was listed
+        return
+    except StoreError as exc:  # a header that cannot be read, a piece missing or short
+        found[fp] = f"corrupt: {exc}"
+        return
+    if got == fp:
+        found.pop(fp)
+        if store.objects.meta_state(fp) is None:  # lost: without it, it reads as a blob
+            pieces = thin.pieces_of(store.objects, fp)
+            meta = Meta(content.TREE, pieces)
+            with contextlib.suppress(StoreError, OSError):
+                store.objects.write_meta(fp, meta, store.tmp, durable=store.durable)
+    elif got is not None:
+        found[fp] = f"corrupt: a tree stored thin, whose pieces rebuild content hashing to {got}"
 
 
 def _problem(actual: str) -> str:
@@ -417,12 +449,16 @@ def _check_object(
     meta = store.objects.meta_state(fp)
     kind = _judge_kind(store, fp, meta, expected, report)
     try:
-        refs = content.references(kind, data if data is not None else _read(path))
-        if kind == content.TREE:
+        if kind == content.TREE:  # its pieces, if it is stored thin; read as a whole archive
+            from scalems_store.objects import thin
             from scalems_store.tar import archive
 
-            archive.list_entries(path, checked=True)
-    except (InvalidContent, ArchiveError) as exc:
+            refs = thin.pieces_of(store.objects, fp)
+            with store.tree_file(fp) as whole:
+                archive.list_entries(whole, checked=True)
+        else:
+            refs = content.references(kind, data if data is not None else _read(path))
+    except (InvalidContent, ArchiveError, CorruptObject) as exc:
         report.add(fp, f"recorded as a {kind} but its bytes are not one: {exc}")
         return
     for ref in refs:

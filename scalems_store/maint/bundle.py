@@ -39,16 +39,22 @@ from scalems_store.core.errors import (
     StoreError,
 )
 from scalems_store.core.fingerprint import CHUNK, new_hasher
-from scalems_store.core.fsutil import new_locked_dir, remove_tree
+from scalems_store.core.fsutil import new_locked_dir, new_temp, remove_tree, write_all
 from scalems_store.maint import reach
-from scalems_store.objects import content
+from scalems_store.objects import content, reading
 from scalems_store.objects.claims import check_tree
 from scalems_store.objects.writer import Staged
 from scalems_store.store.filestore import FileStore
 from scalems_store.store.refs import Ref, Signature, is_hex, valid_label, valid_namespace
+from scalems_store.tar import thintar
 from scalems_store.tar.tarstream import MemberData, read_members
+from scalems_store.tar.thintar import Header
 
 FORMAT = {"format": "scalems-bundle", "version": 1}
+THIN_VERSION = 2
+"""The version of a bundle carrying a tree stored thin (its pieces as objects of their
+own, its member the thin form): written only then, so that other bundles stay readable
+by versions that predate thin trees."""
 MANIFEST = "bundle.json"
 _MAX_MANIFEST = 256 << 20
 _PREFIX = "objects/"
@@ -164,8 +170,10 @@ def write(
     Raises:
         CorruptObject: as :func:`export`.
     """
+    thin = {e.fingerprint for e in entries if e.kind == content.TREE and e.refs}
     manifest = {
         **FORMAT,
+        "version": THIN_VERSION if thin else FORMAT["version"],
         "objects": [
             {"fingerprint": e.fingerprint, "kind": e.kind, "refs": list(e.refs)} for e in entries
         ],
@@ -179,11 +187,21 @@ def write(
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         _add(tar, MANIFEST, len(data), _Checked(data, None))
         for entry in entries:
-            with store.open(entry.fingerprint) as stream:
+            fp = entry.fingerprint
+            if fp in thin:  # checked whole (rebuilt from its pieces), then sent thin
+                _checked_thin(store, fp)
+            with reading.open_stored(store.objects, fp) as stream:
                 size = os.fstat(stream.fileno()).st_size
-                checked = _Checked(stream, entry.fingerprint, progress)
-                _add(tar, _PREFIX + entry.fingerprint, size, checked)
+                checked = _Checked(stream, None if fp in thin else fp, progress)
+                _add(tar, _PREFIX + fp, size, checked)
                 checked.finish()
+
+
+def _checked_thin(store: FileStore, fp: str) -> None:
+    try:
+        store.check(fp)
+    except CorruptObject as exc:
+        raise CorruptObject(f"cannot export object {fp}: {exc}") from None
 
 
 def _signatures_of(store: FileStore, entries: list[Entry]) -> list[dict[str, str]]:
@@ -272,11 +290,12 @@ def import_objects(store: FileStore, stream: IO[bytes], *, labels: bool = True) 
         try:
             try:
                 with store.batch():  # made durable together, published after the checks
-                    entries, refs, named, signatures, staged = _read(store, stream, staging)
-                    present = _check(store, entries, refs, staged)
+                    entries, refs, named, signatures, staged, thin = _read(store, stream, staging)
+                    present = _check(store, entries, refs, staged, thin, staging)
                     for entry in entries:  # dependencies first: a cut-short import leaves closures
                         known = entry.fingerprint in present
-                        _publish(store, entry, staged[entry.fingerprint], known)
+                        head = thin.get(entry.fingerprint)
+                        _publish(store, entry, staged[entry.fingerprint], known, head)
             finally:
                 with contextlib.suppress(OSError):
                     remove_tree(staging)
@@ -335,7 +354,16 @@ def merger(store: FileStore, ref: Ref) -> Callable[[list[str]], list[str]]:
 
 def _read(
     store: FileStore, stream: IO[bytes], staging: str
-) -> tuple[list[Entry], list[Ref], dict[str, str], dict[str, list[Signature]], dict[str, Staged]]:
+) -> tuple[
+    list[Entry],
+    list[Ref],
+    dict[str, str],
+    dict[str, list[Signature]],
+    dict[str, Staged],
+    dict[str, Header],
+]:
+    """Stage every object of the bundle, checked against its name; a tree sent thin (its
+    header returned for each) is checked later, once its pieces are staged."""
     members = read_members(stream)
     first = next(members, None)
     if first is None or first[0].name != MANIFEST or first[0].size > _MAX_MANIFEST:
@@ -345,12 +373,15 @@ def _read(
     signatures = parse_signatures(head)
     wanted = {entry.fingerprint for entry in entries}
     staged: dict[str, Staged] = {}
+    thin: dict[str, Header] = {}
     for member, data in members:
         fp = member.name.removeprefix(_PREFIX)
         if not member.name.startswith(_PREFIX) or fp not in wanted or fp in staged:
             raise ArchiveError(f"unexpected bundle member {member.name!r}")
         staged[fp] = store.writer.stage(_chunks(data), staging)
-        if staged[fp].fp != fp:
+        if staged[fp].fp != fp and _thin_head(staged[fp].path):
+            thin[fp] = _thin_header(fp, staged[fp].path)
+        elif staged[fp].fp != fp:
             raise FingerprintMismatch(
                 f"bundle object {fp} is corrupt: its content has fingerprint {staged[fp].fp}"
             )
@@ -363,7 +394,20 @@ def _read(
     stray = sorted(set(signatures) - results)
     if stray:
         raise ArchiveError(f"bundle signs {stray[0]}, which is not one of its results")
-    return entries, refs, named, signatures, staged
+    return entries, refs, named, signatures, staged, thin
+
+
+def _thin_head(path: str) -> bool:
+    with open(path, "rb") as stream:
+        return thintar.is_thin(stream.read(len(thintar.MAGIC)))
+
+
+def _thin_header(fp: str, path: str) -> Header:
+    with open(path, "rb") as stream:
+        try:
+            return thintar.read_header(stream, f"bundle object {fp}")
+        except ArchiveError as exc:
+            raise FingerprintMismatch(f"bundle object {fp} is corrupt: {exc}") from None
 
 
 def _chunks(data: MemberData) -> Iterable[bytes]:
@@ -387,7 +431,11 @@ def parse_bundle_manifest(data: bytes) -> tuple[list[Entry], list[Ref], dict[str
     """
     try:
         manifest = json.loads(data)
-        if not isinstance(manifest, dict) or {k: manifest.get(k) for k in FORMAT} != FORMAT:
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("format") != FORMAT["format"]
+            or manifest.get("version") not in (FORMAT["version"], THIN_VERSION)
+        ):
             found = manifest if not isinstance(manifest, dict) else manifest.get("format")
             raise ValueError(f"unsupported bundle format {str(found)[:60]!r}")
         entries = [_entry(item) for item in _list(manifest, "objects")]
@@ -484,10 +532,16 @@ def _fingerprint(value: Any) -> str:
 
 
 def _check(
-    store: FileStore, entries: list[Entry], refs: list[Ref], staged: dict[str, Staged]
+    store: FileStore,
+    entries: list[Entry],
+    refs: list[Ref],
+    staged: dict[str, Staged],
+    thin: dict[str, Header],
+    staging: str,
 ) -> set[str]:
     """Refuse the whole bundle if an object is not what the manifest (or the store) says,
-    or a ref names what it may not; return the objects the store has already."""
+    or a ref names what it may not; return the objects the store has already. A tree
+    sent thin must rebuild, from its pieces (in the bundle or the store), to its name."""
     kinds = {}
     present = set()
     for entry in entries:
@@ -499,6 +553,10 @@ def _check(
                 f"bundle says object {fp} is a {entry.kind}, but this store has it as a "
                 f"{store.kind(fp)}; nothing was imported"
             )
+        if fp in thin:
+            _check_thin(store, entry, staged, thin, present, staging)
+            kinds[fp] = (entry.kind, b"")
+            continue
         data = b""
         if entry.kind in content.RECORD_KINDS:  # only a record's bytes say something here
             with open(staged[fp].path, "rb") as stream:
@@ -523,6 +581,64 @@ def _check(
     return present
 
 
+def _check_thin(
+    store: FileStore,
+    entry: Entry,
+    staged: dict[str, Staged],
+    thin: dict[str, Header],
+    present: set[str],
+    staging: str,
+) -> None:
+    """Refuse a tree sent thin unless its pieces are the references the manifest says and
+    rebuild (with its literal bytes) a tree archive whose fingerprint is its name."""
+    fp, head = entry.fingerprint, thin[entry.fingerprint]
+    pieces = tuple(sorted({piece.fp for piece in head.pieces}))
+    if entry.kind != content.TREE:
+        raise FingerprintMismatch(
+            f"bundle object {fp} is corrupt: its content has fingerprint {staged[fp].fp}"
+        )
+    if tuple(sorted(set(entry.refs))) != pieces:
+        raise InvalidContent(
+            f"bundle refused: object {fp}: claimed references {sorted(set(entry.refs))} are "
+            f"not the {len(pieces)} its content names; nothing was imported"
+        )
+    if fp in present:
+        return  # the store's own copy stays: the bundle's bytes are not used
+
+    def open_piece(piece: str) -> IO[bytes]:
+        if piece in staged and piece not in thin:  # checked against its name already
+            return open(staged[piece].path, "rb")
+        try:
+            return reading.open_stored(store.objects, piece)
+        except StoreError:
+            raise ArchiveError(
+                f"bundle object {fp} needs piece {piece}, which neither the bundle nor "
+                "this store holds"
+            ) from None
+
+    fd, whole = new_temp(staging, "whole-", lock=False)
+    try:
+        hasher = new_hasher(head.size)
+        with open(staged[fp].path, "rb") as stream:
+            stream.seek(head.start)
+            for chunk in thintar.expand(stream, head, open_piece, f"bundle object {fp}"):
+                hasher.update(chunk)
+                write_all(fd, chunk)
+        if hasher.hexdigest() != fp:
+            raise FingerprintMismatch(
+                f"bundle object {fp} is corrupt: with its pieces its content has fingerprint "
+                f"{hasher.hexdigest()}"
+            )
+        try:
+            check_tree(fp, whole)
+        except InvalidContent as exc:
+            raise InvalidContent(f"bundle refused: {exc}; nothing was imported") from None
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(whole)
+
+
 def _check_result_of(
     store: FileStore, call: str, fp: str, kinds: dict[str, tuple[str, bytes]]
 ) -> None:
@@ -535,11 +651,16 @@ def _check_result_of(
         )
 
 
-def _publish(store: FileStore, entry: Entry, staged: Staged, known: bool) -> None:
+def _publish(
+    store: FileStore, entry: Entry, staged: Staged, known: bool, thin: Header | None
+) -> None:
     """Publish a checked object; one the store had when checked (*known*) is kept as it
     is (pinned and touched, so that a gc running now spares it), unless a gc removed it
     since or it is damaged: then the bundle's bytes take its place."""
     if known and store.writer.keep(entry.fingerprint):
         staged.temp.discard()  # what the store knows of it stays as it is
+        return
+    if thin is not None:  # checked with its pieces, published before it
+        store.writer.publish_thin(entry.fingerprint, thin.size, staged.temp, entry.refs)
         return
     store.writer.publish_staged(staged, entry.kind, entry.refs, trusted=True)

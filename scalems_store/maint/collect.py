@@ -32,6 +32,7 @@ from scalems_store.core.fingerprint import hash_file
 from scalems_store.core.fsutil import remove_unless_held, unlink_quietly
 from scalems_store.maint import reach
 from scalems_store.maint.forget import Dropped, keep_newest
+from scalems_store.objects import thin
 from scalems_store.objects.files import ASIDE
 from scalems_store.store import lease
 from scalems_store.store.refs import LOCKS
@@ -181,7 +182,7 @@ def _restore(store: FileStore, entry: os.DirEntry[str]) -> bool:
     if not layout.is_fingerprint(fp) or not entry.is_file(follow_symlinks=False):
         return False
     try:  # a file named so by anyone else is not an object: it is swept as any other
-        if hash_file(entry.path) != fp:
+        if hash_file(entry.path) != fp and not thin.file_expands_to(store.objects, fp, entry.path):
             return False
     except OSError:
         return False

@@ -5,8 +5,10 @@ Roots are labels, refs (a call and the results recorded for it), live leases
 root, references are followed as the objects' own bytes name them
 (:func:`scalems_store.objects.content.sniff`), whatever their ``meta/`` files say; a
 well-formed meta file can only add to what is kept, never take away. An
-object its referrer says is a blob or a tree (a result's stdout, a call's
-skeleton) is read only if it has a meta file: a record always has one. gc
+object its referrer says is a blob (a result's stdout) is read only if it has
+a meta file: a record always has one. A tree stored thin names its pieces (the
+blobs holding its large files) in its stored bytes, read here even if its meta
+file is lost (:mod:`scalems_store.objects.thin`). gc
 keeps this closure, bundles carry it, verify checks that it is present.
 """
 
@@ -17,9 +19,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from scalems_store.core.errors import ObjectNotFound, StoreError
-from scalems_store.objects import content, pins
+from scalems_store.objects import content, pins, thin
 from scalems_store.store import lease
 from scalems_store.store.refs import Damage, Ref
+from scalems_store.tar import thintar
 
 if TYPE_CHECKING:
     from scalems_store.store.filestore import FileStore
@@ -91,10 +94,14 @@ def references(
         found.update((ref, None) for ref in meta.refs)
     if has_meta is None:
         has_meta = meta is not None or os.path.lexists(store.objects.meta_path(fp))
-    if has_meta or expected not in (content.BLOB, content.TREE):
+    # a tree is read even without a meta file: stored thin, it needs its pieces
+    if has_meta or expected != content.BLOB:
         kind = None
         try:
-            if content.might_be_record(store.read_head(fp, 64)):
+            head = store.read_head(fp, 64)
+            if thintar.is_thin(head):
+                found.update((piece, content.BLOB) for piece in thin.pieces_of(store.objects, fp))
+            elif content.might_be_record(head):
                 kind, typed = content.sniff_typed(store.read_bytes(fp, verify=False))
                 found.update(typed)
         except ObjectNotFound:

@@ -125,6 +125,19 @@ def existing(fp: str, path: str) -> str:
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return "corrupt"  # a FIFO, a symlink...: not read (a FIFO would never end)
-        return "ok" if hash_file(path) == fp else "corrupt"
+        return "ok" if hash_file(path) == fp or _thin_sound(fp, path) else "corrupt"
     except FileNotFoundError:
         return "gone"
+
+
+def _thin_sound(fp: str, path: str) -> bool:
+    """Whether the object at *path* is tree *fp* stored thin, and rebuilds to it."""
+    from scalems_store.core.errors import StoreError
+    from scalems_store.objects import thin
+    from scalems_store.objects.files import ObjectDir
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(path)))  # <root>/objects/ab/cd…
+    try:
+        return thin.expanded_hash(ObjectDir(root), fp) == fp
+    except StoreError:
+        return False

@@ -1,8 +1,15 @@
-"""Reading objects out of a store, always checked against their names."""
+"""Reading objects out of a store, always checked against their names.
+
+An object's bytes are read through :func:`open_object` (or the functions here built on
+it); a tree stored thin (:mod:`scalems_store.objects.thin`) reads as its whole
+archive. :func:`open_stored` gives the stored file itself, for what moves or checks
+stored files (bundles, verify).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 from collections.abc import Callable
@@ -16,7 +23,19 @@ from scalems_store.objects.files import DAMAGED, ObjectDir
 
 
 def open_object(objects: ObjectDir, fp: str) -> BinaryIO:
-    """Open object *fp* (full fingerprint) for reading, never through a symlink.
+    """Open object *fp* (full fingerprint) for reading its whole bytes (a thin tree's
+    archive, rebuilt from its pieces as it is read), never through a symlink.
+
+    Raises:
+        ObjectNotFound: it is not there.
+    """
+    from scalems_store.objects import thin
+
+    return thin.open_expanded(objects, fp)
+
+
+def open_stored(objects: ObjectDir, fp: str) -> BinaryIO:
+    """Open the file of object *fp* (full fingerprint) as stored, never through a symlink.
 
     Raises:
         ObjectNotFound: it is not there.
@@ -64,7 +83,11 @@ def write_to(objects: ObjectDir, fp: str, out: IO[bytes]) -> int:
     Raises:
         CorruptObject: the object does not match its name.
     """
+    from scalems_store.objects import thin
+
     with open_object(objects, fp) as stream:
+        if isinstance(stream, io.BufferedReader) and isinstance(stream.raw, thin.Expanded):
+            return _write_expanded(stream, fp, stream.raw.size, out)
         size = os.fstat(stream.fileno()).st_size
         if size < MMAP_THRESHOLD:
             data = stream.read()
@@ -87,6 +110,31 @@ def write_to(objects: ObjectDir, fp: str, out: IO[bytes]) -> int:
             if rewind is not None:
                 rewind()
             raise
+    return size
+
+
+def _write_expanded(stream: BinaryIO, fp: str, size: int, out: IO[bytes]) -> int:
+    """Write a thin tree's whole archive to *out* as it is rebuilt and hashed; taken back
+    as :func:`write_to` says if it turns out corrupt."""
+    out.flush()
+    rewind = _rewinder(out)
+    try:
+        hasher = new_hasher(size)
+        while chunk := stream.read(CHUNK):
+            hasher.update(chunk)
+            out.write(chunk)
+        matches(fp, hasher.hexdigest())
+    except CorruptObject as exc:
+        if rewind is None:
+            raise CorruptObject(
+                f"{exc}; the bytes already written to the output are not its content: discard them"
+            ) from None
+        rewind()
+        raise
+    except BaseException:
+        if rewind is not None:
+            rewind()
+        raise
     return size
 
 
@@ -155,7 +203,7 @@ def copy_blob(objects: ObjectDir, fp: str, dest: str) -> None:
     parent = check_parent(dest)
     fd, temp = new_temp(parent, f".{os.path.basename(dest)}.")
     try:
-        with open_object(objects, fp) as src:
+        with open_stored(objects, fp) as src:  # a blob: never thin
             size = os.fstat(src.fileno()).st_size
             _copied(fp, lambda: copy_and_hash(src.fileno(), fd, size))
         os.link(temp, dest)
@@ -168,14 +216,20 @@ def copy_blob(objects: ObjectDir, fp: str, dest: str) -> None:
         unlink_quietly(temp)
 
 
-def extract_tree(objects: ObjectDir, fp: str, dest: str) -> None:
+def extract_tree(objects: ObjectDir, fp: str, dest: str, tmp: str) -> None:
     """Extract tree *fp* into the new or empty directory *dest*; its fingerprint is checked
-    while the headers are parsed, and nothing is written unless it matches."""
+    while the headers are parsed, and nothing is written unless it matches. A thin tree
+    is first rebuilt into a temporary file in *tmp* (checked as it is written)."""
     from scalems_store.core.fingerprint import hash_file
+    from scalems_store.objects import thin
     from scalems_store.tar import archive
 
     archive.prepare_destination(dest)
-    archive.extract(objects.path(fp), dest, verify=lambda: matches(fp, hash_file(objects.path(fp))))
+    with thin.expanded_file(objects, fp, tmp) as path:
+        if path != objects.path(fp):  # a thin tree's archive was checked as it was written
+            archive.extract(path, dest, verify=lambda: None)
+        else:
+            archive.extract(path, dest, verify=lambda: matches(fp, hash_file(path)))
 
 
 def kind(objects: ObjectDir, fp: str) -> str:
@@ -190,21 +244,42 @@ def kind(objects: ObjectDir, fp: str) -> str:
 
 
 def rows(objects: ObjectDir) -> list[tuple[str, str, int, float]]:
-    """Every object's index row ``(fingerprint, kind, size, mtime)``, read from the files."""
+    """Every object's index row ``(fingerprint, kind, size, mtime)``, read from the files
+    (a thin tree's size is its archive's)."""
     with_meta = objects.with_meta()  # blobs have none: their kind is read from nothing
-    return [
-        (fp, kind(objects, fp) if fp in with_meta else content.BLOB, size, mtime)
-        for fp, size, mtime in objects.listing()
-    ]
+    found = []
+    for fp, size, mtime in objects.listing():
+        kind_ = kind(objects, fp) if fp in with_meta else content.BLOB
+        if kind_ == content.TREE:
+            size = object_size(objects, fp, size)
+        found.append((fp, kind_, size, mtime))
+    return found
+
+
+def object_size(objects: ObjectDir, fp: str, stored: int | None = None) -> int:
+    """The size of object *fp*'s whole bytes (*stored*: its file's size, if known); the
+    file's size where it cannot be read."""
+    from scalems_store.objects import thin
+
+    try:
+        return thin.size(objects, fp)
+    except StoreError:
+        if stored is not None:
+            return stored
+        st = objects.lstat(fp)
+        return 0 if st is None else st.st_size
 
 
 def sniff_kind(objects: ObjectDir, fp: str) -> str:
     """The kind of object *fp* as its bytes alone show: a call or result record, else a
     tree if they parse as one, else a blob."""
     from scalems_store.core.errors import ArchiveError
+    from scalems_store.objects import thin
     from scalems_store.tar import archive
 
-    with open_object(objects, fp) as stream:
+    with open_stored(objects, fp) as stream:
+        if thin.head_is_thin(stream.fileno()):
+            return content.TREE
         data = stream.read(64)
         if content.might_be_record(data):
             found, _ = content.sniff(data + stream.read())

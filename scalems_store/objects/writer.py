@@ -16,16 +16,18 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, NamedTuple, TypeVar
 
 from scalems_store.core import layout
-from scalems_store.core.errors import FingerprintMismatch, InvalidPath
+from scalems_store.core.errors import FingerprintMismatch, InvalidContent, InvalidPath
 from scalems_store.core.fingerprint import MMAP_THRESHOLD, hash_bytes, new_hasher
 from scalems_store.core.fsutil import Temp, not_writable, write_all
 from scalems_store.core.threads import pipelined
-from scalems_store.objects import content
+from scalems_store.objects import content, thin
 from scalems_store.objects.claims import check_tree, claimed, read_file
 from scalems_store.objects.files import Meta, ObjectDir
 from scalems_store.objects.pins import Pinning
 from scalems_store.objects.placing import Placer, touch
 from scalems_store.objects.transfer import Progress, copy_and_hash, read_chunks
+from scalems_store.tar import thintar
+from scalems_store.tar.thintar import Header, Piece
 
 if TYPE_CHECKING:
     from scalems_store.objects.group import Group
@@ -129,8 +131,13 @@ class Writer:
         self, data: bytes, kind: str, refs: Refs, expect: str | None, named: Named = None
     ) -> str:
         """Store *data* as an object of *kind*; return its fingerprint."""
+        if kind == content.TREE and len(data) >= thintar.THRESHOLD:
+            # it may hold a file large enough to be stored as a piece: see _thinned
+            return self.add_chunks([data], kind, refs, expect, named=named)
         fp = hash_bytes(data)
         _check_expected(fp, expect)
+        if kind == content.TREE and thintar.is_thin(data):
+            raise InvalidContent(f"object {fp} is not a tree: it is the thin form of one")
         meta = claimed(fp, kind, refs, lambda: data)
 
         def write() -> Temp:
@@ -201,10 +208,74 @@ class Writer:
             if kind == content.TREE and not trusted:
                 check_tree(fp, temp.path)
             meta = claimed(fp, kind, refs, lambda: read_file(temp.path))
+            if kind == content.TREE and self.objects.present(fp):
+                # kept as it is stored (thin or whole): its meta says so
+                meta = Meta(content.TREE, thin.pieces_of(self.objects, fp))
+            elif kind == content.TREE:
+                # its pieces are pinned until the tree that names them is published
+                with self.pinned():
+                    made = self._thinned(staged)
+                    if made is not None:
+                        temp.discard()
+                        temp, meta = made
+                        return self._publish(fp, kind, meta, staged.size, temp, None, named)
         except BaseException:
             temp.discard()
             raise
         return self._publish(fp, kind, meta, staged.size, temp, None, named)
+
+    def publish_thin(self, fp: str, size: int, temp: Temp, pieces: tuple[str, ...]) -> str:
+        """Publish *temp*, the thin form of tree *fp* (*size* bytes whole), already checked
+        against *fp* by its caller with *pieces* (all published before); the file is
+        removed whatever happens."""
+        meta = Meta(content.TREE, tuple(sorted(set(pieces))))
+        if self.objects.present(fp):
+            meta = Meta(content.TREE, thin.pieces_of(self.objects, fp))
+        return self._publish(fp, content.TREE, meta, size, temp, None, None)
+
+    def _thinned(self, staged: Staged) -> tuple[Temp, Meta] | None:
+        """The thin form of the staged tree archive (see :mod:`scalems_store.objects.thin`),
+        written to a new temporary file, and its meta, once each of its pieces is
+        published (before the tree, so that nothing names a piece not yet stored); None
+        if it holds no file large enough to be a piece."""
+        from scalems_store.tar.treeread import iter_entries, mapped
+
+        with mapped(staged.path) as data:
+            large = thintar.large_files(iter_entries(data))
+            if not large:
+                return None
+            view = memoryview(data)
+            pieces = []
+            for entry in large:
+                part = view[entry.offset : entry.offset + entry.size]
+                pieces.append(Piece(entry.offset, entry.size, self._publish_piece(part)))
+                part.release()
+            last = pieces[-1].offset + pieces[-1].length
+            head = Header(len(view), tuple(pieces), thintar.trailing_zeros(view, last), 0)
+            temp = self._temp()
+
+            def write() -> None:
+                write_all(temp.fd, thintar.encode_header(head.size, head.pieces, head.zeros))
+                for chunk in thintar.literal_chunks(view, head):
+                    write_all(temp.fd, chunk)
+
+            try:
+                self._finish_temp(temp, write)
+            finally:
+                view.release()
+        return temp, Meta(content.TREE, tuple(sorted({piece.fp for piece in pieces})))
+
+    def _publish_piece(self, data: memoryview) -> str:
+        """Store the bytes of one large file of a tree as a blob; return its fingerprint."""
+        fp = hash_bytes(data)
+
+        def write() -> Temp:
+            temp = self._temp()
+            self._finish_temp(temp, lambda: write_all(temp.fd, data))
+            return temp
+
+        first = None if self.objects.present(fp) else write()
+        return self._publish(fp, content.BLOB, None, len(data), first, write, None)
 
     def add_tree(
         self,

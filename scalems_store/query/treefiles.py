@@ -35,10 +35,19 @@ def tree_files(store: FileStore, tree: str) -> Iterator[tuple[str, str]]:
     The tree is not checked against its own fingerprint first (this is a cache:
     ``verify`` finds a damaged tree); one that cannot be parsed lists no files.
     """
+    from scalems_store.objects import thin
+
     try:
-        with mapped(store.object_path(tree)) as data:
+        # a tree stored thin is read without its pieces: their fingerprints are known
+        with (
+            thin.headers_file(store.objects, tree, store.tmp) as (path, pieces),
+            mapped(path) as data,
+        ):
             for entry in list(iter_entries(data, checked=True)):
                 if entry.type != FILE:
+                    continue
+                if entry.offset in pieces:
+                    yield pieces[entry.offset], entry.path
                     continue
                 hasher = new_hasher(entry.size)
                 with memoryview(data) as whole:

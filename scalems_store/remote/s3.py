@@ -880,7 +880,7 @@ def _build_pack(store: FileStore, group: list[Entry]) -> tuple[str, bytes, bytes
     rows = []
     signatures = {}
     for entry in group:
-        body = store.read_bytes(entry.fingerprint)
+        body = store.read_stored(entry.fingerprint)  # a thin tree goes thin (its pieces too)
         rows.append((entry.fingerprint, entry.kind, len(data), len(body), entry.refs))
         data += body
         if entry.kind == content.RESULT:

@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from scalems_store.core import layout
-from scalems_store.core.errors import ObjectNotFound, StoreError
+from scalems_store.core.errors import CorruptObject, ObjectNotFound, StoreError
 from scalems_store.core.fingerprint import hash_bytes, hash_file
 from scalems_store.objects import content, reading
 from scalems_store.objects.files import ObjectDir, ObjectInfo
 from scalems_store.store.creation import default_root, open_or_create
+from scalems_store.tar import thintar
 
 if TYPE_CHECKING:
     from scalems_store.objects.transfer import Progress
@@ -155,6 +156,10 @@ class FileStore:
                 are not one (it is corrupt).
         """
         kind = self.kind(fingerprint)
+        if kind == content.TREE:  # a tree stored thin needs its pieces
+            from scalems_store.objects import thin
+
+            return thin.pieces_of(self.objects, fingerprint)
         if kind not in content.RECORD_KINDS:
             return ()
         return content.references(kind, self.read_bytes(fingerprint, verify=False))
@@ -173,7 +178,9 @@ class FileStore:
         return ObjectInfo(
             fp,
             kind,
-            st.st_size,
+            reading.object_size(self.objects, fp, st.st_size)
+            if kind == content.TREE
+            else st.st_size,
             st.st_mtime if created is None else created,
             labels,
             self.known_references(fp, kind),
@@ -204,9 +211,9 @@ class FileStore:
 
     def known_references(self, fingerprint: str, kind: str) -> tuple[str, ...]:
         """What object *fingerprint* of *kind* refers to, as :meth:`references` reads it;
-        nothing if it is not a record, or cannot be read (damaged, or removed since it
-        was listed: verify says so)."""
-        if kind not in content.RECORD_KINDS:
+        nothing if it is not a record or a tree, or cannot be read (damaged, or removed
+        since it was listed: verify says so)."""
+        if kind not in (*content.RECORD_KINDS, content.TREE):
             return ()
         try:
             return self.references(fingerprint)
@@ -255,8 +262,9 @@ class FileStore:
         return reading.open_object(self.objects, self.resolve(fingerprint))
 
     def read_head(self, fingerprint: str, size: int) -> bytes:
-        """Return the first *size* bytes of an object (full fingerprint), unchecked."""
-        with reading.open_object(self.objects, fingerprint) as stream:
+        """Return the first *size* bytes of an object's file (full fingerprint) as stored
+        (a thin tree's begin with its magic), unchecked."""
+        with reading.open_stored(self.objects, fingerprint) as stream:
             return stream.read(size)
 
     def read_bytes(self, fingerprint: str, *, verify: bool = True) -> bytes:
@@ -284,10 +292,31 @@ class FileStore:
             reading.matches(fp, hash_bytes(data))
         return data
 
+    def read_stored(self, fingerprint: str) -> bytes:
+        """Return the bytes of an object's file as stored (full fingerprint), checked: a
+        tree stored thin is its thin form (see :mod:`scalems_store.objects.thin`), checked
+        by rebuilding it from its pieces; what moves stored files between stores uses it.
+
+        Raises:
+            CorruptObject: the object does not match its name.
+        """
+        from scalems_store.objects import thin
+
+        with reading.open_stored(self.objects, fingerprint) as stream:
+            data = stream.read()
+        if not thintar.is_thin(data[: len(thintar.MAGIC)]):
+            reading.matches(fingerprint, hash_bytes(data))
+        elif thin.expanded_hash(self.objects, fingerprint, careful=True) != fingerprint:
+            raise CorruptObject(f"object {fingerprint} is corrupt: its pieces do not rebuild it")
+        return data
+
     def check(self, fingerprint: str) -> str:
         """Re-hash one object; return its fingerprint, or raise :class:`CorruptObject`."""
+        from scalems_store.objects import thin
+
         fp = self.resolve(fingerprint)
-        reading.matches(fp, hash_file(self.object_path(fp)))
+        got = thin.expanded_hash(self.objects, fp)
+        reading.matches(fp, got if got is not None else hash_file(self.object_path(fp)))
         return fp
 
     def write_to(self, fingerprint: str, out: IO[bytes]) -> int:
@@ -306,16 +335,34 @@ class FileStore:
             ArchiveError, UnsafeArchive: the tree cannot be extracted safely.
         """
         fp = self.resolve(fingerprint)
-        extract = reading.extract_tree if self.kind(fp) == content.TREE else reading.copy_blob
-        extract(self.objects, fp, os.fspath(dest))
+        if self.kind(fp) == content.TREE:
+            reading.extract_tree(self.objects, fp, os.fspath(dest), self.tmp)
+        else:
+            reading.copy_blob(self.objects, fp, os.fspath(dest))
         return fp
 
     def tree_entries(self, fingerprint: str) -> builtins.list[archive.Entry]:
         """Return the validated members of a tree object."""
+        from scalems_store.objects import thin
         from scalems_store.tar import archive
 
         fp = self.check(fingerprint)
-        return archive.list_entries(self.object_path(fp), checked=True)
+        with thin.expanded_file(self.objects, fp, self.tmp) as path:
+            return archive.list_entries(path, checked=True)
+
+    def tree_file(self, fingerprint: str) -> contextlib.AbstractContextManager[str]:
+        """The path of a file holding tree *fingerprint*'s whole archive while the context
+        lasts: its object file, or (a tree stored thin, see
+        :mod:`scalems_store.objects.thin`) a temporary file rebuilt from its pieces, checked
+        against the fingerprint as it was written. Every reader of a tree's archive by
+        path goes through here.
+
+        Raises:
+            CorruptObject: a thin tree that does not rebuild to its fingerprint.
+        """
+        from scalems_store.objects import thin
+
+        return thin.expanded_file(self.objects, self.resolve(fingerprint), self.tmp)
 
     # -- writing -----------------------------------------------------------
 

@@ -78,11 +78,15 @@ class TreeView:
         kind = store.kind(self.fingerprint)
         if kind != "tree":
             raise InvalidPath(f"{name!r} is a {kind}, not a tree: it has no paths")
-        self._file = store.object_path(self.fingerprint)
+        # the archive's file: the object's own, or a tree stored thin rebuilt from its
+        # pieces into a temporary file (checked as it was written), held until close
+        self._held = store.tree_file(self.fingerprint)
+        self._file = self._held.__enter__()
         self._mapped = mapped(self._file)
-        self.data: bytes | mmap.mmap = self._mapped.__enter__()
         try:
-            matches(self.fingerprint, new_hasher(len(self.data)).update(self.data).hexdigest())
+            self.data: bytes | mmap.mmap = self._mapped.__enter__()
+            if self._file == store.object_path(self.fingerprint):
+                matches(self.fingerprint, new_hasher(len(self.data)).update(self.data).hexdigest())
             self.entries = list(iter_entries(self.data, checked=True))
         except BaseException:
             self.close()
@@ -99,8 +103,15 @@ class TreeView:
         self.close()
 
     def close(self) -> None:
-        """Release the mapping of the tree."""
-        self._mapped.__exit__()
+        """Release the mapping of the tree (and the file it was rebuilt into, if any)."""
+        try:
+            self._mapped.__exit__()
+        finally:
+            self._held.__exit__(None, None, None)
+
+    def open_archive(self) -> BinaryIO:
+        """The archive's file, open for reading (it stays readable after :meth:`close`)."""
+        return open(self._file, "rb")
 
     def resolve(self, path: str) -> str:
         """Return *path* with the tree's symlinks followed: the path of a file or
@@ -341,14 +352,12 @@ def open_file(store: TreeStore, spec: str) -> BinaryIO:
     Raises:
         InvalidPath: nothing is there, or it is a directory.
     """
-    from scalems_store.objects import reading
-
     spot = locate(store, spec)
     with open_tree_at(store, spot) as view:
         entry = view.entry(spot.path or "")
         if view.is_dir(spot.path or ""):
             raise InvalidPath(f"{spot.path!r} of tree {view.fingerprint} is a directory")
-        stream = reading.open_object(store.objects, view.fingerprint)
+        stream = view.open_archive()
     return io.BufferedReader(_Window(stream, entry.offset, entry.size))
 
 
