@@ -131,10 +131,10 @@ def main() -> None:
     got = reading(args.workdir / "read", args.skeleton_mib, args.repeat)
     for what in ("get", "get -o"):
         ratio = got[f"{what} thin"] / got[f"{what} whole"]
-        thin, whole = got[f"{what} thin"] * 1e3, got[f"{what} whole"] * 1e3
+        thin_ms, whole_ms = got[f"{what} thin"] * 1e3, got[f"{what} whole"] * 1e3
         print(
-            f"| `{what}` of a {args.skeleton_mib} MiB tree | thin {thin:.1f} ms"
-            f" | whole {whole:.1f} ms | {ratio:.2f}x |"
+            f"| `{what}` of a {args.skeleton_mib} MiB tree | thin {thin_ms:.1f} ms"
+            f" | whole {whole_ms:.1f} ms | {ratio:.2f}x |"
         )
     print(f"| `cat` of the whole archive (peer) | {got['cat whole'] * 1e3:.1f} ms | | |")
     print(f"load average after: {os.getloadavg()[0]:.1f}")

@@ -13,13 +13,16 @@ import io
 import os
 import stat
 from collections.abc import Callable
-from typing import IO, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from scalems_store.core.errors import CorruptObject, InvalidPath, ObjectNotFound, StoreError
 from scalems_store.core.fingerprint import CHUNK, MMAP_THRESHOLD, hash_bytes, new_hasher
 from scalems_store.core.fsutil import check_parent, new_temp, not_writable, unlink_quietly
 from scalems_store.objects import content
 from scalems_store.objects.files import DAMAGED, ObjectDir
+
+if TYPE_CHECKING:
+    from scalems_store.objects import thin
 
 
 def open_object(objects: ObjectDir, fp: str) -> BinaryIO:
@@ -87,7 +90,7 @@ def write_to(objects: ObjectDir, fp: str, out: IO[bytes]) -> int:
 
     with open_object(objects, fp) as stream:
         if isinstance(stream, io.BufferedReader) and isinstance(stream.raw, thin.Expanded):
-            return _write_expanded(stream, fp, stream.raw.size, out)
+            return _write_expanded(stream.raw, fp, out)
         size = os.fstat(stream.fileno()).st_size
         if size < MMAP_THRESHOLD:
             data = stream.read()
@@ -113,14 +116,15 @@ def write_to(objects: ObjectDir, fp: str, out: IO[bytes]) -> int:
     return size
 
 
-def _write_expanded(stream: BinaryIO, fp: str, size: int, out: IO[bytes]) -> int:
+def _write_expanded(stream: thin.Expanded, fp: str, out: IO[bytes]) -> int:
     """Write a thin tree's whole archive to *out* as it is rebuilt and hashed; taken back
     as :func:`write_to` says if it turns out corrupt."""
     out.flush()
     rewind = _rewinder(out)
+    size = stream.size
     try:
         hasher = new_hasher(size)
-        while chunk := stream.read(CHUNK):
+        for chunk in stream.chunks():
             hasher.update(chunk)
             out.write(chunk)
         matches(fp, hasher.hexdigest())

@@ -103,6 +103,13 @@ class Expanded(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def chunks(self) -> Iterator[bytes | memoryview]:
+        """What is left to read, in the chunks it is rebuilt in (no copy)."""
+        if self._rest:
+            yield self._rest
+            self._rest = memoryview(b"")
+        yield from self._chunks
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self._rest:
             chunk = next(self._chunks, None)

@@ -83,3 +83,24 @@ def test_signatures_travel_from_a_static_copy_of_a_store(
     with sync.open_peer(Remote("web", url + "store")) as peer:
         sync.pull(here, peer, sync.plan_pull(here, peer, ["mine", "bare", "stranger"], True))
     check_trust_travelled(here, stranger["key"])
+
+
+def test_pull_a_thin_tree_from_a_static_copy(
+    served: tuple[Path, str], make_store: MakeStore, tmp_path: Path
+) -> None:
+    """A tree stored thin in the served store comes over HTTP thin, with its pieces, and is
+    verified (rebuilt, hashed) before it is published."""
+    from scalems_store.tar import thintar
+    from tests.scalems_store.objects.test_thin import golden_tree, stored, whole
+
+    www, url = served
+    origin = make_store("origin")
+    golden_tree(tmp_path / "t")
+    fp = origin.add_tree(tmp_path / "t", label="t")
+    origin.close()
+    shutil.copytree(origin.root, www / "store", symlinks=True)
+    here = make_store("here")
+    with sync.open_peer(Remote("web", url + "store")) as peer:
+        sync.pull(here, peer, sync.plan_pull(here, peer, ["t"], True))
+    assert thintar.is_thin(stored(here, fp)) and here.read_bytes(fp) == whole(tmp_path / "t")
+    assert verify(here).ok

@@ -548,3 +548,26 @@ def test_the_light_client_pages_listings_and_gives_way_to_s3fs(
         sync.pull(back, peer, sync.plan_pull(back, peer, ["all"], True))
         assert peer.light is None  # type: ignore[attr-defined]
     assert set(back.get_ref("bench", key)) == set(fps) and verify(back).ok  # layout 1: unordered
+
+
+def test_a_thin_tree_goes_through_s3_thin(
+    moto: S3Server, make_store: MakeStore, tmp_path: Path
+) -> None:
+    """A tree stored thin is pushed as stored (its thin form and its pieces, the shared
+    file once) and comes back into an empty store verified, byte for byte."""
+    from scalems_store.tar import thintar
+    from tests.scalems_store.objects.test_thin import golden_tree, stored, whole
+
+    local = make_store("local")
+    golden_tree(tmp_path / "t")
+    fp = local.add_tree(tmp_path / "t", label="t")
+    remote = bucket(moto, "thin")
+    with sync.open_peer(remote, create=True) as peer:
+        plan = sync.plan_push(local, peer, ["t"], True)
+        assert len(plan.missing) == 3  # the thin tree and its two pieces
+        sync.push(local, peer, plan)
+    back = make_store("back")
+    with sync.open_peer(remote) as peer:
+        sync.pull(back, peer, sync.plan_pull(back, peer, ["t"], True))
+    assert thintar.is_thin(stored(back, fp)) and back.read_bytes(fp) == whole(tmp_path / "t")
+    assert back.labels() == {"t": fp} and verify(back).ok
