@@ -454,7 +454,8 @@ def _check_object(
             from scalems_store.tar import archive
 
             refs = thin.pieces_of(store.objects, fp)
-            with store.tree_file(fp) as whole:
+            # hashed already (a thin tree rebuilt from its pieces): only its headers now
+            with thin.headers_file(store.objects, fp, store.tmp) as (whole, _):
                 archive.list_entries(whole, checked=True)
         else:
             refs = content.references(kind, data if data is not None else _read(path))

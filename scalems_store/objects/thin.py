@@ -202,7 +202,7 @@ def expanded_hash(objects: ObjectDir, fp: str, *, careful: bool = False) -> str 
         return None
     with expanded(objects, fp, stream) as whole:
         hasher = new_hasher(whole.size)
-        while chunk := whole.read(8 << 20):
+        for chunk in whole.chunks():
             hasher.update(chunk)
     return str(hasher.hexdigest())
 
@@ -220,7 +220,7 @@ def file_expands_to(objects: ObjectDir, fp: str, path: str) -> bool:
     try:
         with expanded(objects, fp, stream) as whole:
             hasher = new_hasher(whole.size)
-            while chunk := whole.read(8 << 20):
+            for chunk in whole.chunks():
                 hasher.update(chunk)
     except (StoreError, OSError):
         return False
@@ -291,7 +291,7 @@ def expanded_file(objects: ObjectDir, fp: str, tmp: str) -> Iterator[str]:
     try:
         with expanded(objects, fp, stream) as whole:
             hasher = new_hasher(whole.size)
-            while chunk := whole.read(8 << 20):
+            for chunk in whole.chunks():
                 hasher.update(chunk)
                 write_all(fd, chunk)
         matches(fp, hasher.hexdigest())

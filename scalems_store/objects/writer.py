@@ -240,6 +240,8 @@ class Writer:
         if it holds no file large enough to be a piece."""
         from scalems_store.tar.treeread import iter_entries, mapped
 
+        if staged.size < thintar.THRESHOLD:
+            return None  # too small to hold a piece
         with mapped(staged.path) as data:
             large = thintar.large_files(iter_entries(data))
             if not large:

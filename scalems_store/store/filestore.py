@@ -210,10 +210,11 @@ class FileStore:
         return named
 
     def known_references(self, fingerprint: str, kind: str) -> tuple[str, ...]:
-        """What object *fingerprint* of *kind* refers to, as :meth:`references` reads it;
-        nothing if it is not a record or a tree, or cannot be read (damaged, or removed
-        since it was listed: verify says so)."""
-        if kind not in (*content.RECORD_KINDS, content.TREE):
+        """What record *fingerprint* of *kind* refers to, as :meth:`references` reads it
+        (what ``ls`` and ``info`` show); nothing if it is not a record (a tree's pieces are
+        how it is stored, not what it names), or cannot be read (damaged, or removed since
+        it was listed: verify says so)."""
+        if kind not in content.RECORD_KINDS:
             return ()
         try:
             return self.references(fingerprint)
