@@ -164,7 +164,9 @@ class Writer:
         Args:
             trusted: The chunks are a tree archive this package wrote (not parsed again).
         """
-        staged = self.stage(chunks, self._staging())
+        # a tree is flushed only in the form it is published in (its thin form, if it
+        # holds large files: the whole archive staged here is then never flushed)
+        staged = self.stage(chunks, self._staging(), sync=kind != content.TREE)
         try:
             _check_expected(staged.fp, expect)
         except BaseException:
@@ -172,9 +174,10 @@ class Writer:
             raise
         return self.publish_staged(staged, kind, refs, trusted=trusted, named=named)
 
-    def stage(self, chunks: Iterable[bytes], directory: str) -> Staged:
+    def stage(self, chunks: Iterable[bytes], directory: str, *, sync: bool = True) -> Staged:
         """Write the concatenation of *chunks* to a new file in *directory* (in the store's
-        filesystem), hashing it on the way; return what was written."""
+        filesystem), hashing it on the way; return what was written. Without *sync* it is
+        not flushed here (but before it is published, if it is)."""
         temp = self._temp(directory)
         # one core produces the chunks (Python-heavy), the other hashes and writes them
         hasher = new_hasher()
@@ -185,7 +188,7 @@ class Writer:
             write_all(temp.fd, chunk)
             size[0] += len(chunk)
 
-        self._finish_temp(temp, lambda: pipelined(chunks, consume))
+        self._finish_temp(temp, lambda: pipelined(chunks, consume), sync=sync)
         return Staged(hasher.hexdigest(), temp, size[0])
 
     def publish_staged(
@@ -268,8 +271,16 @@ class Writer:
         return temp, Meta(content.TREE, tuple(sorted({piece.fp for piece in pieces})))
 
     def _publish_piece(self, data: memoryview) -> str:
-        """Store the bytes of one large file of a tree as a blob; return its fingerprint."""
+        """Store the bytes of one large file of a tree as a blob; return its fingerprint.
+
+        A piece stored already (the skeleton's input, in each output tree) is kept as it
+        is: pinned and touched, its size checked, its bytes not read again (a tree whose
+        piece is damaged fails its check when read, and verify names the piece)."""
         fp = hash_bytes(data)
+        found = self.objects.lstat(fp)
+        same = found is not None and stat.S_ISREG(found.st_mode) and found.st_size == len(data)
+        if same and self.keep(fp):
+            return fp
 
         def write() -> Temp:
             temp = self._temp()
@@ -427,12 +438,12 @@ class Writer:
         a group commit, which makes the names durable together afterwards."""
         self.placer.place(fp, self.objects.path(fp), temp, None, sync_dir=False, move=True)
 
-    def _finish_temp(self, temp: Temp, write: Callable[[], T]) -> T:
-        """Run *write* into *temp*, then fsync it; return what *write* returned. On an
-        error the file is removed."""
+    def _finish_temp(self, temp: Temp, write: Callable[[], T], *, sync: bool = True) -> T:
+        """Run *write* into *temp*, then fsync it (unless not *sync*: the placer does, if it
+        is published); return what *write* returned. On an error the file is removed."""
         try:
             written = write()
-            if self.durable and self._group is None:
+            if sync and self.durable and self._group is None:
                 os.fsync(temp.fd)
                 temp.synced = True
             if not temp.locked:
