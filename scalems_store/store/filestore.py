@@ -22,7 +22,6 @@ from scalems_store.core.fingerprint import hash_bytes, hash_file
 from scalems_store.objects import content, reading
 from scalems_store.objects.files import ObjectDir, ObjectInfo
 from scalems_store.store.creation import default_root, open_or_create
-from scalems_store.tar import thintar
 
 if TYPE_CHECKING:
     from scalems_store.objects.transfer import Progress
@@ -302,6 +301,7 @@ class FileStore:
             CorruptObject: the object does not match its name.
         """
         from scalems_store.objects import thin
+        from scalems_store.tar import thintar
 
         with reading.open_stored(self.objects, fingerprint) as stream:
             data = stream.read()

@@ -19,6 +19,7 @@ extracts that directory alone. :func:`locate` is the one resolver of these names
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ class TreeStore(Protocol):
     def read_bytes(self, fingerprint: str, *, verify: bool = True) -> bytes: ...
     def write_to(self, fingerprint: str, out: IO[bytes]) -> int: ...
     def materialize(self, fingerprint: str, dest: str | os.PathLike[str]) -> str: ...
+    def tree_file(self, fingerprint: str) -> contextlib.AbstractContextManager[str]: ...
 
 
 MAX_LINKS = 40

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, BinaryIO, NamedTuple
+from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
 
 from scalems_store.core.errors import ArchiveError
 from scalems_store.core.fingerprint import CHUNK
-from scalems_store.tar.tarformat import FILE
-from scalems_store.tar.treeread import Entry
+
+if TYPE_CHECKING:  # the rest of the codec is not imported by what only tells the forms apart
+    from scalems_store.tar.treeread import Entry
 
 VERSION = 1
 MAGIC = b"\0scalems-thin-tree "
@@ -76,6 +77,8 @@ def is_thin(head: bytes) -> bool:
 def large_files(entries: Iterable[Entry], threshold: int | None = None) -> list[Entry]:
     """The members of an archive to store as pieces: regular files of *threshold* bytes
     (:data:`THRESHOLD` when None) or more, in archive order."""
+    from scalems_store.tar.tarformat import FILE
+
     least = THRESHOLD if threshold is None else threshold
     return [entry for entry in entries if entry.type == FILE and entry.size >= least]
 
