@@ -52,3 +52,23 @@ def test_outputs_do_not_repeat_the_skeleton(store: FileStore, tmp_path: Path) ->
     store.materialize(record["directory"], out)
     assert (out / "topol.tpr").read_bytes() == (skeleton / "topol.tpr").read_bytes()
     assert (out / "out" / "traj.bin").stat().st_size == OUTPUT
+
+
+def test_rerun_checks_of_a_call_over_a_thin_skeleton(store: FileStore, tmp_path: Path) -> None:
+    """rerun --check and --check --deep rebuild a thin skeleton and a thin output directory
+    and find them the same (the deep rerun copies them into its scratch store whole)."""
+    from scalems_call.engines.deep import rerun_deep
+    from scalems_call.execution import cache
+    from scalems_call.execution.check import differences
+
+    skeleton = tmp_path / "skel"
+    skeleton.mkdir()
+    (skeleton / "topol.tpr").write_bytes(os.urandom(200_000))
+    call = pack(outfuncs.write_output, (7, 100_000), store=store, skeleton=skeleton)
+    first = run(call, store=store)
+    again = run(call, store=store, force=True)
+    assert first.fingerprint is not None and again.fingerprint is not None
+    recorded = cache.load_result(store, first.fingerprint)
+    assert differences(store, recorded, cache.load_result(store, again.fingerprint)) == []
+    rows = rerun_deep(store, call, log=lambda line: None)
+    assert [row["differences"] for row in rows] == [[]]
