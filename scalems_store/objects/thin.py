@@ -266,6 +266,42 @@ def headers_file(objects: ObjectDir, fp: str, tmp: str) -> Iterator[tuple[str, d
             unlink_quietly(path)
 
 
+WHOLE = "whole-"
+"""Prefix of the file in ``tmp/`` holding a thin tree's whole archive for a path (see
+:func:`whole_path`)."""
+
+
+def whole_path(objects: ObjectDir, fp: str, tmp: str) -> str:
+    """A path whose file holds object *fp*'s whole bytes, for what reads objects by path
+    (SCALE-MS's ``FileReference``): its own file, or for a tree stored thin
+    ``tmp/whole-<fp>``, rebuilt and checked, published by rename, read-only (made again
+    when gc has swept it).
+
+    Raises:
+        CorruptObject: a thin tree that does not rebuild to its fingerprint.
+    """
+    from scalems_store.objects.reading import open_stored
+
+    with open_stored(objects, fp) as stream:
+        if not is_thin(objects, fp, stream.fileno()):
+            return objects.path(fp)
+    final = os.path.join(tmp, WHOLE + fp)
+    with contextlib.suppress(OSError):
+        os.utime(final, follow_symlinks=False)  # gc counts its grace from this use
+        if os.lstat(final).st_size == size(objects, fp):
+            return final
+    with expanded_file(objects, fp, tmp) as path:
+        spare = f"{final}.{os.urandom(6).hex()}"
+        try:  # the checked copy, given its name whole (never half-written)
+            os.link(path, spare)
+            os.chmod(spare, 0o444)
+            os.replace(spare, final)
+        except OSError as exc:
+            unlink_quietly(spare)
+            raise StoreError(f"cannot write a whole copy of tree {fp}: {exc.strerror}") from exc
+    return final
+
+
 @contextlib.contextmanager
 def expanded_file(objects: ObjectDir, fp: str, tmp: str) -> Iterator[str]:
     """The path of a file holding object *fp*'s whole bytes: its own file, or (a thin

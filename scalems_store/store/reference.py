@@ -16,7 +16,8 @@ import os
 import pathlib
 from typing import IO, Any, BinaryIO, Protocol
 
-from scalems_store.core.errors import InvalidFingerprint, InvalidPath
+from scalems_store.core import layout
+from scalems_store.core.errors import InvalidFingerprint, InvalidPath, ObjectNotFound
 from scalems_store.core.fingerprint import hash_bytes
 from scalems_store.objects import reading
 from scalems_store.store.treeview import TreeStore, has_path
@@ -42,7 +43,14 @@ class FileReference(os.PathLike[str]):
         self._mode = mode
 
     def __fspath__(self) -> str:
-        return self._store.object_path(self._fingerprint)
+        from scalems_store.objects import thin
+
+        # a tree stored thin has no file of its whole bytes: one is made in tmp/
+        tmp = os.path.join(self._store.root, layout.TMP)
+        try:
+            return thin.whole_path(self._store.objects, self._fingerprint, tmp)
+        except ObjectNotFound:  # not here (is_local says so): where it would be
+            return self._store.object_path(self._fingerprint)
 
     def __repr__(self) -> str:
         return f"<FileReference {self._fingerprint} in {self._store.root!r}>"

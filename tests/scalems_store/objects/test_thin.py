@@ -379,3 +379,21 @@ def test_files_in_trees_are_listed_without_reading_the_pieces(
         [(fp, "big.bin"), (fp, "sub/copy.bin")],
     )
     assert places(store, hash_bytes(b"hello\n"))[1] == [(fp, "small.txt")]
+
+
+def test_a_file_reference_to_a_thin_tree_reads_its_whole_archive(
+    store: FileStore, tmp_path: Path
+) -> None:
+    """SCALE-MS's FileReference reads objects by path: for a tree stored thin, the path is
+    a checked, read-only copy of its whole archive in tmp/ (made again if swept)."""
+    import asyncio
+
+    golden_tree(tmp_path / "t")
+    fp = store.add_tree(tmp_path / "t")
+    ref = store.file_reference(fp)
+    with open(ref, "rb") as stream:
+        assert stream.read() == whole(tmp_path / "t")
+    assert asyncio.run(ref.aread()) == whole(tmp_path / "t")
+    os.unlink(os.fspath(ref))  # as gc sweeps tmp/
+    assert Path(os.fspath(ref)).read_bytes() == whole(tmp_path / "t")
+    assert os.fspath(store.file_reference(GOLDEN_PIECES[0])) == store.object_path(GOLDEN_PIECES[0])
