@@ -59,12 +59,19 @@ def serve_hits(
     import click
 
     from scalems_call.execution import remote as remote_calls
+    from scalems_store.core.errors import ObjectNotFound
     from scalems_store.remote import settings, sync
 
     remote = settings.find(store.root, remote_name)
     peer = sync.open_peer(remote, create=True)
     try:
-        session = _prepare(store, peer, list(names), force, on_workers)
+        try:
+            session = _prepare(store, peer, list(names), force, on_workers)
+        except ObjectNotFound as exc:  # a call packed here, not sent yet: send it, ask again
+            sent = _send(store, peer, list(names), exc)
+            peer.close()  # a fresh look: a bucket's listing is kept by its connection
+            peer = sync.open_peer(remote, create=True)
+            session = _prepare(store, peer, sent, force, on_workers)
         session.where = remote_calls.where_for(store, remote)
     except BaseException:
         peer.close()
@@ -80,15 +87,10 @@ def _prepare(
 ) -> Session:
     from scalems_call.execution import cache
     from scalems_call.execution.remote import remote_hits
-    from scalems_store.core.errors import ObjectNotFound
     from scalems_store.remote import lookup, sync
 
     # with labels: says if a name is one; with the named calls' result records (over SSH)
-    try:
-        closure = lookup.closure_with_records(store, peer, list(dict.fromkeys(names)), True)
-    except ObjectNotFound as exc:  # a call packed here, not sent yet: send it, ask again
-        names = _send(store, peer, names, exc)
-        closure = lookup.closure_with_records(store, peer, list(dict.fromkeys(names)), True)
+    closure = lookup.closure_with_records(store, peer, list(dict.fromkeys(names)), True)
     calls = {name: _named(closure.entries, closure.labels, name) for name in names}
     hits = {} if force else remote_hits(store, peer, closure, list(dict.fromkeys(calls.values())))
     misses = tuple(dict.fromkeys(c for c in calls.values() if c not in hits))

@@ -237,13 +237,16 @@ def _trust_as_client(store: FileStore, where: Where) -> None:
 
 @contextlib.contextmanager
 def _connected(remote: Remote) -> Iterator[Peer]:
-    """A connection to *remote*, reused by the next call of this process when this one
-    ends well (an SSH connection costs a login); closed when something failed."""
+    """A connection to *remote*. Over SSH it is reused by the next call of this process
+    when this one ends well (a connection costs a login; the far side reads the store
+    afresh for each request); closed when something failed. Other transports connect
+    afresh for each call (a bucket's connection keeps the listing it made)."""
     from scalems_store.remote import sync
 
+    reuse = remote.scheme == "ssh"
     with _lock:
         pool = _idle.setdefault(remote, [])
-        peer = pool.pop() if pool else None
+        peer = pool.pop() if pool and reuse else None
     if peer is None:
         peer = sync.open_peer(remote, create=True)
     try:
@@ -251,5 +254,8 @@ def _connected(remote: Remote) -> Iterator[Peer]:
     except BaseException:
         peer.close()
         raise
+    if not reuse:
+        peer.close()
+        return
     with _lock:
         _idle[remote].append(peer)

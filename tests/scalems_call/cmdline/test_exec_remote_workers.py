@@ -3,6 +3,7 @@ remote, and never touches the client's store (a guard logs every process that do
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -218,3 +219,52 @@ def test_calls_the_remote_lacks_are_sent_first(
     assert done.stdout.decode().strip() == result
     absent = run_cli("scalems-call", "exec", "--remote", "r", "--jobs", "2", "ab" * 32, env=env)
     assert absent.returncode == 1 and len(absent.stderr.splitlines()) == 1, absent.stderr
+
+
+@pytest.mark.parametrize("kind", ["ssh", "s3"])
+def test_workers_over_ssh_and_s3(
+    kind: str,
+    make_store: MakeStore,
+    run_cli: RunCli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same graph on pool workers against an SSH remote (sshd) and an S3 bucket (moto):
+    each worker connects by itself, the remote records every result, no worker opens the
+    client's store, and the second exec is a hit."""
+    from tests.scalems_store.remote.servers import S3_ENVIRONMENT, s3_server, sshd
+
+    client = make_store("client")
+    sims, ana = graph(client)
+    env = {"SCALEMS_STORE": client.root, "TMPDIR": str(tmp_path)}
+    with contextlib.ExitStack() as stack:
+        if kind == "ssh":
+            server = stack.enter_context(sshd(tmp_path / "sshd"))
+            env["SCALEMS_SSH_COMMAND"] = server.ssh_command
+            url, extra = (
+                server.url(tmp_path / "far"),
+                ["--command", entry_point("scalems-store")[0]],
+            )
+        else:
+            pytest.importorskip("s3fs", reason="S3 remotes need the s3 extra (s3fs)")
+            env |= S3_ENVIRONMENT
+            for key, value in S3_ENVIRONMENT.items():
+                monkeypatch.setenv(key, value)
+            moto = stack.enter_context(s3_server(tmp_path / "moto"))
+            import s3fs
+
+            s3fs.S3FileSystem(endpoint_url=moto.endpoint, skip_instance_cache=True).mkdir("bkt")
+            url, extra = "s3://bkt/store", ["--endpoint-url", moto.endpoint]
+        added = run_cli("scalems-store", "remote", "add", "r", url, *extra, env=env)
+        assert added.returncode == 0, added.stderr
+        log = tmp_path / "guard.log"
+        done, others = guarded(client, log, "exec", "--remote", "r", "--jobs", "2", ana, env=env)
+        assert done.returncode == 0, done.stderr
+        assert others == set(), log.read_text()
+        again, others = guarded(client, log, "exec", "--remote", "r", "--jobs", "2", ana, env=env)
+        assert again.returncode == 0 and again.stdout == done.stdout, again.stderr
+        assert "cached on r" in again.stderr and others == set()
+        pulled = run_cli("scalems-store", "pull", ana, env=env)
+        assert pulled.returncode == 0, pulled.stderr
+    assert client.get_ref("calls", ana) == [done.stdout.strip()]
+    assert all(client.get_ref("calls", sim) for sim in sims)
