@@ -106,14 +106,31 @@ def test_unmappable_source_is_read(
     assert done[-1] == len(data)
 
 
+def test_large_files_on_a_local_filesystem_are_read_once(
+    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a local filesystem the mapped source's pages are written beside their hash (each
+    page read once), not copied by the kernel beside a second read for the hash."""
+    path, data = big
+    monkeypatch.setattr(transfer, "clone", lambda src, dst: False)
+    monkeypatch.setattr(transfer, "filesystem_type", lambda fd: "ext4")
+    monkeypatch.setattr(transfer, "copy_span", lambda *a: pytest.fail("copied by the kernel"))
+    done: list[int] = []
+    assert copy_file(path, tmp_path / "dst", progress=done.append) == (hash_bytes(data), True)
+    assert (tmp_path / "dst").read_bytes() == data
+    assert done[-1] == len(data)
+
+
 def test_large_files_are_copied_by_the_kernel_beside_the_hash(
     big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A large file is copied as cp copies it (copy_file_range; on NFS the server copies)
-    while BLAKE3's threads hash the source on every core: not read and written by us."""
+    """On NFS (SMB, Ceph) a large file is copied as cp copies it (copy_file_range: the
+    server copies) while the source is hashed beside it: not read and written by us."""
     path, data = big
     monkeypatch.setattr(transfer, "clone", lambda src, dst: False)  # on btrfs or XFS
+    monkeypatch.setattr(transfer, "filesystem_type", lambda fd: "nfs4")
     monkeypatch.setattr(transfer, "copy_hashing", lambda *a: pytest.fail("read by us"))
+    monkeypatch.setattr(transfer, "write_span", lambda *a: pytest.fail("written by us"))
     threads: list[object] = []
     real = transfer.new_hasher
 
@@ -132,9 +149,13 @@ def test_large_files_are_copied_by_the_kernel_beside_the_hash(
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(data=st.binary(min_size=0, max_size=20_000), step=st.sampled_from([1, 4096, 5000, 1 << 20]))
+@given(
+    data=st.binary(min_size=0, max_size=20_000),
+    step=st.sampled_from([1, 4096, 5000, 1 << 20]),
+    kernel=st.booleans(),
+)
 def test_property_copy_beside_hash_round_trip(
-    tmp_path_factory: pytest.TempPathFactory, data: bytes, step: int
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, step: int, kernel: bool
 ) -> None:
     """The kernel copy from the front and the hashing thread's from the back meet exactly:
     every byte is copied once, in its place, whatever the step."""
@@ -144,7 +165,8 @@ def test_property_copy_beside_hash_round_trip(
     saved = transfer.COPY_STEP
     transfer.COPY_STEP = step
     try:
-        got = transfer._copy_beside_hash(src, dst, len(data), blake3(), None, None)
+        route = transfer._copy_beside_hash if kernel else transfer._write_beside_hash
+        got = route(src, dst, len(data), blake3(), None, None)
     finally:
         transfer.COPY_STEP = saved
         os.close(src)
@@ -153,25 +175,28 @@ def test_property_copy_beside_hash_round_trip(
     assert (where / "dst").read_bytes() == data
 
 
+@pytest.mark.parametrize("fs", ["nfs4", "ext4"])
 def test_the_hashing_thread_copies_the_last_steps(
-    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fs: str
 ) -> None:
     """Once the hash is done, its thread copies from the back while the caller copies
     from the front: each step once, the file exact, progress ending at its size."""
     path, data = big
     monkeypatch.setattr(transfer, "COPY_STEP", 1 << 20)
     monkeypatch.setattr(transfer, "clone", lambda src, dst: False)
-    real = transfer.copy_span
+    monkeypatch.setattr(transfer, "filesystem_type", lambda fd: fs)
+    name = "copy_span" if fs == "nfs4" else "write_span"
+    real = getattr(transfer, name)
     copied: list[tuple[str, int, int]] = []
     helped = threading.Event()
 
-    def recorded(src: int, dst: int, start: int, end: int) -> None:
-        real(src, dst, start, end)
+    def recorded(dst: object, src: object, start: int, end: int) -> None:
+        real(dst, src, start, end)
         copied.append((threading.current_thread().name, start, end))
         if threading.current_thread().name == "scalems-hash":
             helped.set()
 
-    monkeypatch.setattr(transfer, "copy_span", recorded)
+    monkeypatch.setattr(transfer, name, recorded)
     done: list[int] = []
 
     def slow_progress(count: int) -> None:
@@ -188,25 +213,28 @@ def test_the_hashing_thread_copies_the_last_steps(
     assert done[-1] == len(data)
 
 
+@pytest.mark.parametrize("fs", ["nfs4", "ext4"])
 def test_a_copy_error_in_the_hashing_thread_is_raised(
-    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    big: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fs: str
 ) -> None:
     """A write error in the steps the hashing thread copies is raised to the caller, whose
     own copy stops; no thread is left behind."""
     path, _ = big
     monkeypatch.setattr(transfer, "COPY_STEP", 1 << 20)
     monkeypatch.setattr(transfer, "clone", lambda src, dst: False)
-    real = transfer.copy_span
+    monkeypatch.setattr(transfer, "filesystem_type", lambda fd: fs)
+    name = "copy_span" if fs == "nfs4" else "write_span"
+    real = getattr(transfer, name)
     started = threading.Event()
 
-    def failing(src: int, dst: int, start: int, end: int) -> None:
+    def failing(dst: object, src: object, start: int, end: int) -> None:
         if threading.current_thread().name == "scalems-hash":
             started.set()
             raise OSError(errno.ENOSPC, "No space left on device")
         started.wait(10)  # the caller's first step waits for the hashing thread's failure
-        real(src, dst, start, end)
+        real(dst, src, start, end)
 
-    monkeypatch.setattr(transfer, "copy_span", failing)
+    monkeypatch.setattr(transfer, name, failing)
     threads = threading.active_count()
     with pytest.raises(OSError, match="No space left"):
         copy_file(path, tmp_path / "dst")
