@@ -108,6 +108,22 @@ def _prepare(
     below = [e.fingerprint for e in graph if e.fingerprint not in misses]
     found = {} if not below else remote_hits(store, peer, closure, below)
     session.served.update({c: (fp, cache.load_result(store, fp)) for c, fp in found.items()})
+    # a call served here that the remote has no hit for: its result goes there, so that the
+    # workers running the calls that take from it find its outputs
+    known: dict[str, bool] = {}
+    here = [
+        e.fingerprint
+        for e in graph
+        if e.fingerprint not in found
+        and not (force and e.fingerprint in misses)
+        and cache.hit(store, e.fingerprint, known) is not None
+    ]
+    if here:
+        import click
+
+        plan = sync.plan_push(store, peer, here, False)
+        sync.push(store, peer, plan)
+        click.echo(plan.summary("sent", f"to {peer.where}") + " (results found here)", err=True)
     return session
 
 

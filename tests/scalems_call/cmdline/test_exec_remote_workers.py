@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scalems_call import output, pack
+from scalems_call import output, pack, run
 from scalems_call.cmdline import remote_exec
 from scalems_store import FileStore
 from scalems_store.objects import content
@@ -268,3 +268,24 @@ def test_workers_over_ssh_and_s3(
         assert pulled.returncode == 0, pulled.stderr
     assert client.get_ref("calls", ana) == [done.stdout.strip()]
     assert all(client.get_ref("calls", sim) for sim in sims)
+
+
+def test_results_found_here_go_to_the_remote_for_the_workers(
+    make_store: MakeStore, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """Simulations already run in the client's store (and never pushed) are served here and
+    their results sent to the remote first: the analysis, run on a worker, finds their
+    outputs there."""
+    client = make_store("client")
+    sims, ana = graph(client, seeds=2)
+    env = {"SCALEMS_STORE": client.root, "TMPDIR": str(tmp_path)}
+    run_cli("scalems-store", "remote", "add", "r", str(tmp_path / "remote"), env=env)
+    assert run_cli("scalems-store", "push", ana, env=env).returncode == 0  # calls, no result
+    for sim in sims:
+        assert run(sim, store=client).status == "success"
+    done = run_cli("scalems-call", "exec", "--remote", "r", "--jobs", "2", "--json", ana, env=env)
+    assert done.returncode == 0, done.stderr
+    assert b"(results found here)" in done.stderr
+    there = FileStore(tmp_path / "remote")
+    assert all(there.get_ref("calls", sim) == client.get_ref("calls", sim) for sim in sims)
+    assert b'"status": "success"' in done.stdout and there.get_ref("calls", ana)
