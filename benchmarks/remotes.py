@@ -87,7 +87,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--bin", help="the bin/ directory of the scalems-store to measure")
-    parser.add_argument("--only", default="s3,ssh,noop", help="of s3, ssh, noop")
+    parser.add_argument(
+        "--only", default="s3,ssh,noop", help="of s3, ssh, noop (noop-ssh, noop-s3)"
+    )
     args = parser.parse_args()
     global STORE
     if args.bin:
@@ -130,9 +132,9 @@ def main() -> None:
                 endpoint=None,
                 peer=f"bench:{work / 'far-rclone'}",
             )
-        if "noop" in only:
+        if only & {"noop", "noop-ssh"}:
             rows += noop_push(work, noop, "SSH", lambda n: server.url(work / "far" / n), None)
-    if "noop" in only:
+    if only & {"noop", "noop-s3"}:
         with s3_server(work / "moto2") as s3:
             import s3fs
 
@@ -253,15 +255,19 @@ def _add(rows: list[tuple[str, str, str, str]], row: tuple[str, str, str, str]) 
 def noop_push(
     work: Path, count: int, label: str, url: Callable[[str], str], endpoint: str | None
 ) -> list[tuple[str, str, str, str]]:
-    """A push with nothing new, from a store of *count* objects all reached by labels."""
+    """A push with nothing new, from a store of *count* objects reached by *count*/100
+    refs of 100 values each."""
     from scalems_store import FileStore
 
-    root = work / f"noop-{count}"
+    root = work / f"noop-refs-{count}"
     if not (root / "store.json").exists():
         store = FileStore(root)
         with store.batch():
             fps = [store.add_bytes(b"object %d\n" % i) for i in range(count)]
-        store.set_ref("bench", store.add_bytes(b"key\n"), fps)
+            keys = [store.add_bytes(b"key %d\n" % i) for i in range(0, count, 100)]
+        # as a store of calls: many refs of a few values (a ref file holds at most 1 MiB)
+        for i, key in enumerate(keys):
+            store.set_ref("bench", key, fps[i * 100 : (i + 1) * 100])
     store_root = str(root)
     name = f"noop-{label.lower()}"
     subprocess.run([STORE, "--store", store_root, "remote", "remove", "n"], capture_output=True)

@@ -239,7 +239,8 @@ class RefDir:
         values: list[str] = []
         for file, info in self._files(path):
             if not mine or info.st_uid == os.geteuid():
-                values += [v for v in self._read(file, namespace, key) if v not in values]
+                seen = set(values)
+                values += [v for v in self._read(file, namespace, key) if v not in seen]
         return values
 
     def _read(self, path: str, namespace: str, key: str) -> list[str]:
@@ -251,6 +252,8 @@ class RefDir:
             if exc.errno == errno.ELOOP:
                 return []
             raise StoreError(f"cannot read ref {namespace}/{key}: {exc.strerror}") from exc
+        if _canonical(data):  # as written: no need to look at each line
+            return data.decode("ascii").split()
         return [value for value in _split(data) if layout.is_fingerprint(value)]
 
     def scan(self, damage: list[Damage], namespace: str | None = None) -> Iterator[Ref]:
@@ -374,7 +377,9 @@ def _read_values(entry: os.DirEntry[str], damage: list[Damage]) -> list[str] | N
         damage.append(Damage(entry.path, f"cannot be read: {exc.strerror}"))
         return None
     values = _split(data)
-    if len(data) > _MAX_REF_FILE or values is None or not all(map(layout.is_fingerprint, values)):
+    if len(data) > _MAX_REF_FILE or not (
+        _canonical(data) or all(map(layout.is_fingerprint, values))
+    ):
         damage.append(Damage(entry.path, "does not hold fingerprints, one a line"))
         return None
     if not values:  # never written so: what it held is lost (a crash, a disk full)
@@ -390,6 +395,16 @@ def _who(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return f"uid {uid}"
+
+
+_HEX_LINES = b"0123456789abcdef\n"
+
+
+def _canonical(data: bytes) -> bool:
+    """Whether *data* is lines of 64 lowercase hex digits, each ended by a newline, as refs
+    are written: checked in a few passes of C instead of a test a line."""
+    lines, rest = divmod(len(data), 65)
+    return not rest and data[64::65] == b"\n" * lines and not data.translate(None, _HEX_LINES)
 
 
 def _split(data: bytes) -> list[str]:

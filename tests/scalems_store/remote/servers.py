@@ -50,6 +50,8 @@ class Sshd(NamedTuple):
 
 
 def _keygen(path: Path) -> None:
+    for old in (path, path.with_suffix(".pub")):
+        old.unlink(missing_ok=True)  # a directory used before (a benchmark's work directory)
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
         check=True,

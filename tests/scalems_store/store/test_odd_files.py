@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scalems_call import pack, run
 from scalems_store import FileStore
@@ -215,3 +217,23 @@ def test_full_disk_fails_fast(ran: tuple[Path, str, str], tmp_path: Path) -> Non
     assert listed.returncode == 0 and call in listed.stdout.decode()
     line = one_line_error(full("reindex"))
     assert line.startswith("StoreNotWritable: cannot use index")
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.text(alphabet="0123456789abcdefABx \n", min_size=60, max_size=66), max_size=5).map(
+        lambda lines: "\n".join(lines).encode()
+    )
+    | st.binary(max_size=200)
+)
+def test_the_quick_check_of_a_ref_file_says_yes_only_to_fingerprints(data: bytes) -> None:
+    """A ref file is read without a test a line only where every line is a fingerprint and
+    ends in a newline, as refs are written; anything else takes the careful way."""
+    from scalems_store.core.layout import is_fingerprint
+    from scalems_store.store.refs import _canonical
+
+    if _canonical(data):
+        assert data.endswith(b"\n") or not data
+        assert all(is_fingerprint(line) for line in data.decode().split("\n")[:-1])
+    fp = "0123456789abcdef" * 4
+    assert _canonical(f"{fp}\n{fp}\n".encode())
