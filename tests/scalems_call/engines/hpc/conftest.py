@@ -246,3 +246,36 @@ def adapt(blocks: list[tuple[str, str]], replacements: dict[str, str]) -> list[t
         assert old in text, f"{old!r} is no longer in the docs/scale.md section"
         text = text.replace(old, new)
     return [(lang, code) for (lang, _), code in zip(blocks, text.split("\0"), strict=True)]
+
+
+def walkthrough_script(
+    blocks: list[tuple[str, str]], steps: list[str], python_under: Path | str
+) -> str:
+    """A docs/scale.md walk-through's *blocks* (one a step of *steps*) as one bash script:
+    each step marked on stdout and stderr (``@@ STEP``, see :func:`step_lines`), each shell
+    block run as it is, each Python block written to the file its first line names (a
+    comment ``# PYTHON_UNDER/.../STEP``)."""
+    assert len(blocks) == len(steps)
+    script = ["set -eo pipefail"]
+    for step, (lang, code) in zip(steps, blocks, strict=True):
+        script.append(f"echo '@@ {step}'; echo '@@ {step}' >&2")
+        if lang == "python":
+            first = code.splitlines()[0]
+            assert first.startswith(f"# {python_under}/") and first.endswith(f"/{step}"), first
+            script.append(f"cat > {first[2:]} <<'PYTHON'\n{code}PYTHON")
+        else:
+            assert lang == "sh", lang
+            script.append(code)
+    return "\n".join(script) + "\n"
+
+
+def step_lines(output: str) -> dict[str, list[str]]:
+    """The lines of a walk-through script's output, by step."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith("@@ "):
+            current = found.setdefault(line[3:], [])
+        elif current is not None:
+            current.append(line)
+    return found

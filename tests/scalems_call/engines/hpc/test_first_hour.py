@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.scalems_call.engines.hpc.conftest import SCALEMS_CALL, adapt, doc_blocks, lines
+from tests.scalems_call.engines.hpc.conftest import (
+    SCALEMS_CALL,
+    adapt,
+    doc_blocks,
+    lines,
+    step_lines,
+    walkthrough_script,
+)
 from tests.scalems_call.engines.hpc.localslurm import PARTITION, LocalSlurm
 
 pytest.importorskip("parsl")
@@ -33,30 +40,7 @@ def walkthrough(project: Path) -> str:
             'partition="compute"': f"partition={PARTITION!r}",
         },
     )
-    assert len(blocks) == len(STEPS)
-    script = ["set -eo pipefail"]
-    for step, (lang, code) in zip(STEPS, blocks, strict=True):
-        script.append(f"echo '@@ {step}'; echo '@@ {step}' >&2")
-        if lang == "python":
-            first = code.splitlines()[0]
-            assert first.startswith(f"# {project}/") and first.endswith(f"/{step}"), first
-            script.append(f"cat > {first[2:]} <<'PYTHON'\n{code}PYTHON")
-        else:
-            assert lang == "sh", lang
-            script.append(code)
-    return "\n".join(script) + "\n"
-
-
-def steps(output: str) -> dict[str, list[str]]:
-    """The output's lines, by step."""
-    found: dict[str, list[str]] = {}
-    current = None
-    for line in output.splitlines():
-        if line.startswith("@@ "):
-            current = found.setdefault(line[3:], [])
-        elif current is not None:
-            current.append(line)
-    return found
+    return walkthrough_script(blocks, STEPS, project)
 
 
 def test_first_hour_on_a_cluster(slurm: LocalSlurm, tmp_path: Path) -> None:
@@ -79,7 +63,7 @@ def test_first_hour_on_a_cluster(slurm: LocalSlurm, tmp_path: Path) -> None:
         timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    out, err = steps(proc.stdout), steps(proc.stderr)
+    out, err = step_lines(proc.stdout), step_lines(proc.stderr)
     assert list(out) == STEPS
     assert not any(err[step] for step in STEPS[:-1]), proc.stderr  # no warning, no error
 
