@@ -42,6 +42,7 @@ from scalems_store.core.fingerprint import CHUNK, new_hasher
 from scalems_store.core.fsutil import new_locked_dir, new_temp, remove_tree, write_all
 from scalems_store.maint import reach
 from scalems_store.objects import content, reading
+from scalems_store.objects import thin as thin_objects
 from scalems_store.objects.claims import check_tree
 from scalems_store.objects.writer import Staged
 from scalems_store.store.filestore import FileStore
@@ -609,12 +610,18 @@ def _check_thin(
         if piece in staged and piece not in thin:  # checked against its name already
             return open(staged[piece].path, "rb")
         try:
-            return reading.open_stored(store.objects, piece)
+            stream = reading.open_stored(store.objects, piece)
         except StoreError:
             raise ArchiveError(
                 f"bundle object {fp} needs piece {piece}, which neither the bundle nor "
                 "this store holds"
             ) from None
+        if thin_objects.is_thin(store.objects, piece, stream.fileno()):
+            stream.close()  # its stored bytes are not its name's: no tree's piece
+            raise ArchiveError(
+                f"bundle object {fp} names as a piece {piece}, a tree stored thin here"
+            )
+        return stream
 
     fd, whole = new_temp(staging, "whole-", lock=False)
     try:

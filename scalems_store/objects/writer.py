@@ -253,8 +253,13 @@ class Writer:
             pieces = []
             for entry in large:
                 part = view[entry.offset : entry.offset + entry.size]
-                pieces.append(Piece(entry.offset, entry.size, self._publish_piece(part)))
+                piece = self._publish_piece(part)
                 part.release()
+                if piece is not None:
+                    pieces.append(Piece(entry.offset, entry.size, piece))
+            if not pieces:
+                view.release()
+                return None
             last = pieces[-1].offset + pieces[-1].length
             head = Header(len(view), tuple(pieces), thintar.trailing_zeros(view, last), 0)
             temp = self._temp()
@@ -270,13 +275,17 @@ class Writer:
                 view.release()
         return temp, Meta(content.TREE, tuple(sorted({piece.fp for piece in pieces})))
 
-    def _publish_piece(self, data: memoryview) -> str:
-        """Store the bytes of one large file of a tree as a blob; return its fingerprint.
+    def _publish_piece(self, data: memoryview) -> str | None:
+        """Store the bytes of one large file of a tree as a blob; return its fingerprint,
+        or None if the file is a tree stored thin here (a tree's archive, as a file of
+        another tree): a piece is read as its stored bytes, so that file stays inline.
 
         A piece stored already (the skeleton's input, in each output tree) is kept as it
         is: pinned and touched, its size checked, its bytes not read again (a tree whose
         piece is damaged fails its check when read, and verify names the piece)."""
         fp = hash_bytes(data)
+        if self._stored_thin(fp):
+            return None
         found = self.objects.lstat(fp)
         same = found is not None and stat.S_ISREG(found.st_mode) and found.st_size == len(data)
         if same and self.keep(fp):
@@ -289,6 +298,17 @@ class Writer:
 
         first = None if self.objects.present(fp) else write()
         return self._publish(fp, content.BLOB, None, len(data), first, write, None)
+
+    def _stored_thin(self, fp: str) -> bool:
+        """Whether object *fp* is stored here in the thin form of a tree."""
+        try:
+            fd = os.open(self.objects.path(fp), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            return thin.is_thin(self.objects, fp, fd)
+        finally:
+            os.close(fd)
 
     def add_tree(
         self,

@@ -42,6 +42,11 @@ THRESHOLD = 64 << 10
 piece costs a header entry of about 90 bytes and a file of the store)."""
 MAX_HEADER = 256 << 20
 """Longest header line read (about 2.5 million pieces)."""
+MAX_ZEROS = THRESHOLD + (32 << 10)
+"""Most zero bytes a thin tree may say end its archive. What follows the last piece of an
+archive is at most a file kept inline (less than :data:`THRESHOLD` bytes), its padding,
+the end blocks and the padding of the last record (10 KiB); a header claiming more is
+refused, so that a few bytes from a peer cannot make a reader write terabytes of zeros."""
 
 
 class Piece(NamedTuple):
@@ -154,8 +159,13 @@ def parse_header(line: bytes, start: int, what: str) -> Header:
         pieces = tuple(Piece(*_piece(item)) for item in listed)
     except (ValueError, KeyError, TypeError) as exc:
         raise ArchiveError(f"{what}: malformed thin tree header ({exc})") from None
-    if not all(isinstance(n, int) and n >= 0 for n in (size, zeros)):
+    if not all(type(n) is int and n >= 0 for n in (size, zeros)):  # not a bool either
         raise ArchiveError(f"{what}: malformed thin tree header (sizes)")
+    if zeros > MAX_ZEROS:
+        raise ArchiveError(
+            f"{what}: thin tree header says its archive ends in {zeros} zero bytes "
+            f"(at most {MAX_ZEROS})"
+        )
     at = 0
     for piece in pieces:
         if piece.offset < at or piece.length <= 0:
@@ -170,7 +180,7 @@ def _piece(item: object) -> tuple[int, int, str]:
     if not isinstance(item, list) or len(item) != 3:
         raise ValueError("a piece is [offset, length, fingerprint]")
     offset, length, fp = item
-    if not (isinstance(offset, int) and isinstance(length, int) and isinstance(fp, str)):
+    if not (type(offset) is int and type(length) is int and isinstance(fp, str)):
         raise ValueError("a piece is [offset, length, fingerprint]")
     if offset < 0 or len(fp) != 64 or fp.strip("0123456789abcdef"):
         raise ValueError(f"bad piece {str(item)[:90]}")

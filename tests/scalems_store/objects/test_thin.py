@@ -4,6 +4,7 @@ reader still gets the whole archive, byte for byte, checked against the tree's n
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 import tempfile
@@ -19,7 +20,7 @@ from scalems_store.core.fingerprint import hash_bytes
 from scalems_store.maint import bundle
 from scalems_store.tar import archive, thintar
 from tests import strategies
-from tests.conftest import MakeStore
+from tests.conftest import MakeStore, RunCli
 from tests.treeutil import build, snapshot
 
 BIG = bytes(range(256)) * 300  # 76,800 bytes: a piece at the default threshold
@@ -397,3 +398,88 @@ def test_a_file_reference_to_a_thin_tree_reads_its_whole_archive(
     os.unlink(os.fspath(ref))  # as gc sweeps tmp/
     assert Path(os.fspath(ref)).read_bytes() == whole(tmp_path / "t")
     assert os.fspath(store.file_reference(GOLDEN_PIECES[0])) == store.object_path(GOLDEN_PIECES[0])
+
+
+def _bundle(objects: list[tuple[str, str, list[str], bytes]]) -> bytes:
+    """A version 2 bundle of *objects* (fingerprint, kind, references, bytes), in order."""
+    manifest = {
+        **bundle.FORMAT,
+        "version": bundle.THIN_VERSION,
+        "objects": [{"fingerprint": f, "kind": k, "refs": r} for f, k, r, _ in objects],
+        "refs": [],
+    }
+    members = [("bundle.json", json.dumps(manifest).encode())]
+    members += [("objects/" + fp, data) for fp, _, _, data in objects]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _thinned(archive_bytes: bytes, file_bytes: bytes, piece: str) -> bytes:
+    """The thin form of *archive_bytes* whose one piece is *file_bytes*, named *piece*."""
+    at = archive_bytes.index(file_bytes)
+    zeros = thintar.trailing_zeros(archive_bytes, at + len(file_bytes))
+    head = thintar.Header(
+        len(archive_bytes), (thintar.Piece(at, len(file_bytes), piece),), zeros, 0
+    )
+    literal = b"".join(bytes(c) for c in thintar.literal_chunks(archive_bytes, head))
+    return thintar.encode_header(head.size, head.pieces, zeros) + literal
+
+
+def test_a_bundle_claiming_terabytes_of_zeros_is_refused_at_once(
+    make_store: MakeStore, tmp_path: Path, run_cli: RunCli
+) -> None:
+    """A thin tree of a few KiB whose header says its archive ends in a TiB of zeros is
+    refused in one line before anything is rebuilt (it wrote the zeros to tmp/ until the
+    disk filled); nothing is published and the store verifies clean."""
+    source, dest = make_store("source"), make_store("dest")
+    golden_tree(tmp_path / "t")
+    fp = source.add_tree(tmp_path / "t")
+    raw = stored(source, fp)
+    head = thintar.read_header(io.BytesIO(raw), "t")
+    huge = thintar.encode_header(head.size + (1 << 40), head.pieces, head.zeros + (1 << 40))
+    objects: list[tuple[str, str, list[str], bytes]] = [
+        (p, "blob", [], source.read_bytes(p)) for p in GOLDEN_PIECES
+    ]
+    path = tmp_path / "evil.bundle"
+    path.write_bytes(
+        _bundle([*objects, (fp, "tree", list(GOLDEN_PIECES), huge + raw[head.start :])])
+    )
+    done = run_cli("scalems-store", "--store", str(dest.root), "import", str(path), timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.decode().strip().count("\n") == 0 and b"zero bytes" in done.stderr
+    assert list(dest.iter_fingerprints()) == [] and verify(dest).ok
+
+
+def test_a_tree_stored_thin_is_never_a_piece(
+    make_store: MakeStore, tmp_path: Path, run_cli: RunCli
+) -> None:
+    """A piece is read as its stored bytes, so a tree stored thin is no piece: a directory
+    holding the archive of such a tree (``get TREE -o x.tar``) is added with that file
+    inline and reads back (it was stored naming the tree as a piece, and read as corrupt),
+    and a bundle whose thin tree names one as its piece is refused, nothing published."""
+    store = make_store("store")
+    golden_tree(tmp_path / "t")
+    fp = store.add_tree(tmp_path / "t")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "t.tar").write_bytes(store.read_bytes(fp))
+    outer = store.add_tree(tmp_path / "d")
+    assert store.read_bytes(outer) == whole(tmp_path / "d") and fp not in store.references(outer)
+    assert verify(store).ok
+
+    fake = stored(store, fp)  # a file whose bytes are the thin form, passed off as tree fp
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "f.bin").write_bytes(fake)
+    evil = whole(tmp_path / "e")
+    named = hash_bytes(evil)
+    path = tmp_path / "evil.bundle"
+    path.write_bytes(_bundle([(named, "tree", [fp], _thinned(evil, fake, fp))]))
+    before = sorted(store.iter_fingerprints())
+    done = run_cli("scalems-store", "--store", str(store.root), "import", str(path))
+    assert done.returncode != 0 and done.stderr.decode().strip().count("\n") == 0
+    assert b"a tree stored thin here" in done.stderr
+    assert sorted(store.iter_fingerprints()) == before and verify(store).ok

@@ -8,6 +8,7 @@ target and leave nothing behind when it refuses.
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from scalems_store.core.errors import ArchiveError
 from scalems_store.core.fsutil import remove_tree
-from scalems_store.tar import archive
+from scalems_store.tar import archive, thintar
 from scalems_store.tar.tarstream import read_members
 from scalems_store.tar.treeread import clean_name
 from tests.strategies import bundles, header_soup, mutated, tree_archives
@@ -151,3 +152,50 @@ def test_both_parsers_agree_on_plain_files(data: bytes) -> None:
             return
     if all(entry.type == archive.FILE for entry in entries):
         assert [(e.path, e.size) for e in entries] == [(clean_name(n), s) for n, s in streamed]
+
+
+_sizes = st.one_of(st.integers(-3, 1 << 20), st.integers(), st.booleans(), st.floats(), st.none())
+_pieces = st.lists(
+    st.one_of(
+        st.tuples(_sizes, _sizes, st.sampled_from(["a" * 64, "A" * 64, "ab", ""])).map(list),
+        st.lists(_sizes, max_size=4),
+        st.text(max_size=5),
+    ),
+    max_size=6,
+)
+_thin_lines = st.one_of(
+    st.binary(max_size=300),
+    st.fixed_dictionaries(
+        {"pieces": _pieces, "size": _sizes, "zeros": _sizes},
+        optional={"extra": st.integers()},
+    ).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@settings(_FUZZ, max_examples=600)
+@given(
+    line=_thin_lines,
+    version=st.sampled_from([b"1", b"2", b"", b"1 ", b"\xff"]),
+    newline=st.booleans(),
+    rest=st.binary(max_size=200),
+)
+def test_thin_tree_headers(line: bytes, version: bytes, newline: bool, rest: bytes) -> None:
+    """Any thin tree header, as a peer may send it: a header that adds up, or one
+    ArchiveError line, in bounded time; one that adds up bounds what a rebuild writes
+    (pieces in order, inside the archive, its end zeros few)."""
+    data = thintar.MAGIC + version + b"\n" + line + (b"\n" if newline else b"") + rest
+    stream = io.BytesIO(data)
+    with deadline(SECONDS):
+        try:
+            head = thintar.read_header(stream, "fuzz")
+        except ArchiveError as exc:
+            assert "\n" not in str(exc)
+            return
+    assert head.start == stream.tell() and 0 <= head.zeros <= thintar.MAX_ZEROS
+    assert type(head.size) is int and type(head.zeros) is int  # no bool passes for one
+    at = 0
+    for piece in head.pieces:
+        assert type(piece.offset) is int and type(piece.length) is int
+        assert piece.offset >= at and piece.length > 0
+        at = piece.offset + piece.length
+    assert at + head.zeros <= head.size and head.literal >= 0
