@@ -49,14 +49,25 @@ def closure_with_records(store: FileStore, peer: Peer, names: list[str], labels:
         if f"unknown request {OP!r}" not in str(exc):
             raise
         return peer.closure(names, labels)  # an older far side
+    return read_reply(store, reply, peer.where)
+
+
+def read_reply(store: FileStore, reply: dict[str, Any], where: str) -> Closure:
+    """The closure a ``lookup`` reply from *where* says, its records checked and published
+    in *store* (all or none).
+
+    Raises:
+        StoreError: a reply that is not what :func:`answer` sends, or records that do not
+            check (:class:`RemoteError`, or what a pack refused says).
+    """
     entries, refs = wire.read_manifest(reply.get("manifest"))
     sizes = reply.get("sizes")
-    if not isinstance(sizes, dict) or not all(isinstance(v, int) for v in sizes.values()):
-        raise RemoteError(f"{peer.remote.name}: bad sizes in its reply")
+    if not isinstance(sizes, dict) or not all(type(v) is int for v in sizes.values()):
+        raise RemoteError(f"{where}: bad sizes in its reply")
     from scalems_store.remote.peer import Closure
 
     found = Closure(entries, refs, sizes, wire.read_labels(reply.get("labels")))
-    _publish(store, found, reply.get("records"), peer.where)
+    _publish(store, found, reply.get("records"), where)
     return found
 
 
@@ -101,8 +112,11 @@ def _publish(store: FileStore, found: Closure, records: Any, where: str) -> None
             datas[fp] = base64.b64decode(item["data"], validate=True)
         except (KeyError, TypeError, ValueError) as exc:
             raise RemoteError(f"{where}: bad record {fp}: {exc}") from None
+        listed = item.get("signatures") or []
+        if not isinstance(listed, list) or not all(isinstance(s, dict) for s in listed):
+            raise RemoteError(f"{where}: bad signatures of record {fp}")
         entries.append(entry)
-        signatures += [{"result": fp, **s} for s in item.get("signatures") or []]
+        signatures += [{**s, "result": fp} for s in listed]
     if not entries:
         return
     manifest = json.dumps(

@@ -4,12 +4,18 @@ over SSH, checked as a pack is; an older far side is asked in two."""
 from __future__ import annotations
 
 import base64
+import copy
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scalems_store import FileStore, FingerprintMismatch, RemoteError
+from scalems_store.core.errors import StoreError
 from scalems_store.remote import lookup, serve, sync, wire
 from scalems_store.remote.peer import Closure, LocalPeer
 from scalems_store.remote.ssh import SshPeer
@@ -99,3 +105,68 @@ def test_over_ssh_one_exchange_and_an_older_far_side_two(
         closure = lookup.closure_with_records(again, peer, [call], False)
     assert asked == ["lookup", "closure"] and result not in again
     assert {e.fingerprint for e in closure.entries} >= {call, result}
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=70) | st.just("a" * 64),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=12,
+)
+
+
+def _paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON value (the value itself first)."""
+    found = [at]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*at, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _paths(item, (*at, i))
+    return found
+
+
+@pytest.fixture(scope="module")
+def good_reply(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A lookup reply of a far store with one signed result."""
+    where = tmp_path_factory.mktemp("far")
+    far = FileStore(where / "store", create=True)
+    call, _ = ran_call(far, where)
+    return ask(far, [call])
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data(), value=_values)
+def test_any_lookup_reply_is_read_or_refused_in_one_line(
+    good_reply: dict[str, Any], data: st.DataObject, value: Any
+) -> None:
+    """A lookup reply with any one place of it replaced by any JSON value (a far side that
+    lies): its closure, or a StoreError of one line with nothing published (a signature
+    that was not a JSON object raised a TypeError, a traceback)."""
+    reply = copy.deepcopy(good_reply)
+    place = data.draw(st.sampled_from(_paths(reply)))
+    if place:
+        *parents, last = place
+        holder = reply
+        for key in parents:
+            holder = holder[key]
+        holder[last] = value
+    else:
+        reply = value if isinstance(value, dict) else {"reply": value}
+    with tempfile.TemporaryDirectory(dir=_scratch()) as scratch:
+        here = FileStore(Path(scratch) / "here", create=True, durable=False)
+        try:
+            found = lookup.read_reply(here, reply, "far")
+        except StoreError as exc:
+            assert "\n" not in str(exc)
+            assert list(here.iter_fingerprints()) == []
+            return
+        assert set(here.iter_fingerprints()) <= {e.fingerprint for e in found.entries}
+
+
+def _scratch() -> str | None:
+    return "/dev/shm" if os.path.isdir("/dev/shm") else None
