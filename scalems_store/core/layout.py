@@ -47,7 +47,8 @@ def normalize(text: str) -> str:
         or len(hexpart) < MIN_PREFIX
     ):
         raise InvalidFingerprint(
-            f"not a fingerprint: {text!r} (expected 64 hex digits, 'blake3:<hex>', "
+            f"not a fingerprint: {text[:90]!r}{'...' if len(text) > 90 else ''} "
+            "(expected 64 hex digits, 'blake3:<hex>', "
             f"or a prefix of at least {MIN_PREFIX} hex digits)"
         )
     return hexpart

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from scalems_store import FileStore, StoreError, verify
 from scalems_store.remote import wire
 from scalems_store.remote.serve import serve
+from tests.conftest import RunCli
 
 
 @given(st.lists(st.binary(max_size=3000), max_size=20), st.integers(1, 5000))
@@ -44,9 +45,9 @@ requests = st.one_of(
     st.binary(max_size=200),
     st.builds(
         lambda op, extra: _frame(json.dumps({"op": op, **extra}).encode()),
-        st.sampled_from(["have", "closure", "put", "get", "update", "nope"]),
+        st.sampled_from(["have", "closure", "put", "get", "update", "settled", "lookup", "nope"]),
         st.dictionaries(
-            st.sampled_from(["fingerprints", "names", "labels", "manifest", "refs"]),
+            st.sampled_from(["fingerprints", "names", "labels", "manifest", "refs", "zzz"]),
             st.recursive(
                 st.none() | st.booleans() | st.integers() | st.text(max_size=70),
                 lambda inner: (
@@ -101,3 +102,43 @@ def test_settled_says_only_what_the_far_side_holds(tmp_path: Path) -> None:
     request = {"op": "settled", "refs": wire.ref_summaries(refs), "labels": {"x": key, "y": key}}
     reply = answer(LocalPeer(store), request, io.BytesIO(), io.BytesIO())
     assert reply == {"refs": [0, 2], "labels": ["x"]}
+
+
+def test_serve_answers_malformed_lookups_in_one_line_and_goes_on(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """``serve --stdio`` given lookups with missing, unknown or absurd fields (a name of a
+    MiB, names not a list) answers each with a short one-line error and answers the next
+    request; bad JSON, or a frame saying 4 GiB, ends it with one line on stderr (no
+    traceback, no hang). A name of a MiB was echoed whole in its error."""
+    store = FileStore(tmp_path / "s", create=True)
+    good = {"op": "lookup", "names": [], "labels": False}
+    bad = [
+        {"op": "lookup"},
+        {"op": "lookup", "names": None, "labels": True},
+        {"op": "lookup", "names": "abcd", "labels": True},
+        {"op": "lookup", "names": [{"a": 1}], "labels": True},
+        {"op": "lookup", "names": ["x" * (1 << 20)], "labels": True},
+        {"op": "lookup", "names": ["0" * 64], "labels": True},
+    ]
+    frames = [_frame(json.dumps(r).encode()) for r in [*bad, {**good, "unknown": [1] * 9}]]
+    for ending in (b"", _frame(b"{not json"), struct.pack(">I", 0xFFFFFFFF)):
+        done = run_cli(
+            "scalems-store", "serve", "--stdio", str(store.root),
+            input=b"".join(frames) + ending, timeout=60,
+        )  # fmt: skip
+        out = io.BytesIO(done.stdout)
+        assert wire.receive_message(out, "test") == wire.HELLO
+        for _ in bad:
+            reply = wire.receive_message(out, "test")
+            assert set(reply) == {"error", "type"}, reply
+            assert "\n" not in reply["error"] and len(reply["error"]) < 300
+        assert wire.receive_message(out, "test")["records"] == {}  # an unknown field is ignored
+        assert wire.receive(out, "test") is None
+        lines = done.stderr.decode().splitlines()
+        if ending:
+            assert done.returncode != 0 and len(lines) == 1 and "RemoteError" in lines[0]
+        else:
+            assert (done.returncode, lines) == (0, [])
+        assert b"Traceback" not in done.stderr
+    assert verify(store).ok
