@@ -229,11 +229,20 @@ def extract_tree(objects: ObjectDir, fp: str, dest: str, tmp: str) -> None:
     from scalems_store.tar import archive
 
     archive.prepare_destination(dest)
-    with thin.expanded_file(objects, fp, tmp) as path:
-        if path != objects.path(fp):  # a thin tree's archive was checked as it was written
-            archive.extract(path, dest, verify=lambda: None)
-        else:
+    # a thin tree: its headers and small files from a sparse copy of its archive, each
+    # large file copied from its piece; rebuilt and hashed first (on a second thread,
+    # while the headers are parsed): nothing is written unless it matches
+    with thin.headers_file(objects, fp, tmp) as (path, pieces):
+        if not pieces:
             archive.extract(path, dest, verify=lambda: matches(fp, hash_file(path)))
+            return
+        sources = {offset: objects.path(piece) for offset, piece in pieces.items()}
+        archive.extract(
+            path,
+            dest,
+            verify=lambda: matches(fp, str(thin.expanded_hash(objects, fp))),
+            sources=sources,
+        )
 
 
 def kind(objects: ObjectDir, fp: str) -> str:

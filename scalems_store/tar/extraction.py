@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from scalems_store.core.errors import ArchiveError, InvalidPath, UnsafeArchive
 from scalems_store.core.fsutil import check_parent, remove_tree
@@ -39,6 +39,7 @@ def extract(
     checked: bool = False,
     verify: Callable[[], object] | None = None,
     member: str | None = None,
+    sources: Mapping[int, str] | None = None,
 ) -> int:
     """Extract the tree archive at *archive* (or one *member* of it) to *dest*.
 
@@ -54,6 +55,8 @@ def extract(
         member: A path in the tree: a file is written to the new file *dest*, a
             directory extracted into *dest* with everything under it (a symlink
             that would then point outside *dest* is refused). None for the whole.
+        sources: For a whole extraction, the file holding the data of each file member
+            whose data offset is a key (see :func:`.unpack.write_entries`).
 
     Returns:
         The number of members extracted.
@@ -82,7 +85,7 @@ def extract(
         try:
             os.makedirs(parent, exist_ok=True)
             os.mkdir(staging)
-            write_entries(data, entries, staging)
+            write_entries(data, entries, staging, sources if whole else None)
             os.rename(staging, dest)
         except OSError as exc:
             _discard(staging)

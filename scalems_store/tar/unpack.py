@@ -10,8 +10,10 @@ system's limit on one relative path.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from scalems_store.core.errors import ArchiveError
 from scalems_store.core.fingerprint import usable_cores
 from scalems_store.tar.tarformat import DIR, SYMLINK
 from scalems_store.tar.treeread import Entry
@@ -33,13 +35,21 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
-def write_entries(data: bytes | mmap.mmap, entries: list[Entry], root: str) -> None:
-    """Create *entries* under the empty directory *root*, taking file data from *data*.
+def write_entries(
+    data: bytes | mmap.mmap,
+    entries: list[Entry],
+    root: str,
+    sources: Mapping[int, str] | None = None,
+) -> None:
+    """Create *entries* under the empty directory *root*, taking file data from *data*,
+    or, for a file whose data offset is in *sources*, copying the file named there (a
+    piece of a tree stored thin, checked with the tree already).
 
     Directories and symlinks are made as they come, then the files are written.
 
     Raises:
         OSError: a member cannot be created or written.
+        ArchiveError: a source is shorter than its member.
     """
     root_fd = os.open(root, _DIRECTORY)
     try:
@@ -56,13 +66,47 @@ def write_entries(data: bytes | mmap.mmap, entries: list[Entry], root: str) -> N
                 os.symlink(entry.linkname, entry.path, dir_fd=root_fd)
             else:
                 files.append(entry)
+        copied = [f for f in files if sources and f.offset in sources]
+        if copied:
+            files = [f for f in files if f.offset not in (sources or {})]
         view = memoryview(data)
         try:
             _write_files(view, files, root, root_fd)
         finally:
             view.release()
+        for entry in copied:
+            assert sources is not None
+            _copy_file(entry, sources[entry.offset], root_fd)
     finally:
         os.close(root_fd)
+
+
+def _copy_file(entry: Entry, source: str, root_fd: int) -> None:
+    """Create the file *entry* under *root_fd* with the bytes of the file at *source*: a
+    kernel copy (a shared extent where the filesystem can), else read and write."""
+    parent, _, name = entry.path.rpartition("/")
+    dir_fd = os.open(parent or ".", _DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd)
+    try:
+        fd = os.open(name, _CREATE, entry.mode, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            left = entry.size
+            while left:
+                try:
+                    done = os.copy_file_range(src, fd, left)
+                except OSError:  # not between these filesystems: copy by hand
+                    done = len(chunk := os.read(src, min(left, 8 << 20)))
+                    _write_all(fd, memoryview(chunk))
+                if not done:
+                    raise ArchiveError(f"{source!r} is shorter than {entry.path!r}")
+                left -= done
+        finally:
+            os.close(src)
+    finally:
+        os.close(fd)
 
 
 def _make_dirs(root_fd: int, path: str, made: set[str]) -> None:
