@@ -19,7 +19,6 @@ extracts that directory alone. :func:`locate` is the one resolver of these names
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 from collections.abc import Iterator
@@ -54,7 +53,6 @@ class TreeStore(Protocol):
     def read_bytes(self, fingerprint: str, *, verify: bool = True) -> bytes: ...
     def write_to(self, fingerprint: str, out: IO[bytes]) -> int: ...
     def materialize(self, fingerprint: str, dest: str | os.PathLike[str]) -> str: ...
-    def tree_file(self, fingerprint: str) -> contextlib.AbstractContextManager[str]: ...
 
 
 MAX_LINKS = 40
@@ -80,14 +78,22 @@ class TreeView:
         kind = store.kind(self.fingerprint)
         if kind != "tree":
             raise InvalidPath(f"{name!r} is a {kind}, not a tree: it has no paths")
-        # the archive's file: the object's own, or a tree stored thin rebuilt from its
-        # pieces into a temporary file (checked as it was written), held until close
-        self._held = store.tree_file(self.fingerprint)
-        self._file = self._held.__enter__()
+        from scalems_store.objects import thin
+
+        # the archive's file: the object's own or, for a tree stored thin, a sparse copy
+        # of its headers and small files (held until close), each large file read from
+        # its piece; a thin tree is rebuilt and hashed (in chunks) to check it
+        self._held = thin.headers_file(
+            store.objects, self.fingerprint, os.path.join(store.root, layout.TMP)
+        )
+        self._file, pieces = self._held.__enter__()
+        self._sources = {offset: store.objects.path(fp) for offset, fp in pieces.items()}
         self._mapped = mapped(self._file)
         try:
             self.data: bytes | mmap.mmap = self._mapped.__enter__()
-            if self._file == store.object_path(self.fingerprint):
+            if self._sources:
+                matches(self.fingerprint, str(thin.expanded_hash(store.objects, self.fingerprint)))
+            else:
                 matches(self.fingerprint, new_hasher(len(self.data)).update(self.data).hexdigest())
             self.entries = list(iter_entries(self.data, checked=True))
         except BaseException:
@@ -105,15 +111,19 @@ class TreeView:
         self.close()
 
     def close(self) -> None:
-        """Release the mapping of the tree (and the file it was rebuilt into, if any)."""
+        """Release the mapping of the tree (and the sparse copy of a thin tree's headers)."""
         try:
             self._mapped.__exit__()
         finally:
             self._held.__exit__(None, None, None)
 
-    def open_archive(self) -> BinaryIO:
-        """The archive's file, open for reading (it stays readable after :meth:`close`)."""
-        return open(self._file, "rb")
+    def open_member(self, entry: Entry) -> tuple[BinaryIO, int]:
+        """A file holding the bytes of file *entry*, open for reading (it stays readable
+        after :meth:`close`), and where in it they start."""
+        source = self._sources.get(entry.offset)
+        if source is not None:
+            return open(source, "rb"), 0
+        return open(self._file, "rb"), entry.offset
 
     def resolve(self, path: str) -> str:
         """Return *path* with the tree's symlinks followed: the path of a file or
@@ -174,6 +184,13 @@ class TreeView:
         entry = self.entry(path)
         if entry.type != FILE:
             raise InvalidPath(f"{path!r} in tree {self.fingerprint} is a directory, not a file")
+        source = self._sources.get(entry.offset)
+        if source is not None:  # a large file of a tree stored thin: its piece
+            with mapped(source) as data, memoryview(data) as whole:
+                for start in range(0, entry.size, size):
+                    with whole[start : min(start + size, entry.size)] as part:
+                        yield part
+            return
         with memoryview(self.data) as whole:
             for start in range(entry.offset, entry.offset + entry.size, size):
                 with whole[start : min(start + size, entry.offset + entry.size)] as part:
@@ -206,7 +223,7 @@ class TreeView:
         from scalems_store.tar.archive import extract
 
         member = self.resolve(path)
-        return extract(self._file, dest, checked=True, member=member or None)
+        return extract(self._file, dest, checked=True, member=member or None, sources=self._sources)
 
 
 def open_tree(store: TreeStore, name: str) -> TreeView:
@@ -359,8 +376,8 @@ def open_file(store: TreeStore, spec: str) -> BinaryIO:
         entry = view.entry(spot.path or "")
         if view.is_dir(spot.path or ""):
             raise InvalidPath(f"{spot.path!r} of tree {view.fingerprint} is a directory")
-        stream = view.open_archive()
-    return io.BufferedReader(_Window(stream, entry.offset, entry.size))
+        stream, start = view.open_member(entry)
+    return io.BufferedReader(_Window(stream, start, entry.size))
 
 
 class _Window(io.RawIOBase):

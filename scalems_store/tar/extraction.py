@@ -16,7 +16,7 @@ from scalems_store.core.fsutil import check_parent, remove_tree
 from scalems_store.core.threads import Beside
 from scalems_store.tar.tarformat import DIR, SYMLINK
 from scalems_store.tar.treeread import Entry, check_link, iter_entries, mapped
-from scalems_store.tar.unpack import write_entries
+from scalems_store.tar.unpack import copy_from, write_entries
 
 
 def prepare_destination(dest: str | os.PathLike[str]) -> str:
@@ -55,8 +55,8 @@ def extract(
         member: A path in the tree: a file is written to the new file *dest*, a
             directory extracted into *dest* with everything under it (a symlink
             that would then point outside *dest* is refused). None for the whole.
-        sources: For a whole extraction, the file holding the data of each file member
-            whose data offset is a key (see :func:`.unpack.write_entries`).
+        sources: The file holding the data of each file member whose data offset is a
+            key (see :func:`.unpack.write_entries`).
 
     Returns:
         The number of members extracted.
@@ -77,7 +77,7 @@ def extract(
         if not whole:
             entries = _under(entries, str(member))
             if len(entries) == 1 and entries[0].path == "":
-                _write_file(data, entries[0], dest)
+                _write_file(data, entries[0], dest, (sources or {}).get(entries[0].offset))
                 return 1
             prepare_destination(dest)
         parent = os.path.dirname(os.path.abspath(dest))
@@ -85,7 +85,7 @@ def extract(
         try:
             os.makedirs(parent, exist_ok=True)
             os.mkdir(staging)
-            write_entries(data, entries, staging, sources if whole else None)
+            write_entries(data, entries, staging, sources)
             os.rename(staging, dest)
         except OSError as exc:
             _discard(staging)
@@ -122,18 +122,24 @@ def _under(entries: list[Entry], member: str) -> list[Entry]:
     return found
 
 
-def _write_file(data: bytes | mmap.mmap, entry: Entry, dest: str) -> None:
-    """Write one member (a file, or a symlink's target name) to the new path *dest*."""
+def _write_file(
+    data: bytes | mmap.mmap, entry: Entry, dest: str, source: str | None = None
+) -> None:
+    """Write one member (a file, or a symlink's target name) to the new path *dest*, its
+    bytes from *data* or, if given, from the file at *source*."""
     if entry.type == SYMLINK:
         raise InvalidPath(f"the member is a symlink (-> {entry.linkname!r}), not a file")
     if os.path.lexists(dest):
         raise InvalidPath(f"destination {dest!r} already exists")
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, entry.mode)
     try:
-        with memoryview(data)[entry.offset : entry.offset + entry.size] as chunk:
-            written = 0
-            while written < entry.size:
-                written += os.write(fd, chunk[written:])
+        if source is not None:
+            copy_from(source, fd, entry.size)
+        else:
+            with memoryview(data)[entry.offset : entry.offset + entry.size] as chunk:
+                written = 0
+                while written < entry.size:
+                    written += os.write(fd, chunk[written:])
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):

@@ -91,22 +91,32 @@ def _copy_file(entry: Entry, source: str, root_fd: int) -> None:
     finally:
         os.close(dir_fd)
     try:
-        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            left = entry.size
-            while left:
-                try:
-                    done = os.copy_file_range(src, fd, left)
-                except OSError:  # not between these filesystems: copy by hand
-                    done = len(chunk := os.read(src, min(left, 8 << 20)))
-                    _write_all(fd, memoryview(chunk))
-                if not done:
-                    raise ArchiveError(f"{source!r} is shorter than {entry.path!r}")
-                left -= done
-        finally:
-            os.close(src)
+        copy_from(source, fd, entry.size)
     finally:
         os.close(fd)
+
+
+def copy_from(source: str, fd: int, size: int) -> None:
+    """Write the first *size* bytes of the file at *source* to *fd*: a kernel copy (a
+    shared extent where the filesystem can), else read and write.
+
+    Raises:
+        ArchiveError: *source* is shorter.
+    """
+    src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        left = size
+        while left:
+            try:
+                done = os.copy_file_range(src, fd, left)
+            except OSError:  # not between these filesystems: copy by hand
+                done = len(chunk := os.read(src, min(left, 8 << 20)))
+                _write_all(fd, memoryview(chunk))
+            if not done:
+                raise ArchiveError(f"{source!r} is shorter than the member it holds")
+            left -= done
+    finally:
+        os.close(src)
 
 
 def _make_dirs(root_fd: int, path: str, made: set[str]) -> None:
