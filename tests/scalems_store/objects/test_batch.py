@@ -120,6 +120,7 @@ with FileStore(sys.argv[1], durable=True) as store:
         with store.batch():
             for i in range(200):
                 store.add_bytes(os.urandom(3000))
+        print("a batch published", flush=True)
 """
 
 
@@ -129,10 +130,14 @@ def test_sigkill_mid_batch_leaves_nothing_partial(tmp_path: Path) -> None:
     FileStore(root).close()
     rng = random.Random(99)
     for _ in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", BATCHER, str(root)])
-        time.sleep(0.2 + rng.random() * 0.6)
+        proc = subprocess.Popen([sys.executable, "-c", BATCHER, str(root)], stdout=subprocess.PIPE)
+        # killed at a random moment of a later batch: counted from the first batch's end, not
+        # from the start (on a busy machine the interpreter alone may take longer to start)
+        assert proc.stdout is not None and proc.stdout.readline()
+        time.sleep(rng.random() * 0.6)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
     with FileStore(root) as store:
         assert list(store.iter_fingerprints()), "the batches should have published something"
         report = verify(store)
