@@ -39,7 +39,7 @@ from scalems_store.core.errors import (
     StoreError,
 )
 from scalems_store.core.fingerprint import CHUNK, new_hasher
-from scalems_store.core.fsutil import new_locked_dir, new_temp, remove_tree, write_all
+from scalems_store.core.fsutil import new_locked_dir, new_temp, remove_tree
 from scalems_store.maint import reach
 from scalems_store.objects import content, reading
 from scalems_store.objects import thin as thin_objects
@@ -623,27 +623,55 @@ def _check_thin(
             )
         return stream
 
-    fd, whole = new_temp(staging, "whole-", lock=False)
+    # The archive is hashed whole, but written without its pieces (holes, never written):
+    # the headers are checked on that, each piece must be the data of one file, which
+    # the parse skips, so it reads the archive as it would the whole. A thin tree naming
+    # a large blob many times thus costs the receiver its hashing, never its disk.
+    fd, sparse = new_temp(staging, "whole-", lock=False)
     try:
         hasher = new_hasher(head.size)
+        spans = iter(head.pieces)
+        span, at = next(spans, None), 0
         with open(staged[fp].path, "rb") as stream:
             stream.seek(head.start)
             for chunk in thintar.expand(stream, head, open_piece, f"bundle object {fp}"):
                 hasher.update(chunk)
-                write_all(fd, chunk)
+                while span is not None and at >= span.offset + span.length:
+                    span = next(spans, None)
+                if span is None or at < span.offset:  # a chunk never straddles a piece
+                    os.pwrite(fd, chunk, at)
+                at += len(chunk)
+        os.ftruncate(fd, head.size)
         if hasher.hexdigest() != fp:
             raise FingerprintMismatch(
                 f"bundle object {fp} is corrupt: with its pieces its content has fingerprint "
                 f"{hasher.hexdigest()}"
             )
-        try:
-            check_tree(fp, whole)
-        except InvalidContent as exc:
-            raise InvalidContent(f"bundle refused: {exc}; nothing was imported") from None
+        _check_pieces_are_files(fp, sparse, head)
     finally:
         os.close(fd)
         with contextlib.suppress(OSError):
-            os.unlink(whole)
+            os.unlink(sparse)
+
+
+def _check_pieces_are_files(fp: str, path: str, head: Header) -> None:
+    """Refuse tree *fp*, whose archive without its pieces' bytes is at *path*, unless it
+    is a valid tree archive each of whose pieces is the data of one of its files."""
+    from scalems_store.tar.tarformat import FILE
+    from scalems_store.tar.treeread import list_entries
+
+    try:
+        files = {(e.offset, e.size) for e in list_entries(path) if e.type == FILE}
+    except ArchiveError as exc:
+        raise InvalidContent(
+            f"bundle refused: object {fp} is not a tree: {exc}; nothing was imported"
+        ) from None
+    for piece in head.pieces:
+        if (piece.offset, piece.length) not in files:
+            raise InvalidContent(
+                f"bundle refused: object {fp}: its piece at offset {piece.offset} is not the "
+                "data of one of its files; nothing was imported"
+            )
 
 
 def _check_result_of(

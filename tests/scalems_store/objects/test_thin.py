@@ -507,3 +507,41 @@ def test_a_tree_stored_thin_is_never_a_piece(
     assert done.returncode != 0 and done.stderr.decode().strip().count("\n") == 0
     assert b"a tree stored thin here" in done.stderr
     assert sorted(store.iter_fingerprints()) == before and verify(store).ok
+
+
+def test_a_piece_must_be_the_data_of_one_file(make_store: MakeStore, tmp_path: Path) -> None:
+    """A thin tree naming a piece anywhere but at the data of one of its files is refused in
+    one line, by its name rightly the BLAKE3 of what it rebuilds: one 75 KiB piece named
+    50 times back to back (a peer can name a blob of the store many GiB long so, for a few
+    bytes each: the whole was written to tmp/ before it was parsed; now only its literal
+    bytes are), or a piece over its headers. Nothing is published."""
+    source, dest = make_store("source"), make_store("dest")
+    golden_tree(tmp_path / "t")
+    fp = source.add_tree(tmp_path / "t")
+    archive_bytes = source.read_bytes(fp)
+    first = thintar.read_header(io.BytesIO(stored(source, fp)), "t").pieces[0]
+    big = first.fp
+    piece = source.read_bytes(big)
+    end = first.offset + first.length
+    repeated = archive_bytes[: first.offset] + piece * 50 + archive_bytes[end:]
+    spans = [thintar.Piece(first.offset + i * len(piece), len(piece), big) for i in range(50)]
+    over_headers = piece + archive_bytes[len(piece) :]
+    for whole_bytes, pieces in (
+        (repeated, spans),
+        (over_headers, [thintar.Piece(0, len(piece), big)]),
+    ):
+        last = pieces[-1].offset + pieces[-1].length
+        head = thintar.Header(
+            len(whole_bytes), tuple(pieces), thintar.trailing_zeros(whole_bytes, last), 0
+        )
+        thin_bytes = thintar.encode_header(head.size, head.pieces, head.zeros) + b"".join(
+            bytes(c) for c in thintar.literal_chunks(whole_bytes, head)
+        )
+        objects = [
+            (big, "blob", [], piece),
+            (hash_bytes(whole_bytes), "tree", [big], thin_bytes),
+        ]
+        with pytest.raises(InvalidContent, match="is not the data of one of its files") as caught:
+            bundle.import_objects(dest, io.BytesIO(_bundle(objects)))
+        assert "\n" not in str(caught.value)
+        assert list(dest.iter_fingerprints()) == [] and verify(dest).ok
