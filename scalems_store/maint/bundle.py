@@ -293,7 +293,10 @@ def import_objects(store: FileStore, stream: IO[bytes], *, labels: bool = True) 
                 with store.batch():  # made durable together, published after the checks
                     entries, refs, named, signatures, staged, thin = _read(store, stream, staging)
                     present = _check(store, entries, refs, staged, thin, staging)
-                    for entry in entries:  # dependencies first: a cut-short import leaves closures
+                    # dependencies first, whatever order the bundle lists them in: a
+                    # cut-short import leaves closures (never a thin tree without a piece)
+                    ordered = _dependencies_first({e.fingerprint: e for e in entries})
+                    for entry in ordered:
                         known = entry.fingerprint in present
                         head = thin.get(entry.fingerprint)
                         _publish(store, entry, staged[entry.fingerprint], known, head)

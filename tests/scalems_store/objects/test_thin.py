@@ -9,6 +9,7 @@ import os
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,7 @@ from scalems_store import CorruptObject, FileStore, gc, verify
 from scalems_store.core.errors import ArchiveError, FingerprintMismatch, InvalidContent
 from scalems_store.core.fingerprint import hash_bytes
 from scalems_store.maint import bundle
+from scalems_store.objects.placing import Placer
 from scalems_store.tar import archive, thintar
 from tests import strategies
 from tests.conftest import MakeStore, RunCli
@@ -545,3 +547,27 @@ def test_a_piece_must_be_the_data_of_one_file(make_store: MakeStore, tmp_path: P
             bundle.import_objects(dest, io.BytesIO(_bundle(objects)))
         assert "\n" not in str(caught.value)
         assert list(dest.iter_fingerprints()) == [] and verify(dest).ok
+
+
+def test_an_import_publishes_pieces_before_their_tree_whatever_the_order_listed(
+    make_store: MakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle listing a thin tree before its pieces is published pieces first (it was
+    published in the order listed: an import cut short between the two left a tree whose
+    piece was missing)."""
+    source, dest = make_store("source"), make_store("dest")
+    golden_tree(tmp_path / "t")
+    fp = source.add_tree(tmp_path / "t")
+    objects = [(fp, "tree", list(GOLDEN_PIECES), stored(source, fp))]
+    objects += [(p, "blob", [], source.read_bytes(p)) for p in GOLDEN_PIECES]
+    placed: list[str] = []
+    place = Placer.place
+
+    def recording(self: Placer, fingerprint: str, *args: Any, **kwargs: Any) -> Any:
+        placed.append(fingerprint)
+        return place(self, fingerprint, *args, **kwargs)
+
+    monkeypatch.setattr(Placer, "place", recording)
+    bundle.import_objects(dest, io.BytesIO(_bundle(objects)))
+    assert sorted(placed) == sorted([fp, *GOLDEN_PIECES]) and placed[-1] == fp
+    assert dest.read_bytes(fp) == whole(tmp_path / "t") and verify(dest).ok
