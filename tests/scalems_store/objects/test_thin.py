@@ -571,3 +571,18 @@ def test_an_import_publishes_pieces_before_their_tree_whatever_the_order_listed(
     bundle.import_objects(dest, io.BytesIO(_bundle(objects)))
     assert sorted(placed) == sorted([fp, *GOLDEN_PIECES]) and placed[-1] == fp
     assert dest.read_bytes(fp) == whole(tmp_path / "t") and verify(dest).ok
+
+
+def test_the_most_end_zeros_a_tree_can_have_are_within_the_cap(
+    store: FileStore, tmp_path: Path
+) -> None:
+    """A tree ending in the largest file kept inline, all zeros, after a piece: its end
+    zeros (that file, its padding, the end blocks, the record's padding) are within
+    :data:`thintar.MAX_ZEROS`, so the cap refuses only what no tree has."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.bin").write_bytes(BIG)
+    (tmp_path / "t" / "z.bin").write_bytes(bytes(thintar.THRESHOLD - 1))
+    fp = store.add_tree(tmp_path / "t")
+    head = thintar.read_header(io.BytesIO(stored(store, fp)), "t")
+    assert thintar.THRESHOLD < head.zeros <= thintar.MAX_ZEROS
+    assert store.read_bytes(fp) == whole(tmp_path / "t") and verify(store).ok
