@@ -86,6 +86,42 @@ def test_imports_run_only_downward() -> None:
     assert wrong == []
 
 
+def _module_of(name: str, modules: set[str]) -> str | None:
+    """The module of ours that the imported dotted *name* is, or holds (``a.b.c`` may be
+    module ``a.b.c`` or name ``c`` of module ``a.b``)."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def test_no_module_imports_itself_round_a_circle() -> None:
+    """No circle of imports between modules, counting imports inside functions and for type
+    checking too (the house rule: no circles; a folder's modules may import each other, but
+    only one way)."""
+    found = _modules()
+    modules = {dotted for _, dotted in found}
+    graph: dict[str, set[str]] = {}
+    for path, dotted in found:
+        targets = {_module_of(name, modules) for name in _imports(path)}
+        graph[dotted] = {t for t in targets if t and t != dotted and not t.endswith("__init__")}
+    graph = {m: {t for t in ts if t in graph} for m, ts in graph.items()}
+    circles, state = [], dict.fromkeys(graph, 0)  # 0 new, 1 on the path, 2 done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state[target] == 1:
+                circles.append(" -> ".join([*path[path.index(target) :], target]))
+            elif state[target] == 0:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if state[module] == 0:
+            visit(module, [module])
+    assert circles == []
+
+
 def test_every_folder_is_small_and_says_what_it_holds() -> None:
     """Each folder has at most 12 modules and an ``__init__`` docstring naming its imports."""
     for layer in LAYERS[1:]:

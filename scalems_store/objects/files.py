@@ -14,10 +14,16 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from scalems_store.core import layout
-from scalems_store.core.errors import AmbiguousPrefix, ObjectNotFound, StoreNotWritable
+from scalems_store.core.errors import (
+    AmbiguousPrefix,
+    CorruptObject,
+    ObjectNotFound,
+    StoreError,
+    StoreNotWritable,
+)
 from scalems_store.core.fsutil import read_regular, replace_atomic
 from scalems_store.objects.content import KINDS
 
@@ -318,3 +324,30 @@ def _opened(path: str, dir_fd: int | None = None) -> Iterator[int | None]:
         yield fd
     finally:
         os.close(fd)
+
+
+def open_stored(objects: ObjectDir, fp: str) -> BinaryIO:
+    """Open the file of object *fp* (full fingerprint) as stored, never through a symlink.
+
+    Raises:
+        ObjectNotFound: it is not there.
+    """
+    try:
+        # O_NONBLOCK: a FIFO where the object should be must not wait for a writer
+        fd = os.open(objects.path(fp), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ObjectNotFound(f"no object {fp} in store {os.path.dirname(objects.top)!r}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read object {fp}: {exc.strerror}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CorruptObject(
+            f"object {fp} is corrupt: not a regular file (see 'scalems-store verify')"
+        )
+    return os.fdopen(fd, "rb")
+
+
+def matches(fp: str, got: str) -> None:
+    """Raise :class:`CorruptObject` unless the bytes read of object *fp* hashed to *got*."""
+    if got != fp:
+        raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")

@@ -15,11 +15,11 @@ import stat
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, BinaryIO
 
-from scalems_store.core.errors import CorruptObject, InvalidPath, ObjectNotFound, StoreError
+from scalems_store.core.errors import CorruptObject, InvalidPath, StoreError
 from scalems_store.core.fingerprint import CHUNK, MMAP_THRESHOLD, hash_bytes, new_hasher
 from scalems_store.core.fsutil import check_parent, new_temp, not_writable, unlink_quietly
 from scalems_store.objects import content
-from scalems_store.objects.files import DAMAGED, ObjectDir
+from scalems_store.objects.files import DAMAGED, ObjectDir, matches, open_stored
 
 if TYPE_CHECKING:
     from scalems_store.objects import thin
@@ -35,33 +35,6 @@ def open_object(objects: ObjectDir, fp: str) -> BinaryIO:
     from scalems_store.objects import thin
 
     return thin.open_expanded(objects, fp)
-
-
-def open_stored(objects: ObjectDir, fp: str) -> BinaryIO:
-    """Open the file of object *fp* (full fingerprint) as stored, never through a symlink.
-
-    Raises:
-        ObjectNotFound: it is not there.
-    """
-    try:
-        # O_NONBLOCK: a FIFO where the object should be must not wait for a writer
-        fd = os.open(objects.path(fp), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        raise ObjectNotFound(f"no object {fp} in store {os.path.dirname(objects.top)!r}") from None
-    except OSError as exc:
-        raise StoreError(f"cannot read object {fp}: {exc.strerror}") from exc
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise CorruptObject(
-            f"object {fp} is corrupt: not a regular file (see 'scalems-store verify')"
-        )
-    return os.fdopen(fd, "rb")
-
-
-def matches(fp: str, got: str) -> None:
-    """Raise :class:`CorruptObject` unless the bytes read of object *fp* hashed to *got*."""
-    if got != fp:
-        raise CorruptObject(f"object {fp} is corrupt: its content no longer matches its name")
 
 
 def _copied(fp: str, copy: Callable[[], tuple[str, bool]]) -> None:

@@ -64,7 +64,7 @@ def header(objects: ObjectDir, fp: str, stream: BinaryIO) -> Header:
 def pieces_of(objects: ObjectDir, fp: str) -> tuple[str, ...]:
     """The pieces a thin tree's stored bytes name (sorted, each once); nothing for any
     other object, or one whose header cannot be read."""
-    from scalems_store.objects.reading import open_stored
+    from scalems_store.objects.files import open_stored
 
     try:
         with open_stored(objects, fp) as stream:
@@ -144,7 +144,7 @@ def expanded(
         raise
 
     def open_piece(piece: str) -> BinaryIO:
-        from scalems_store.objects.reading import open_stored
+        from scalems_store.objects.files import open_stored
 
         try:
             return open_stored(objects, piece)
@@ -168,7 +168,7 @@ def expanded(
 def open_expanded(objects: ObjectDir, fp: str) -> BinaryIO:
     """Object *fp* as a stream of its whole bytes, thin or not (unchecked: the reader
     hashes what it reads, as it does any object's)."""
-    from scalems_store.objects.reading import open_stored
+    from scalems_store.objects.files import open_stored
 
     stream = open_stored(objects, fp)
     if not is_thin(objects, fp, stream.fileno()):
@@ -178,7 +178,7 @@ def open_expanded(objects: ObjectDir, fp: str) -> BinaryIO:
 
 def size(objects: ObjectDir, fp: str) -> int:
     """The size of object *fp*'s whole bytes (a thin tree's archive, not its file)."""
-    from scalems_store.objects.reading import open_stored
+    from scalems_store.objects.files import open_stored
 
     with open_stored(objects, fp) as stream:
         if not is_thin(objects, fp, stream.fileno()):
@@ -193,7 +193,7 @@ def expanded_hash(objects: ObjectDir, fp: str, *, careful: bool = False) -> str 
     Raises:
         CorruptObject: a header that cannot be read, a piece missing or of the wrong size.
     """
-    from scalems_store.objects.reading import open_stored
+    from scalems_store.objects.files import open_stored
 
     stream = open_stored(objects, fp)
     thin = head_is_thin(stream.fileno()) if careful else is_thin(objects, fp, stream.fileno())
@@ -237,7 +237,7 @@ def headers_file(objects: ObjectDir, fp: str, tmp: str) -> Iterator[tuple[str, d
     Raises:
         CorruptObject: a thin header that cannot be read.
     """
-    from scalems_store.objects.reading import open_stored
+    from scalems_store.objects.files import open_stored
 
     stream = open_stored(objects, fp)
     if not is_thin(objects, fp, stream.fileno()):
@@ -280,7 +280,7 @@ def whole_path(objects: ObjectDir, fp: str, tmp: str) -> str:
     Raises:
         CorruptObject: a thin tree that does not rebuild to its fingerprint.
     """
-    from scalems_store.objects.reading import open_stored
+    from scalems_store.objects.files import open_stored
 
     with open_stored(objects, fp) as stream:
         if not is_thin(objects, fp, stream.fileno()):
@@ -311,7 +311,7 @@ def expanded_file(objects: ObjectDir, fp: str, tmp: str) -> Iterator[str]:
     Raises:
         CorruptObject: a thin tree that does not expand to its fingerprint.
     """
-    from scalems_store.objects.reading import matches, open_stored
+    from scalems_store.objects.files import matches, open_stored
 
     stream = open_stored(objects, fp)
     if not is_thin(objects, fp, stream.fileno()):
