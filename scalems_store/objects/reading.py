@@ -12,7 +12,7 @@ import contextlib
 import io
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, BinaryIO
 
 from scalems_store.core.errors import CorruptObject, InvalidPath, StoreError
@@ -70,41 +70,38 @@ def write_to(objects: ObjectDir, fp: str, out: IO[bytes]) -> int:
             matches(fp, hash_bytes(data))
             out.write(data)
             return len(data)
-        out.flush()
-        rewind = _rewinder(out)
-        try:
+        with _taken_back(out, f"the {size} bytes"):
             _write_hashing(stream, fp, size, out)
-        except CorruptObject as exc:
-            if rewind is None:
-                raise CorruptObject(
-                    f"{exc}; the {size} bytes already written to the output are not its "
-                    "content: discard them"
-                ) from None
-            rewind()
-            raise
-        except BaseException:
-            if rewind is not None:
-                rewind()
-            raise
     return size
 
 
 def _write_expanded(stream: thin.Expanded, fp: str, out: IO[bytes]) -> int:
     """Write a thin tree's whole archive to *out* as it is rebuilt and hashed; taken back
     as :func:`write_to` says if it turns out corrupt."""
-    out.flush()
-    rewind = _rewinder(out)
     size = stream.size
-    try:
+    with _taken_back(out, "the bytes"):
         hasher = new_hasher(size)
         for chunk in stream.chunks():
             hasher.update(chunk)
             out.write(chunk)
         matches(fp, hasher.hexdigest())
+    return size
+
+
+@contextlib.contextmanager
+def _taken_back(out: IO[bytes], written: str) -> Iterator[None]:
+    """Take back what the block writes to *out* if it fails (see :func:`write_to`): a
+    regular file or another seekable stream is truncated back to where it stood; where
+    that cannot be done, a corrupt object's error says that *written* already written are
+    not its content."""
+    out.flush()
+    rewind = _rewinder(out)
+    try:
+        yield
     except CorruptObject as exc:
         if rewind is None:
             raise CorruptObject(
-                f"{exc}; the bytes already written to the output are not its content: discard them"
+                f"{exc}; {written} already written to the output are not its content: discard them"
             ) from None
         rewind()
         raise
@@ -112,7 +109,6 @@ def _write_expanded(stream: thin.Expanded, fp: str, out: IO[bytes]) -> int:
         if rewind is not None:
             rewind()
         raise
-    return size
 
 
 def _write_hashing(stream: BinaryIO, fp: str, size: int, out: IO[bytes]) -> None:

@@ -352,12 +352,31 @@ def test_large_blob_written_to_a_stream(store: FileStore, big: tuple[Path, bytes
 
 
 def test_corrupt_large_blob_written_to_a_stream(store: FileStore, big: tuple[Path, bytes]) -> None:
-    """A stream cannot be taken back: the corruption is reported once the bytes are out."""
+    """A corrupt object found while it is written out: a file is truncated back to where it
+    stood; a pipe cannot be taken back, and the error says the bytes sent are not the
+    object's."""
     path, data = big
     fp = store.add_file(path)
     flip_byte(store, fp, len(data) // 2)
-    with open(path.parent / "out", "wb") as out, pytest.raises(CorruptObject):
+    with open(path.parent / "out", "wb") as out, pytest.raises(CorruptObject) as caught:
+        out.write(b"kept")
         store.write_to(fp, out)
+    assert "discard" not in str(caught.value)
+    assert (path.parent / "out").read_bytes() == b"kept"
+    reader, writer = os.pipe()
+    drained = threading.Thread(target=_drain, args=(reader,))
+    drained.start()
+    try:
+        with open(writer, "wb") as out, pytest.raises(CorruptObject, match="discard them"):
+            store.write_to(fp, out)
+    finally:
+        drained.join()
+        os.close(reader)
+
+
+def _drain(fd: int) -> None:
+    while os.read(fd, 1 << 20):
+        pass
 
 
 def test_get_into_a_closed_pipe_is_quiet(store: FileStore, big: tuple[Path, bytes]) -> None:
