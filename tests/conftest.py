@@ -118,6 +118,31 @@ def loopback_cluster(workers: int) -> Any:
     )
 
 
+def loopback_parsl_config(run_dir: Path, **htex: Any) -> Any:
+    """A Parsl ``Config`` of one local block of a ``HighThroughputExecutor`` ("htex") with 2
+    workers on 127.0.0.1, its run directory *run_dir*; *htex* adds to the executor's
+    settings (skips without Parsl)."""
+    pytest.importorskip("parsl")
+    from parsl.config import Config
+    from parsl.executors import HighThroughputExecutor
+    from parsl.providers import LocalProvider
+
+    return Config(
+        executors=[
+            HighThroughputExecutor(
+                label="htex",
+                address="127.0.0.1",
+                loopback_address="127.0.0.1",
+                max_workers_per_node=2,
+                provider=LocalProvider(init_blocks=1, max_blocks=1),
+                **htex,
+            )
+        ],
+        run_dir=str(run_dir),
+        initialize_logging=False,  # Parsl leaves its log file open otherwise
+    )
+
+
 def require(missing: str | None) -> None:
     """Skip with the reason when a part the machine lacks is missing; under .ci/run
     (``SCALEMS_CI=1``), where nothing may skip, fail instead."""

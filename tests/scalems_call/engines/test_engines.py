@@ -19,7 +19,7 @@ from scalems_call.execution import cache as call_cache
 from scalems_call.execution import launch
 from scalems_store import FileStore
 from scalems_store.core.errors import StoreNotFound
-from tests.conftest import local_file, loopback_cluster
+from tests.conftest import local_file, loopback_cluster, loopback_parsl_config
 from tests.scalems_call import funcs
 
 
@@ -150,26 +150,9 @@ def test_dask_local_cluster(store: FileStore, tmp_path: Path) -> None:
 
 def test_parsl_htex_loopback(store: FileStore, tmp_path: Path) -> None:
     """20 calls as Parsl apps on a HighThroughputExecutor with a LocalProvider on 127.0.0.1."""
-    pytest.importorskip("parsl")
-    from parsl.config import Config
-    from parsl.executors import HighThroughputExecutor
-    from parsl.providers import LocalProvider
-
     from scalems_call.engines.executors import run_many_parsl
 
-    config = Config(
-        executors=[
-            HighThroughputExecutor(
-                label="htex",
-                address="127.0.0.1",
-                loopback_address="127.0.0.1",
-                max_workers_per_node=2,
-                provider=LocalProvider(init_blocks=1, max_blocks=1),
-            )
-        ],
-        run_dir=str(tmp_path / "runinfo"),
-        initialize_logging=False,  # Parsl leaves its log file open otherwise
-    )
+    config = loopback_parsl_config(tmp_path / "runinfo")
     ledger = tmp_path / "ledger"
     fps = twenty_calls(store, ledger)
     import parsl

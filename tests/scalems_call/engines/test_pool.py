@@ -24,7 +24,7 @@ from scalems_call.engines.pool import WorkerLost, WorkerPool
 from scalems_call.engines.schedule import Engine, Outcome, Submit, run_graph
 from scalems_store import FileStore
 from scalems_store.store.lease import lease_dir, read_holder
-from tests.conftest import loopback_cluster
+from tests.conftest import loopback_cluster, loopback_parsl_config
 from tests.scalems_call import funcs
 
 
@@ -42,10 +42,16 @@ def first_runner(store: FileStore, fps: list[str], skip: set[int]) -> tuple[str,
 
 
 def run_in_thread(
-    store: FileStore, fps: list[str], executor: Executor | Engine, submit: Submit | None = None
+    store: FileStore,
+    fps: list[str],
+    executor: Executor | Engine,
+    submit: Submit | None = None,
+    *,
+    leases: bool = True,
 ) -> tuple[threading.Thread, dict[str, Outcome], list[str]]:
     """Run *fps* on *executor* (left open; or an engine, which makes one) in a thread; the
-    outcomes and the retries logged."""
+    outcomes and the retries logged. *leases*: as :func:`run_graph` takes it (false where
+    the runners take their leases in stores of their own)."""
     outcomes: dict[str, Outcome] = {}
     retries: list[str] = []
 
@@ -63,6 +69,7 @@ def run_in_thread(
                 submit=submit or pool_submit(store, None),
                 retries=2,
                 log=retries.append,
+                leases=leases,
             )
         )
 
@@ -158,25 +165,8 @@ def test_parsl_worker_lost_costs_only_its_call(store: FileStore, tmp_path: Path)
     """Parsl (a HighThroughputExecutor, one local block of 2 workers): a worker killed by
     its lease's PID fails only its call, with Parsl's WorkerLost; that call is retried
     once, the queued calls keep their retries, and every call succeeds."""
-    pytest.importorskip("parsl")
-    from parsl.config import Config
-    from parsl.executors import HighThroughputExecutor
-    from parsl.providers import LocalProvider
-
-    config = Config(
-        executors=[
-            HighThroughputExecutor(
-                label="htex",
-                address="127.0.0.1",
-                loopback_address="127.0.0.1",
-                max_workers_per_node=2,
-                heartbeat_period=1,  # the block's watchdog looks for dead workers this often
-                provider=LocalProvider(init_blocks=1, max_blocks=1),
-            )
-        ],
-        run_dir=str(tmp_path / "runinfo"),
-        initialize_logging=False,  # Parsl leaves its log file open otherwise
-    )
+    # the block's watchdog looks for dead workers every heartbeat_period
+    config = loopback_parsl_config(tmp_path / "runinfo", heartbeat_period=1)
     fps = [pack(funcs.sleep, (0.5 + i / 1000,), store=store) for i in range(6)]
     engine = parsl_engine(store, config)
     thread, outcomes, retries = run_in_thread(store, fps, engine, parsl_submit(None))

@@ -3,12 +3,8 @@ costs only its call, which is run again (and fetched again) on another worker.""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import threading
-from collections.abc import Iterator
-from concurrent.futures import Executor
 from pathlib import Path
 
 import pytest
@@ -16,36 +12,12 @@ import pytest
 from scalems_call import pack
 from scalems_call.engines.executors import default_executor, remote_submit
 from scalems_call.engines.pool import WorkerPool
-from scalems_call.engines.schedule import Outcome, Submit, run_graph
 from scalems_call.execution.remote import where_for
 from scalems_store import FileStore
 from scalems_store.remote import settings, sync
 from tests.conftest import MakeStore
 from tests.scalems_call import funcs
-from tests.scalems_call.engines.test_pool import first_runner
-
-
-def run_in_thread(
-    store: FileStore, fps: list[str], executor: Executor, submit: Submit
-) -> tuple[threading.Thread, dict[str, Outcome], list[str]]:
-    """Run *fps* on *executor* (left open) in a thread, the runners' leases in stores of
-    their own; the outcomes and the retries logged."""
-    outcomes: dict[str, Outcome] = {}
-    retries: list[str] = []
-
-    @contextlib.contextmanager
-    def given() -> Iterator[Executor]:
-        yield executor
-
-    def go() -> None:
-        found = run_graph(
-            store, fps, engine=given, submit=submit, retries=2, log=retries.append, leases=False
-        )
-        outcomes.update(found)
-
-    thread = threading.Thread(target=go)
-    thread.start()
-    return thread, outcomes, retries
+from tests.scalems_call.engines.test_pool import first_runner, run_in_thread
 
 
 def test_a_killed_worker_under_a_remote_costs_only_its_call(
@@ -67,7 +39,7 @@ def test_a_killed_worker_under_a_remote_costs_only_its_call(
     assert isinstance(pool, WorkerPool)
     try:
         submit = remote_submit("pool", client, where, None, None)
-        thread, outcomes, retries = run_in_thread(client, fps, pool, submit)
+        thread, outcomes, retries = run_in_thread(client, fps, pool, submit, leases=False)
         victim, pid = first_runner(worker, fps, set())
         os.kill(pid, signal.SIGKILL)
         thread.join(120)
