@@ -212,18 +212,11 @@ def copy_hashing(
         fingerprint (the content is stored already), the copy stops early and
         *complete* is False: *dst* then holds only part of the bytes.
     """
-    import mmap
-
-    try:
-        mapping = mmap.mmap(src, size, prot=mmap.PROT_READ)
-    except (OSError, ValueError):
-        return _copy_hashing_read(src, dst, size, hasher, progress), True
     import threading
 
-    with mapping:
-        with contextlib.suppress(AttributeError, OSError):
-            mapping.madvise(mmap.MADV_SEQUENTIAL)
-        view = memoryview(mapping)
+    with _mapped(src, size) as view:
+        if view is None:
+            return _copy_hashing_read(src, dst, size, hasher, progress), True
         stop = threading.Event()  # the hash says: no need to copy further
         cancel = threading.Event()  # the copy failed: no need to hash further
 
@@ -261,7 +254,6 @@ def copy_hashing(
             raise
         finally:
             hashing.wait()
-            view.release()
     fp = hashing.result()
     assert fp is not None  # only a cancelled hash has none, and then the copy raised
     return fp, done == size
@@ -295,32 +287,16 @@ def _write_beside_hash(
 ) -> tuple[str, bool]:
     """Write the pages of *src*, mapped, beside their hash (see :func:`_two_sided`);
     read, hash and write in chunks where *src* cannot be mapped."""
-    import mmap
-
-    try:
-        mapping = mmap.mmap(src, size, prot=mmap.PROT_READ)
-    except (OSError, ValueError):
-        return _copy_hashing_read(src, dst, size, hasher, progress), True
-    with mapping:
-        with contextlib.suppress(AttributeError, OSError):
-            mapping.madvise(mmap.MADV_SEQUENTIAL)
-        view = memoryview(mapping)
-
-        def digest(cancel: threading.Event) -> str | None:
-            for offset in range(0, size, COPY_STEP):
-                if cancel.is_set():
-                    return None
-                with view[offset : offset + COPY_STEP] as part:
-                    hasher.update(part)
-            return hasher.hexdigest()
-
-        try:
-            # no view of the mapping may outlive this block, or it cannot be closed
-            return _two_sided(
-                size, lambda start, end: write_span(dst, view, start, end), digest, enough, progress
-            )
-        finally:
-            view.release()
+    with _mapped(src, size) as view:
+        if view is None:
+            return _copy_hashing_read(src, dst, size, hasher, progress), True
+        return _two_sided(
+            size,
+            lambda start, end: write_span(dst, view, start, end),
+            lambda cancel: _hash_steps(view, size, hasher, cancel),
+            enough,
+            progress,
+        )
 
 
 def _two_sided(
@@ -383,22 +359,43 @@ def hash_fd(
 ) -> str | None:
     """Hash the first *size* bytes of the open file *fd* with *hasher*, a step of
     :data:`COPY_STEP` at a time; None if *cancel* was set meanwhile."""
+    with _mapped(fd, size) as view:
+        if view is None:
+            return _copy_hashing_read(fd, None, size, hasher, None)
+        return _hash_steps(view, size, hasher, cancel)
+
+
+def _hash_steps(
+    view: memoryview, size: int, hasher: blake3, cancel: threading.Event | None
+) -> str | None:
+    """Hash the first *size* bytes of *view*, a step of :data:`COPY_STEP` at a time; None
+    if *cancel* was set meanwhile."""
+    for offset in range(0, size, COPY_STEP):
+        if cancel is not None and cancel.is_set():
+            return None
+        with view[offset : offset + COPY_STEP] as part:
+            hasher.update(part)
+    return hasher.hexdigest()
+
+
+@contextlib.contextmanager
+def _mapped(fd: int, size: int) -> Iterator[memoryview | None]:
+    """The first *size* bytes of the open file *fd*, mapped read-only for a sequential
+    read, as a view released (and the mapping closed) when the block ends; None where
+    *fd* cannot be mapped. No slice of the view may outlive the block (an error's
+    traceback would keep one): take slices in ``with`` statements."""
     import mmap
 
     try:
         mapping = mmap.mmap(fd, size, prot=mmap.PROT_READ)
     except (OSError, ValueError):
-        return _copy_hashing_read(fd, None, size, hasher, None)
+        yield None
+        return
     with mapping:
         with contextlib.suppress(AttributeError, OSError):
             mapping.madvise(mmap.MADV_SEQUENTIAL)
         with memoryview(mapping) as view:
-            for offset in range(0, size, COPY_STEP):
-                if cancel is not None and cancel.is_set():
-                    return None
-                with view[offset : offset + COPY_STEP] as part:
-                    hasher.update(part)
-    return hasher.hexdigest()
+            yield view
 
 
 def _copy_hashing_read(
