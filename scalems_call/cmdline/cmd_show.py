@@ -10,7 +10,7 @@ import click
 
 from scalems_call.identity.errors import CallError
 from scalems_call.identity.records import STATUSES
-from scalems_store.cli.shared import echo_json, open_store, parse_duration
+from scalems_store.cli.shared import diff_parameters, echo_json, open_store, parse_duration
 
 if TYPE_CHECKING:
     from scalems_store import FileStore
@@ -128,12 +128,7 @@ def _latest(store: FileStore, fingerprint: str, *, needs: bool) -> tuple[str, di
 
 
 @click.command(name="diff")
-@click.argument("first", metavar="FP[:PATH]")
-@click.argument("second", metavar="FP[:PATH]")
-@click.option(
-    "-p", "--patch", is_flag=True, help="Show the first lines of a unified diff of each text file."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON report (sizes in bytes).")
+@diff_parameters
 @click.pass_context
 def diff_command(ctx: click.Context, first: str, second: str, patch: bool, as_json: bool) -> None:
     """Show what differs between two calls, results, trees or blobs (as scalems-store

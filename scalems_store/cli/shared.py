@@ -54,6 +54,28 @@ class ErrorGroup(click.Group):
         super().add_command(equip(cmd), name)
 
 
+def diff_parameters(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a ``diff`` command what both tools' take: ``FIRST`` and ``SECOND``
+    (``FP[:PATH]``), ``-p/--patch`` and ``--json``."""
+    for decorate in reversed(
+        [
+            click.argument("first", metavar="FP[:PATH]"),
+            click.argument("second", metavar="FP[:PATH]"),
+            click.option(
+                "-p",
+                "--patch",
+                is_flag=True,
+                help="Show the first lines of a unified diff of each text file.",
+            ),
+            click.option(
+                "--json", "as_json", is_flag=True, help="Print a JSON report (sizes in bytes)."
+            ),
+        ]
+    ):
+        command = decorate(command)
+    return command
+
+
 def tool_group(
     prog_name: str, help_text: str, error_roots: tuple[type[Exception], ...] = (StoreError,)
 ) -> ErrorGroup:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from scalems_store.cli.shared import echo_json, open_store
+from scalems_store.cli.shared import diff_parameters, echo_json, open_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,12 +59,7 @@ def ls_tree(ctx: click.Context, fingerprint: str, as_json: bool) -> None:
 
 
 @click.command(name="diff")
-@click.argument("first", metavar="FP[:PATH]")
-@click.argument("second", metavar="FP[:PATH]")
-@click.option(
-    "-p", "--patch", is_flag=True, help="Show the first lines of a unified diff of each text file."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON report (sizes in bytes).")
+@diff_parameters
 @click.pass_context
 def diff(ctx: click.Context, first: str, second: str, patch: bool, as_json: bool) -> None:
     """Show what differs between two trees, blobs, results or calls.
